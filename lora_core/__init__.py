@@ -1,0 +1,20 @@
+"""lora_core: LoRA (Hu et al., 2021) and the paper's baselines, in plain PyTorch.
+
+No Hydra, no I/O beyond adapter files: `from lora_core import apply_lora, LoRAConfig` works in
+any project. See README.md for the formula, defaults and the official code this follows.
+"""
+from .counting import ParamCount, count_parameters
+from .families import FAMILIES, WEIGHT_TYPES, Family, family_of
+from .layers import LoRAEmbedding, LoRALayer, LoRALinear
+from .lora import (LoRAConfig, apply_lora, lora_layers, mark_only_lora_as_trainable,
+                   merge_and_unload, merge_lora, set_trainable_modules, unmerge_lora)
+from .state import (adapter_state_dict, export_peft, import_peft, load_adapter,
+                    read_adapter_config, save_adapter)
+
+__all__ = [
+    "ParamCount", "count_parameters", "FAMILIES", "WEIGHT_TYPES", "Family", "family_of",
+    "LoRAEmbedding", "LoRALayer", "LoRALinear", "LoRAConfig", "apply_lora", "lora_layers",
+    "mark_only_lora_as_trainable", "merge_and_unload", "merge_lora", "set_trainable_modules",
+    "unmerge_lora", "adapter_state_dict", "export_peft", "import_peft", "load_adapter",
+    "read_adapter_config", "save_adapter",
+]

@@ -1,0 +1,34 @@
+"""Parameter counting: trainable and total, on real tensors or on the `meta` device.
+
+Tied weights (GPT-2's lm_head = wte) count once, as `nn.Module.parameters()` yields them once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    trainable: int
+    total: int
+    head: int = 0  # trainable parameters in task heads, which the paper does not count
+
+    @property
+    def trainable_without_head(self) -> int:
+        return self.trainable - self.head
+
+
+def count_parameters(model: nn.Module, head_modules: Iterable[str] = ()) -> ParamCount:
+    """Count parameters; `head_modules` (name suffixes) are reported apart as `head`."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    head_ids: set[int] = set()
+    for suffix in head_modules:
+        for n, m in model.named_modules():
+            if n == suffix or n.endswith("." + suffix):
+                head_ids.update(id(p) for p in m.parameters() if p.requires_grad)
+    head = sum(p.numel() for p in model.parameters() if id(p) in head_ids)
+    return ParamCount(trainable=trainable, total=total, head=head)
