@@ -87,8 +87,9 @@ def _module_plan(block: nn.Module, fam: Family, targets: Mapping[str, int], wher
         if len(ranks) > 1:
             raise ValueError(f"{fam.name} fuses {sorted(slot['ranks'])} into one projection "
                              f"'{path}'; they need one rank, got {slot['ranks']}")
-        mask = slot["mask"]
-        out[path] = (ranks.pop(), None if mask is None or all(mask) else mask)
+        # An all-True mask still means one rank-r update per slice (Wq, Wk, Wv apart),
+        # not one rank-r update over the fused output.
+        out[path] = (ranks.pop(), slot["mask"])
     return out
 
 
