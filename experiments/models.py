@@ -219,3 +219,30 @@ def load_tokenizer(model: str | Mapping | ModelSpec, required: bool = True):
     if required:
         raise ModelUnavailableError(f"no tokenizer for model {spec.name}; tried: {tried}")
     return None
+
+
+# Architecture keys per family for `shrink_spec` (layers, width, heads, MLP width).
+_SHAPE_KEYS = {
+    "gpt2": ("n_layer", "n_embd", "n_head", None),
+    "llama": ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size"),
+}
+_BERT_SHAPE = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
+
+
+def shrink_spec(spec: ModelSpec, layers: int, hidden: int, heads: int) -> ModelSpec:
+    """The same family and vocabulary at a smaller size, for tiny/smoke profiles (random init)."""
+    n_layer, width, n_head, mlp = _SHAPE_KEYS.get(spec.family, _BERT_SHAPE)
+    arch = dict(spec.arch, **{n_layer: layers, width: hidden, n_head: heads})
+    if mlp:
+        arch[mlp] = 4 * hidden
+    if "num_key_value_heads" in arch:
+        arch["num_key_value_heads"] = heads
+    if "pooler_hidden_size" in arch:
+        arch["pooler_hidden_size"] = hidden
+    if "attention_head_size" in arch:
+        arch["attention_head_size"] = hidden // heads
+    return ModelSpec(name=spec.name, family=spec.family, arch=arch,
+                     display_name=f"{spec.display_name or spec.name} shrunk to {layers}x{hidden} "
+                                  "(random init)",
+                     hub_id=spec.hub_id, local_dir=spec.local_dir, package=spec.package,
+                     head=spec.head, extra=dict(spec.extra, shrunk=[layers, hidden, heads]))

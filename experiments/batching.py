@@ -1,0 +1,59 @@
+"""Examples -> token ids -> padded batches, in the official NLG recipe's layout (paper_spec §2.3-2.4).
+
+A generation example is `context + [sep]` followed by `" " + completion + [eos]`; only the
+completion tokens (and the final eos) are training targets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .tasks.base import Example
+
+IGNORE = -100
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool = False
+
+
+def separator_ids(tokenizer) -> tuple[int, int]:
+    """(separator after the context, end of completion): GPT-2's 50256 for both, as the
+    official gpt2_encode.py (--add_bos --add_eos); other models use their eos token too."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError(f"tokenizer {type(tokenizer).__name__} has no eos token: set one")
+    return eos, eos
+
+
+def encode_example(tokenizer, example: Example, seq_len: int) -> Encoded:
+    sep, eos = separator_ids(tokenizer)
+    context = tokenizer.encode(example.context, add_special_tokens=False) + [sep]
+    completion = tokenizer.encode(" " + example.completion, add_special_tokens=False) + [eos]
+    ids = context + completion
+    labels = [IGNORE] * len(context) + completion
+    truncated = len(ids) > seq_len
+    return Encoded(ids[:seq_len], labels[:seq_len], truncated)
+
+
+def encode_examples(tokenizer, examples: Sequence[Example], seq_len: int) -> list[Encoded]:
+    return [encode_example(tokenizer, ex, seq_len) for ex in examples]
+
+
+def collate_causal(items: Sequence[Encoded], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest item (the official code pads with id 0; padding is masked)."""
+    width = max(len(it.input_ids) for it in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, it in enumerate(items):
+        n = len(it.input_ids)
+        ids[row, :n] = torch.tensor(it.input_ids)
+        labels[row, :n] = torch.tensor(it.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,239 @@
+"""The training engine every task uses: AdamW, linear warm-up/decay, a task loss, resumable
+checkpoints, NaN detection, optional torchrun data parallelism.
+
+The loop is deterministic for a seed: epoch e shuffles with seed + e (like the official
+DistributedSampler with set_epoch), so a run resumed from a checkpoint continues exactly as an
+uninterrupted one would.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batching import IGNORE
+
+LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, int]]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the run stops and its record stays incomplete."""
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-6
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0  # used when warmup_steps is 0
+    epochs: int = 1
+    max_steps: int = 0  # > 0 caps the total number of optimizer steps
+    batch_size: int = 8
+    grad_accum: int = 1
+    clip_norm: float = 0.0  # 0 = off, as the official NLG code
+    no_decay_bias_norm: bool = False  # HF Trainer (GLUE) excludes biases and LayerNorms
+    log_every: int = 50
+    save_every: int = 0  # steps between checkpoints (0 = at epoch ends only)
+    seed: int = 1
+
+
+def causal_lm_loss(label_smoothing: float = 0.0) -> LossFn:
+    """Token-level loss over completion tokens, summed over the batch and divided by the token
+    count (+1e-4), with uniform label smoothing over the vocabulary (paper_spec §2.6)."""
+
+    def loss_fn(model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        target = batch["labels"][:, 1:]
+        mask = target != IGNORE
+        logp = F.log_softmax(logits[:, :-1][mask].float(), dim=-1)  # only target positions
+        nll = -logp.gather(-1, target[mask].unsqueeze(-1)).squeeze(-1)
+        per_token = nll if label_smoothing == 0 else (
+            (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1))
+        n = int(mask.sum())
+        return per_token.sum() / (n + 1e-4), n
+    return loss_fn
+
+
+def classification_loss() -> LossFn:
+    """Cross-entropy (or MSE for one label) as the model's own head computes it."""
+
+    def loss_fn(model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]:
+        out = model(**batch)
+        return out.loss, int(batch["attention_mask"].sum())
+    return loss_fn
+
+
+def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
+    """step/warmup during warm-up, then (total - step)/(total - warmup), floored at 0."""
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return step / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters: the method froze everything")
+    if not cfg.no_decay_bias_norm:
+        return [{"params": [p for _, p in params], "weight_decay": cfg.weight_decay}]
+    no_decay = lambda n: n.endswith("bias") or "LayerNorm" in n or "layernorm" in n or "ln_" in n
+    return [{"params": [p for n, p in params if not no_decay(n)], "weight_decay": cfg.weight_decay},
+            {"params": [p for n, p in params if no_decay(n)], "weight_decay": 0.0}]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    wall_s: float
+    tokens_per_s: float
+    history: list[dict] = field(default_factory=list)  # per-epoch: loss, eval metrics
+    resumed_from: int = 0
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """This rank's batches for `epoch`: a seeded shuffle, split across ranks, drop_last."""
+    rank, world = _dist()
+    order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    per_rank = order[rank::world][: (n_items // world)]
+    return [per_rank[i:i + batch_size] for i in range(0, len(per_rank) - batch_size + 1, batch_size)]
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a checkpoint is either the old one or the new one, never half
+
+
+def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict],
+          loss_fn: LossFn, cfg: TrainConfig, checkpoint: Path | None = None,
+          on_step: Callable[[int, dict], None] | None = None,
+          on_epoch_end: Callable[[int, nn.Module], dict] | None = None,
+          device: torch.device | str = "cpu", stop_after_steps: int = 0) -> TrainResult:
+    """Train `model` on `items`; resumes from `checkpoint` when it exists.
+
+    `on_epoch_end(epoch, model)` may return eval metrics, kept in the history (best epoch).
+    `stop_after_steps` stops early without finishing (tests use it to simulate a kill).
+    """
+    rank, world = _dist()
+    torch.manual_seed(cfg.seed)
+    steps_per_epoch = len(epoch_batches(len(items), cfg.batch_size, cfg.seed, 0)) // cfg.grad_accum
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(items)} training items give no full batch of {cfg.batch_size}"
+                         f" x {world} ranks x grad_accum {cfg.grad_accum}")
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total))
+    opt = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, betas=tuple(cfg.betas),
+                            eps=cfg.eps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(warmup, total))
+    wrapped = model
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(model)
+
+    step, history, start_epoch, skip = 0, [], 0, 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, t in state["trainable"].items():
+                params[n].copy_(t)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        step, history = state["step"], state["history"]
+        start_epoch, skip = state["epoch"], state["batch_in_epoch"]
+        print(f"[train] resumed from {checkpoint} at step {step} (epoch {start_epoch + 1})")
+    resumed_from = step
+
+    def save(epoch: int, batch_in_epoch: int) -> None:
+        if checkpoint is not None and rank == 0:
+            _save_checkpoint(checkpoint, {
+                "trainable": trainable_state(model), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "step": step,
+                "history": history, "epoch": epoch, "batch_in_epoch": batch_in_epoch})
+
+    started, tokens = time.perf_counter(), 0
+    model.train()
+    for epoch in range(start_epoch, cfg.epochs):
+        batches = epoch_batches(len(items), cfg.batch_size, cfg.seed, epoch)
+        running, n_loss = 0.0, 0
+        for b in range(skip, len(batches)):
+            if step >= total:
+                break
+            batch = {k: v.to(device) for k, v in collate([items[i] for i in batches[b]]).items()}
+            loss, n_tok = loss_fn(wrapped, batch)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"loss is {loss.item()} at step {step} (epoch {epoch + 1}, batch {b}): "
+                    "lower the learning rate or check the data; the run is not marked complete")
+            (loss / cfg.grad_accum).backward()
+            tokens += int(batch["attention_mask"].sum())
+            running, n_loss = running + loss.item(), n_loss + 1
+            if (b + 1) % cfg.grad_accum:
+                continue
+            if cfg.clip_norm:
+                nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                         cfg.clip_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            if on_step and rank == 0:
+                on_step(step, {"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]})
+            if rank == 0 and cfg.log_every and step % cfg.log_every == 0:
+                rate = tokens / max(1e-9, time.perf_counter() - started)
+                print(f"[train] step {step}/{total} epoch {epoch + 1} loss {running / n_loss:.4f}"
+                      f" lr {sched.get_last_lr()[0]:.2e} {rate:,.0f} tok/s", flush=True)
+            if cfg.save_every and step % cfg.save_every == 0:
+                save(epoch, b + 1)
+            if stop_after_steps and step >= stop_after_steps:
+                return TrainResult(step, time.perf_counter() - started, 0.0, history, resumed_from)
+        skip = 0
+        entry = {"epoch": epoch + 1, "step": step, "train_loss": running / max(1, n_loss)}
+        if on_epoch_end is not None:
+            model.eval()
+            entry.update(on_epoch_end(epoch + 1, model))
+            model.train()
+        history.append(entry)
+        save(epoch + 1, 0)
+        if step >= total:
+            break
+    model.eval()
+    wall = time.perf_counter() - started
+    return TrainResult(step, wall, tokens * world / max(wall, 1e-9), history, resumed_from)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, items: Sequence[Any], collate: Callable, loss_fn: LossFn,
+                  batch_size: int = 8, device: torch.device | str = "cpu") -> float:
+    """Token-weighted mean loss over `items` (the official validation loss)."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(items), batch_size):
+        batch = {k: v.to(device) for k, v in collate(list(items[i:i + batch_size])).items()}
+        loss, n = loss_fn(model, batch)
+        total, count = total + loss.item() * n, count + n
+    return total / max(count, 1)

@@ -1,0 +1,85 @@
+"""What every task shares: the example record, data-file lookup with clear errors, the registry.
+
+A task turns raw files (or the hub) into `Example`s and knows how to score predictions; the
+training engine and decoder never look inside a task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from ..paths import data_dir, shared_dir
+
+
+class DataMissingError(FileNotFoundError):
+    """A dataset file is absent from every place looked at; the message names them all."""
+
+
+@dataclass
+class Example:
+    """One line of a generation task: a source (context) and one reference (completion).
+
+    `group` keys the references of one source (the official decode groups lines by their exact
+    context string); `meta` holds task extras such as WebNLG's seen/unseen flag.
+    """
+
+    context: str
+    completion: str
+    group: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.group = self.group or self.context
+
+
+def data_roots() -> list[Path]:
+    """Where raw data is looked for, in order: the project's data dir, then the shared data."""
+    return [data_dir(), shared_dir() / "data"]
+
+
+def find_data_file(task: str, candidates: Sequence[str], roots: Iterable[Path] | None = None,
+                   hint: str = "") -> Path:
+    """The first of `candidates` (paths relative to <root>/<task>/) that exists."""
+    tried = []
+    for root in roots if roots is not None else data_roots():
+        for rel in candidates:
+            path = Path(root) / task / rel
+            if path.exists():
+                return path
+            tried.append(str(path))
+    raise DataMissingError(f"dataset {task}: none of these files exists:\n  " + "\n  ".join(tried)
+                           + (f"\n{hint}" if hint else "")
+                           + f"\nPut the file in {data_dir() / task} (see data/README.md), set "
+                             "LORA_REPRO_DATA / LORA_REPRO_SHARED, or allow the hub (HF_HUB_OFFLINE=0).")
+
+
+def group_references(examples: Sequence[Example]) -> tuple[list[str], list[list[str]], list[Example]]:
+    """Group lines by source in first-appearance order: (keys, references per key, the last
+    example of each key — whose decoded output the official code keeps)."""
+    refs: dict[str, list[str]] = {}
+    last: dict[str, Example] = {}
+    for ex in examples:
+        refs.setdefault(ex.group, []).append(ex.completion)
+        last[ex.group] = ex
+    keys = list(refs)
+    return keys, [refs[k] for k in keys], [last[k] for k in keys]
+
+
+TaskLoader = Callable[..., list[Example]]
+TASK_LOADERS: dict[str, TaskLoader] = {}
+
+
+def register_task(name: str):
+    def wrap(fn: TaskLoader) -> TaskLoader:
+        TASK_LOADERS[name] = fn
+        return fn
+    return wrap
+
+
+def load_examples(task: str, split: str, limit: int | None = None) -> list[Example]:
+    """The examples of `split`; `limit` keeps the first N lines (and converts only those)."""
+    if task not in TASK_LOADERS:
+        raise ValueError(f"unknown task {task!r}: known tasks are {sorted(TASK_LOADERS)}")
+    examples = TASK_LOADERS[task](split, limit=limit)
+    return examples[:limit] if limit else examples

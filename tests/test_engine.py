@@ -1,0 +1,94 @@
+"""The training engine: the official loss and schedule, resume == uninterrupted, NaN stops."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from experiments.batching import Encoded, collate_causal
+from experiments.engine import (TrainConfig, TrainingDivergedError, causal_lm_loss, epoch_batches,
+                                linear_schedule, train)
+from lora_core import LoRAConfig, apply_lora
+
+from .conftest import tiny_model
+
+
+def items(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        ctx = torch.randint(3, 97, (5,), generator=g).tolist()
+        comp = torch.randint(3, 97, (4,), generator=g).tolist()
+        out.append(Encoded(ctx + comp, [-100] * 5 + comp))
+    return out
+
+
+def test_schedule_matches_official():
+    f = linear_schedule(warmup=500, total=26290)
+    assert f(0) == 0.0 and f(250) == 0.5 and f(500) == 1.0
+    assert f(26290) == 0.0 and f(30000) == 0.0
+    assert math.isclose(f(13395), (26290 - 13395) / (26290 - 500))
+
+
+def test_loss_masks_context_and_smooths_uniformly():
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, input_ids, attention_mask):
+            return type("Out", (), {"logits": self.logits})()
+
+    logits = torch.tensor([[[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    batch = {"input_ids": torch.tensor([[0, 1, 0]]), "attention_mask": torch.ones(1, 3),
+             "labels": torch.tensor([[-100, -100, 0]])}
+    # only position 1 predicts a target (token 0): p = e^2 / (e^2 + 2)
+    logp = torch.log_softmax(torch.tensor([2.0, 0.0, 0.0]), -1)
+    loss, n = causal_lm_loss(0.0)(Fixed(logits), batch)
+    assert n == 1 and math.isclose(loss.item(), -logp[0].item() / (1 + 1e-4), rel_tol=1e-6)
+    smoothed, _ = causal_lm_loss(0.1)(Fixed(logits), batch)
+    expected = 0.9 * -logp[0] + 0.1 * -logp.mean()
+    assert math.isclose(smoothed.item(), expected.item() / (1 + 1e-4), rel_tol=1e-6)
+
+
+def test_epoch_order_is_seeded_and_drops_last():
+    a = epoch_batches(10, 3, seed=1, epoch=0)
+    assert len(a) == 3 and all(len(b) == 3 for b in a)
+    assert a == epoch_batches(10, 3, seed=1, epoch=0) != epoch_batches(10, 3, seed=1, epoch=1)
+
+
+def _lora_gpt2():
+    model = tiny_model("gpt2")
+    apply_lora(model, LoRAConfig(targets={"q": 4, "v": 4}, alpha=8, dropout=0.1))
+    return model
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+    cfg = TrainConfig(lr=1e-2, epochs=2, batch_size=4, warmup_steps=2, log_every=0, save_every=4)
+    data = items()
+    full = _lora_gpt2()
+    train(full, data, collate_causal, causal_lm_loss(0.1), cfg)
+    interrupted = _lora_gpt2()
+    ckpt = tmp_path / "last.pt"
+    train(interrupted, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt,
+          stop_after_steps=5)  # killed after step 5; the last checkpoint is from step 4
+    resumed = _lora_gpt2()
+    result = train(resumed, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt)
+    assert result.resumed_from == 4 and result.steps == 12
+    for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
+        if a.requires_grad:
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_nan_loss_stops_the_run():
+    model = _lora_gpt2()
+    with torch.no_grad():
+        model.transformer.h[0].attn.c_attn.lora_B.fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="not marked complete"):
+        train(model, items(), collate_causal, causal_lm_loss(), TrainConfig(batch_size=4, log_every=0))
+
+
+def test_too_little_data_is_an_error():
+    with pytest.raises(ValueError, match="no full batch"):
+        train(_lora_gpt2(), items(3), collate_causal, causal_lm_loss(), TrainConfig(batch_size=8))
