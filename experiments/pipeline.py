@@ -162,17 +162,21 @@ def run_experiment(cfg: DictConfig) -> Path:
     keys, references, last = (_limit(keys, cfg.data.max_eval_sources),
                               _limit(references, cfg.data.max_eval_sources),
                               _limit(last, cfg.data.max_eval_sources))
-    merge_lora(model)
-    decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
-    started = time.perf_counter()
-    hypotheses = generate_completions(model, tokenizer, [ex.context for ex in last], decode_cfg,
-                                      device=device)
-    decode_wall = time.perf_counter() - started
-    write_official_layout(run_dir, hypotheses, references)
+    if record.get("status") == "decoded":  # resumed after decoding: only scoring is left
+        hypotheses = (run_dir / "predictions.txt").read_text(encoding="utf-8").splitlines()
+    else:
+        merge_lora(model)
+        decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
+        started = time.perf_counter()
+        hypotheses = generate_completions(model, tokenizer, [ex.context for ex in last],
+                                          decode_cfg, device=device)
+        write_official_layout(run_dir, hypotheses, references)
+        record.update({"status": "decoded", "decode": {
+            "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)}})
+        records.write_record(run_dir, record)
     metrics = score_generation(task.name, hypotheses, references, [ex.meta for ex in last])
-    record.update({
-        "metrics": metrics, "decode": {"sources": len(keys), "wall_s": round(decode_wall, 2)},
-        "peak_memory_mb": round(records.peak_memory_mb(), 1), "status": "complete"})
+    record.update({"metrics": metrics, "peak_memory_mb": round(records.peak_memory_mb(), 1),
+                   "status": "complete"})
     records.write_record(run_dir, record)
     tracker.summary(metrics)
     tracker.finish()
