@@ -87,3 +87,24 @@ def test_unknown_task_and_split():
         load_examples("squad", "train")
     with pytest.raises(ValueError, match="choose one of"):
         load_examples("e2e", "dev")
+
+
+@pytest.mark.parametrize("task,split,count,first_label", [
+    ("sst2", "dev", 872, 1), ("mrpc", "train", 3668, 1), ("mrpc", "dev", 408, 1),
+    ("cola", "dev", 1043, 1), ("rte", "dev", 277, 1), ("stsb", "dev", 1500, 5.0),
+    ("qnli", "dev", 5463, 0)])
+def test_glue_counts_and_hf_label_ids(task, split, count, first_label):
+    from experiments.tasks.glue import load_glue
+
+    shared_data_or_skip("data", "glue")
+    examples = load_glue(task, split)
+    assert len(examples) == count and examples[0].label == first_label
+
+
+def test_glue_missing_train_split_says_so(tmp_path, monkeypatch):
+    from experiments.tasks.glue import load_glue
+
+    monkeypatch.setenv("LORA_REPRO_DATA", str(tmp_path))
+    monkeypatch.setenv("LORA_REPRO_SHARED", str(tmp_path))
+    with pytest.raises(DataMissingError, match="not in the offline data"):
+        load_glue("mnli", "train")

@@ -1,0 +1,91 @@
+"""GLUE (Table 2) from the original GLUE tsv files (`<data>/glue/<TASK>/{train,dev}.tsv`).
+
+Each task yields `ClassificationExample`s with HF `glue` label ids (e.g. RTE/QNLI:
+entailment = 0), so metrics and checkpoints agree with the official run_glue.py.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import find_data_file
+
+csv.field_size_limit(sys.maxsize)
+
+
+@dataclass
+class ClassificationExample:
+    text_a: str
+    text_b: str | None
+    label: float | int
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    folder: str
+    columns: tuple[str, str | None, str]  # text_a, text_b, label (names, or indices for CoLA)
+    labels: tuple[str, ...] | None  # label strings in HF id order; None = regression
+    header: bool = True
+    splits: tuple[str, ...] = ("train", "dev")
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels) if self.labels else 1
+
+
+GLUE_TASKS = {
+    "mnli": GlueTask("MNLI", ("sentence1", "sentence2", "gold_label"),
+                     ("entailment", "neutral", "contradiction"),
+                     splits=("train", "dev_matched", "dev_mismatched")),
+    "sst2": GlueTask("SST-2", ("sentence", None, "label"), ("0", "1")),
+    "mrpc": GlueTask("MRPC", ("#1 String", "#2 String", "Quality"), ("0", "1")),
+    "cola": GlueTask("CoLA", ("3", None, "1"), ("0", "1"), header=False),
+    "qnli": GlueTask("QNLI", ("question", "sentence", "label"), ("entailment", "not_entailment")),
+    "qqp": GlueTask("QQP", ("question1", "question2", "is_duplicate"), ("0", "1")),
+    "rte": GlueTask("RTE", ("sentence1", "sentence2", "label"), ("entailment", "not_entailment")),
+    "stsb": GlueTask("STS-B", ("sentence1", "sentence2", "score"), None),
+}
+
+
+def _rows(path: Path, task: GlueTask) -> list[dict]:
+    # utf-8-sig: MRPC's files start with a byte-order mark
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        rows = list(reader)
+    if not task.header:
+        return [{str(i): v for i, v in enumerate(r)} for r in rows if r]
+    head = rows[0]
+    missing = [c for c in task.columns if c is not None and c not in head]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} missing from the header {head}")
+    return [dict(zip(head, r)) for r in rows[1:] if r]
+
+
+def load_glue(task_name: str, split: str, limit: int | None = None) -> list[ClassificationExample]:
+    """Examples of GLUE task `task_name` (mnli, sst2, mrpc, cola, qnli, qqp, rte, stsb)."""
+    if task_name not in GLUE_TASKS:
+        raise ValueError(f"unknown GLUE task {task_name!r}: choose one of {sorted(GLUE_TASKS)}")
+    task = GLUE_TASKS[task_name]
+    if split not in task.splits:
+        raise ValueError(f"GLUE {task_name} split {split!r}: choose one of {list(task.splits)}")
+    path = find_data_file("glue", [f"{task.folder}/{split}.tsv"],
+                          hint="MNLI, QQP and QNLI's train split are not in the offline data "
+                               "(shared/data/README.md)" if task_name in ("mnli", "qqp", "qnli") else "")
+    a, b, y = task.columns
+    out = []
+    for n, row in enumerate(_rows(path, task)):
+        if limit and len(out) >= limit:
+            break
+        raw = row.get(y)
+        if raw is None:
+            raise ValueError(f"{path}: row {n + 1} has no {y!r} field")
+        if task.labels is None:
+            label: float | int = float(raw)
+        elif raw in task.labels:
+            label = task.labels.index(raw)
+        else:
+            raise ValueError(f"{path}: row {n + 1} label {raw!r} not in {task.labels}")
+        out.append(ClassificationExample(row[a], row[b] if b else None, label))
+    return out
