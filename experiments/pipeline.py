@@ -95,6 +95,28 @@ def _save_trained_weights(model, run_dir: Path, results: Path, experiment: str, 
     return {str(f): records.sha256_file(f) for f in files}
 
 
+def _test_sources(cfg):
+    """(keys, references, last example) of each distinct test source, as decoded."""
+    keys, references, last = group_references(load_examples(cfg.task.name, cfg.task.splits.test))
+    n = cfg.data.max_eval_sources
+    return _limit(keys, n), _limit(references, n), _limit(last, n)
+
+
+def score_decoded_run(cfg, run_dir: Path, record: dict) -> Path:
+    """Finish a run whose outputs are decoded but not yet scored (e.g. decoded on a GPU box)."""
+    hypotheses = (run_dir / "predictions.txt").read_text(encoding="utf-8").splitlines()
+    keys, references, last = _test_sources(cfg)
+    if len(hypotheses) != len(keys):
+        raise ValueError(f"{run_dir / 'predictions.txt'} has {len(hypotheses)} lines for "
+                         f"{len(keys)} test sources: decode again (move the run away)")
+    record["metrics"] = score_generation(cfg.task.name, hypotheses, references,
+                                         [ex.meta for ex in last])
+    record["status"] = "complete"
+    records.write_record(run_dir, record)
+    print(f"[run] scored: {record['metrics']}\n[run] record: {run_dir / records.RECORD}")
+    return run_dir / records.RECORD
+
+
 def run_experiment(cfg: DictConfig) -> Path:
     seed = int(cfg.seed)
     device = _device(cfg)
@@ -103,6 +125,8 @@ def run_experiment(cfg: DictConfig) -> Path:
     experiment = cfg.run.name
     run_dir = records.run_directory(results, experiment, seed, new_dir=cfg.run.new_dir)
     previous = records.check_can_start(run_dir, resume=cfg.run.resume) if rank == 0 else None
+    if previous and previous.get("status") == "decoded":
+        return score_decoded_run(cfg, run_dir, previous)
     seed_everything(seed)
 
     spec, loaded = build_model(cfg)
@@ -114,7 +138,6 @@ def run_experiment(cfg: DictConfig) -> Path:
     task = cfg.task
     train_examples = load_examples(task.name, task.splits.train, limit=cfg.data.max_train)
     valid_examples = load_examples(task.name, task.splits.valid, limit=cfg.data.max_valid)
-    test_examples = load_examples(task.name, task.splits.test)
     train_items = encode_examples(tokenizer, train_examples, task.seq_len)
     valid_items = encode_examples(tokenizer, valid_examples, task.seq_len)
     loss_fn = causal_lm_loss(cfg.train.label_smoothing)
@@ -128,7 +151,6 @@ def run_experiment(cfg: DictConfig) -> Path:
         "status": "running", "config": resolved,
         "params": {"trainable": count.trainable, "total": count.total},
         "data": {"train_examples": len(train_examples), "valid_examples": len(valid_examples),
-                 "test_lines": len(test_examples),
                  "truncated_train": sum(it.truncated for it in train_items)},
     }
     record["environment"] = records.environment()
@@ -158,25 +180,20 @@ def run_experiment(cfg: DictConfig) -> Path:
     record["weights"] = _save_trained_weights(model, run_dir, results, experiment, seed)
 
     # Decode each distinct test source once; LoRA merged first (no extra latency, same outputs).
-    keys, references, last = group_references(test_examples)
-    keys, references, last = (_limit(keys, cfg.data.max_eval_sources),
-                              _limit(references, cfg.data.max_eval_sources),
-                              _limit(last, cfg.data.max_eval_sources))
-    if record.get("status") == "decoded":  # resumed after decoding: only scoring is left
-        hypotheses = (run_dir / "predictions.txt").read_text(encoding="utf-8").splitlines()
-    else:
-        merge_lora(model)
-        decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
-        started = time.perf_counter()
-        hypotheses = generate_completions(model, tokenizer, [ex.context for ex in last],
-                                          decode_cfg, device=device)
-        write_official_layout(run_dir, hypotheses, references)
-        record.update({"status": "decoded", "decode": {
-            "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)}})
-        records.write_record(run_dir, record)
+    keys, references, last = _test_sources(cfg)
+    merge_lora(model)
+    decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
+    started = time.perf_counter()
+    hypotheses = generate_completions(model, tokenizer, [ex.context for ex in last],
+                                      decode_cfg, device=device)
+    write_official_layout(run_dir, hypotheses, references)
+    # "decoded" first: if scoring fails (no Java, say), run.resume=true only scores.
+    record.update({"status": "decoded", "decode": {
+        "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)},
+        "peak_memory_mb": round(records.peak_memory_mb(), 1)})
+    records.write_record(run_dir, record)
     metrics = score_generation(task.name, hypotheses, references, [ex.meta for ex in last])
-    record.update({"metrics": metrics, "peak_memory_mb": round(records.peak_memory_mb(), 1),
-                   "status": "complete"})
+    record.update({"metrics": metrics, "status": "complete"})
     records.write_record(run_dir, record)
     tracker.summary(metrics)
     tracker.finish()
