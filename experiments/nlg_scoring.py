@@ -27,14 +27,9 @@ def score_generation(task: str, hypotheses: Sequence[str], references: Sequence[
     if task == "dart":
         return metrics.score_dart(list(hypotheses), [list(r) for r in references])
     if task == "webnlg":
-        out = {}
-        for part, keep in (("A", lambda m: True), ("S", lambda m: m["seen"]),
-                           ("U", lambda m: not m["seen"])):
-            idx = [i for i, m in enumerate(metas) if keep(m)]
-            if not idx:
-                continue
-            scores = metrics.score_webnlg([hypotheses[i] for i in idx],
-                                          [list(references[i]) for i in idx])
-            out.update({f"{name}_{part}": value for name, value in scores.items()})
-        return out
+        splits = metrics.score_webnlg_splits(list(hypotheses), [list(r) for r in references],
+                                             [m["seen"] for m in metas])
+        # flat keys, as Table 14's columns: BLEU_U, BLEU_S, BLEU_A, ...
+        return {f"{name}_{part[0].upper()}": value for part, scores in splits.items()
+                if scores for name, value in scores.items()}
     raise ValueError(f"no generation scorer for task {task!r}")

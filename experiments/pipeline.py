@@ -92,7 +92,8 @@ def _save_trained_weights(model, run_dir: Path, results: Path, experiment: str, 
         files = [where / "trainable.safetensors"]
         # tied weights (GPT-2's lm_head = wte) appear once as parameters, so no sharing here
         save_file(tensors, str(files[0]))
-    return {str(f): records.sha256_file(f) for f in files}
+    return {str(f.relative_to(results) if f.is_relative_to(results) else f): records.sha256_file(f)
+            for f in files}
 
 
 def _test_sources(cfg):
