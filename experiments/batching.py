@@ -57,3 +57,29 @@ def collate_causal(items: Sequence[Encoded], pad_id: int = 0) -> dict[str, torch
         labels[row, :n] = torch.tensor(it.labels)
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def encode_pairs(tokenizer, examples, max_len: int) -> list[dict]:
+    """GLUE-style (text_a, text_b) -> token ids with the model's own special tokens, truncated
+    to max_len (the official run_glue.py pads to max_length; we pad per batch: same result
+    under the attention mask, much less work)."""
+    out = []
+    for ex in examples:
+        enc = tokenizer(ex.text_a, ex.text_b, truncation=True, max_length=max_len)
+        enc = {k: list(v) for k, v in enc.items()}
+        enc["labels"] = ex.label
+        out.append(enc)
+    return out
+
+
+def collate_pairs(items: Sequence[dict], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    width = max(len(it["input_ids"]) for it in items)
+    batch = {}
+    for key in items[0]:
+        if key == "labels":
+            dtype = torch.float if isinstance(items[0]["labels"], float) else torch.long
+            batch["labels"] = torch.tensor([it["labels"] for it in items], dtype=dtype)
+            continue
+        fill = pad_id if key == "input_ids" else 0
+        batch[key] = torch.tensor([it[key] + [fill] * (width - len(it[key])) for it in items])
+    return batch

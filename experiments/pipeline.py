@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lora_core import apply_method, count_parameters, merge_lora, save_adapter
+from lora_core import apply_method, count_parameters, save_adapter
 
 from . import records
-from .batching import collate_causal, encode_examples
-from .decode import DecodeConfig, generate_completions
-from .engine import TrainConfig, causal_lm_loss, evaluate_loss, train
+from .engine import TrainConfig, train
+from .jobs import GenerationJob, job_num_labels, make_job, present_heads
 from .models import load_model, model_spec, shrink_spec
-from .nlg_scoring import score_generation, write_official_layout
-from .tasks import group_references, load_examples
 from .tracking import make_tracker
 
 # Adapter files above this size stay out of git (results/weights/, hash in the record).
@@ -51,22 +47,20 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return 0, 1
 
 
-def build_model(cfg):
-    """The model of cfg.model at cfg.model.init, shrunk when the profile asks for it."""
+def build_model(cfg, num_labels: int | None = None):
+    """The model of cfg.model at cfg.model.init, shrunk when the profile asks for it; with a
+    classification head of `num_labels` for classification tasks."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     init = model_cfg.pop("init", "pretrained")
     shrink = model_cfg.pop("shrink", None)
     spec = model_spec(model_cfg)
     if shrink:
         spec = shrink_spec(spec, **shrink)
-    loaded = load_model(spec, init=init, seed=cfg.seed)
+    head = "sequence_classification" if num_labels else "causal_lm"
+    loaded = load_model(spec, init=init, seed=cfg.seed, head=head, num_labels=num_labels)
     if loaded.tokenizer is None:
-        raise ValueError(f"no tokenizer for model {spec.name}: generation tasks need one")
+        raise ValueError(f"no tokenizer for model {spec.name}: every task needs one")
     return spec, loaded
-
-
-def _limit(items: list, n) -> list:
-    return items if not n else items[: int(n)]
 
 
 def _method_params(cfg) -> tuple[str, dict]:
@@ -96,28 +90,6 @@ def _save_trained_weights(model, run_dir: Path, results: Path, experiment: str, 
             for f in files}
 
 
-def _test_sources(cfg):
-    """(keys, references, last example) of each distinct test source, as decoded."""
-    keys, references, last = group_references(load_examples(cfg.task.name, cfg.task.splits.test))
-    n = cfg.data.max_eval_sources
-    return _limit(keys, n), _limit(references, n), _limit(last, n)
-
-
-def score_decoded_run(cfg, run_dir: Path, record: dict) -> Path:
-    """Finish a run whose outputs are decoded but not yet scored (e.g. decoded on a GPU box)."""
-    hypotheses = (run_dir / "predictions.txt").read_text(encoding="utf-8").splitlines()
-    keys, references, last = _test_sources(cfg)
-    if len(hypotheses) != len(keys):
-        raise ValueError(f"{run_dir / 'predictions.txt'} has {len(hypotheses)} lines for "
-                         f"{len(keys)} test sources: decode again (move the run away)")
-    record["metrics"] = score_generation(cfg.task.name, hypotheses, references,
-                                         [ex.meta for ex in last])
-    record["status"] = "complete"
-    records.write_record(run_dir, record)
-    print(f"[run] scored: {record['metrics']}\n[run] record: {run_dir / records.RECORD}")
-    return run_dir / records.RECORD
-
-
 def run_experiment(cfg: DictConfig) -> Path:
     seed = int(cfg.seed)
     device = _device(cfg)
@@ -127,32 +99,25 @@ def run_experiment(cfg: DictConfig) -> Path:
     run_dir = records.run_directory(results, experiment, seed, new_dir=cfg.run.new_dir)
     previous = records.check_can_start(run_dir, resume=cfg.run.resume) if rank == 0 else None
     if previous and previous.get("status") == "decoded":
-        return score_decoded_run(cfg, run_dir, previous)
+        return GenerationJob.score_decoded_run(cfg, run_dir, previous)
     seed_everything(seed)
 
-    spec, loaded = build_model(cfg)
+    spec, loaded = build_model(cfg, num_labels=job_num_labels(cfg))
     model, tokenizer = loaded.model.to(device), loaded.tokenizer
     method, method_params = _method_params(cfg)
-    apply_method(model, method, family=spec.family, **method_params)
+    heads = present_heads(model, spec.family) if cfg.task.kind == "classification" else []
+    apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
     count = count_parameters(model)
 
-    task = cfg.task
-    train_examples = load_examples(task.name, task.splits.train, limit=cfg.data.max_train)
-    valid_examples = load_examples(task.name, task.splits.valid, limit=cfg.data.max_valid)
-    train_items = encode_examples(tokenizer, train_examples, task.seq_len)
-    valid_items = encode_examples(tokenizer, valid_examples, task.seq_len)
-    loss_fn = causal_lm_loss(cfg.train.label_smoothing)
-    collate = lambda items: collate_causal(items, pad_id=0)
-
+    job = make_job(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     record = previous or {
         "experiment": experiment, "table": cfg.run.table, "row": cfg.run.row,
         "model": spec.name, "model_display": spec.display_name, "model_source": loaded.source,
-        "method": method, "task": task.name, "profile": cfg.profile.name, "seed": seed,
+        "method": method, "task": cfg.task.name, "profile": cfg.profile.name, "seed": seed,
         "status": "running", "config": resolved,
         "params": {"trainable": count.trainable, "total": count.total},
-        "data": {"train_examples": len(train_examples), "valid_examples": len(valid_examples),
-                 "truncated_train": sum(it.truncated for it in train_items)},
+        "data": job.data_summary(),
     }
     record["environment"] = records.environment()
     if rank == 0:
@@ -161,17 +126,13 @@ def run_experiment(cfg: DictConfig) -> Path:
                            project=f"table{cfg.run.table}", group=str(cfg.run.row),
                            name=f"seed{seed}", config=resolved, directory=results / "wandb")
 
-    def on_epoch_end(epoch: int, m) -> dict:
-        return {"valid_loss": evaluate_loss(m, valid_items, collate, loss_fn,
-                                            cfg.train.batch_size, device)}
-
     train_cfg = TrainConfig(**{k: v for k, v in OmegaConf.to_container(cfg.train).items()
                                if k in TrainConfig.__dataclass_fields__}, seed=seed)
-    print(f"[run] {experiment} seed {seed}: {spec.name} + {method} on {task.name} "
-          f"({len(train_items)} train lines, {count.trainable:,} trainable) -> {run_dir}")
-    result = train(model, train_items, collate, loss_fn, train_cfg,
+    print(f"[run] {experiment} seed {seed}: {spec.name} + {method} on {cfg.task.name} "
+          f"({len(job.train_items)} train items, {count.trainable:,} trainable) -> {run_dir}")
+    result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
                    checkpoint=run_dir / "checkpoints" / "last.pt", on_step=tracker.log,
-                   on_epoch_end=on_epoch_end, device=device)
+                   on_epoch_end=job.on_epoch_end, device=device)
     if rank != 0:
         torch.distributed.barrier()
         return run_dir / records.RECORD
@@ -180,22 +141,7 @@ def run_experiment(cfg: DictConfig) -> Path:
                        "resumed_from_step": result.resumed_from}
     record["weights"] = _save_trained_weights(model, run_dir, results, experiment, seed)
 
-    # Decode each distinct test source once; LoRA merged first (no extra latency, same outputs).
-    keys, references, last = _test_sources(cfg)
-    merge_lora(model)
-    decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
-    started = time.perf_counter()
-    hypotheses = generate_completions(model, tokenizer, [ex.context for ex in last],
-                                      decode_cfg, device=device)
-    write_official_layout(run_dir, hypotheses, references)
-    # "decoded" first: if scoring fails (no Java, say), run.resume=true only scores.
-    record.update({"status": "decoded", "decode": {
-        "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)},
-        "peak_memory_mb": round(records.peak_memory_mb(), 1)})
-    records.write_record(run_dir, record)
-    metrics = score_generation(task.name, hypotheses, references, [ex.meta for ex in last])
-    record.update({"metrics": metrics, "status": "complete"})
-    records.write_record(run_dir, record)
+    metrics = job.finish(model, run_dir, record, result.history)
     tracker.summary(metrics)
     tracker.finish()
     if world > 1:

@@ -1,0 +1,170 @@
+"""What differs between task kinds inside one run: data encoding, loss, per-epoch evaluation and
+the final outputs. `GenerationJob` (E2E, WebNLG, DART: beam search then the official scorers)
+and `ClassificationJob` (GLUE: dev metrics every epoch, the paper's best epoch).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from lora_core import FAMILIES, merge_lora
+
+from . import records
+from .batching import collate_causal, collate_pairs, encode_examples, encode_pairs
+from .decode import DecodeConfig, generate_completions
+from .engine import causal_lm_loss, classification_loss, evaluate_loss
+from .nlg_scoring import score_generation, write_official_layout
+from .tasks import group_references, load_examples
+from .tasks.glue import GLUE_TASKS, load_glue
+
+# The metric each GLUE task is reported with in Table 2 (paper_spec §3.5).
+GLUE_MAIN_METRIC = {"cola": "matthews_correlation", "stsb": "pearson"}
+
+
+def _limit(items: list, n) -> list:
+    return items if not n else items[: int(n)]
+
+
+def job_num_labels(cfg) -> int | None:
+    if cfg.task.kind != "classification":
+        return None
+    return GLUE_TASKS[cfg.task.name].num_labels
+
+
+def present_heads(model: nn.Module, family: str) -> list[str]:
+    """The family's task-head modules that exist in this model (trained, not counted)."""
+    names = [n for n, _ in model.named_modules()]
+    return [h for h in FAMILIES[family].heads
+            if any(n == h or n.endswith("." + h) for n in names)]
+
+
+def make_job(cfg, tokenizer, device):
+    kinds = {"generation": GenerationJob, "classification": ClassificationJob}
+    if cfg.task.kind not in kinds:
+        raise ValueError(f"task.kind={cfg.task.kind!r}: choose one of {sorted(kinds)}")
+    return kinds[cfg.task.kind](cfg, tokenizer, device)
+
+
+class GenerationJob:
+    """Causal-LM training on context/completion lines; beam search and scoring at the end."""
+
+    def __init__(self, cfg, tokenizer, device):
+        self.cfg, self.tokenizer, self.device = cfg, tokenizer, device
+        task = cfg.task
+        self.train_examples = load_examples(task.name, task.splits.train, limit=cfg.data.max_train)
+        self.valid_examples = load_examples(task.name, task.splits.valid, limit=cfg.data.max_valid)
+        self.train_items = encode_examples(tokenizer, self.train_examples, task.seq_len)
+        self.valid_items = encode_examples(tokenizer, self.valid_examples, task.seq_len)
+        self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
+
+    @staticmethod
+    def collate(items):
+        return collate_causal(items, pad_id=0)
+
+    def data_summary(self) -> dict:
+        return {"train_examples": len(self.train_examples),
+                "valid_examples": len(self.valid_examples),
+                "truncated_train": sum(it.truncated for it in self.train_items)}
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:
+        return {"valid_loss": evaluate_loss(model, self.valid_items, self.collate, self.loss_fn,
+                                            self.cfg.train.batch_size, self.device)}
+
+    @staticmethod
+    def test_sources(cfg):
+        """(keys, references, last example) of each distinct test source, as decoded."""
+        keys, refs, last = group_references(load_examples(cfg.task.name, cfg.task.splits.test))
+        n = cfg.data.max_eval_sources
+        return _limit(keys, n), _limit(refs, n), _limit(last, n)
+
+    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
+        """Decode each distinct test source once (LoRA merged: same outputs, no extra latency)."""
+        keys, references, last = self.test_sources(self.cfg)
+        merge_lora(model)
+        decode_cfg = DecodeConfig(**OmegaConf.to_container(self.cfg.decode, resolve=True))
+        started = time.perf_counter()
+        hypotheses = generate_completions(model, self.tokenizer, [ex.context for ex in last],
+                                          decode_cfg, device=self.device)
+        write_official_layout(run_dir, hypotheses, references)
+        # "decoded" first: if scoring fails (no Java, say), run.resume=true only scores.
+        record.update({"status": "decoded", "decode": {
+            "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)},
+            "peak_memory_mb": round(records.peak_memory_mb(), 1)})
+        records.write_record(run_dir, record)
+        return score_generation(self.cfg.task.name, hypotheses, references,
+                                [ex.meta for ex in last])
+
+    @classmethod
+    def score_decoded_run(cls, cfg, run_dir: Path, record: dict) -> Path:
+        """Finish a run whose outputs are decoded but not scored (e.g. decoded on a GPU box)."""
+        hypotheses = (run_dir / "predictions.txt").read_text(encoding="utf-8").splitlines()
+        keys, references, last = cls.test_sources(cfg)
+        if len(hypotheses) != len(keys):
+            raise ValueError(f"{run_dir / 'predictions.txt'} has {len(hypotheses)} lines for "
+                             f"{len(keys)} test sources: decode again (move the run away)")
+        record["metrics"] = score_generation(cfg.task.name, hypotheses, references,
+                                             [ex.meta for ex in last])
+        record["status"] = "complete"
+        records.write_record(run_dir, record)
+        print(f"[run] scored: {record['metrics']}\n[run] record: {run_dir / records.RECORD}")
+        return run_dir / records.RECORD
+
+
+class ClassificationJob:
+    """GLUE: pairs -> head logits; dev metrics after every epoch; the best epoch is reported
+    (App. D: each seed at its best epoch), the last one kept beside it."""
+
+    def __init__(self, cfg, tokenizer, device):
+        self.cfg, self.tokenizer, self.device = cfg, tokenizer, device
+        self.name = cfg.task.name
+        self.main_metric = GLUE_MAIN_METRIC.get(self.name, "accuracy")
+        self.train_examples = load_glue(self.name, cfg.task.splits.train, limit=cfg.data.max_train)
+        self.eval_splits = {split: load_glue(self.name, split, limit=cfg.data.max_valid)
+                            for split in cfg.task.splits.eval}
+        self.train_items = encode_pairs(tokenizer, self.train_examples, cfg.task.seq_len)
+        self.eval_items = {s: encode_pairs(tokenizer, ex, cfg.task.seq_len)
+                           for s, ex in self.eval_splits.items()}
+        self.loss_fn = classification_loss()
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    def collate(self, items):
+        return collate_pairs(items, pad_id=self.pad_id)
+
+    def data_summary(self) -> dict:
+        return {"train_examples": len(self.train_examples),
+                "eval_examples": {s: len(e) for s, e in self.eval_splits.items()},
+                "truncated_train": sum(len(it["input_ids"]) >= self.cfg.task.seq_len
+                                       for it in self.train_items)}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, items: list) -> list:
+        model.eval()
+        preds = []
+        for i in range(0, len(items), 64):
+            batch = {k: v.to(self.device) for k, v in self.collate(items[i:i + 64]).items()
+                     if k != "labels"}
+            logits = model(**batch).logits
+            preds += (logits.squeeze(-1) if logits.shape[-1] == 1 else logits.argmax(-1)).tolist()
+        return preds
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:
+        from .metrics import score_glue
+
+        out = {}
+        for split, items in self.eval_items.items():
+            scores = score_glue(self.name, self.predict(model, items), [it["labels"] for it in items])
+            out.update({f"{split}/{k}": v for k, v in scores.items()})
+        return out
+
+    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
+        first_split = self.cfg.task.splits.eval[0]
+        key = f"{first_split}/{self.main_metric}"
+        best = max(history, key=lambda h: h[key])
+        record["best_epoch"] = best["epoch"]
+        record["metrics_last_epoch"] = {k: v for k, v in history[-1].items() if "/" in k}
+        record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
+        return {k: v for k, v in best.items() if "/" in k}
