@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lora_core import apply_method, count_parameters, save_adapter
+from lora_core import apply_method, count_parameters, init_from_adapter, save_adapter
 
 from . import records
 from .engine import TrainConfig, train
@@ -107,6 +107,7 @@ def run_experiment(cfg: DictConfig) -> Path:
     method, method_params = _method_params(cfg)
     heads = present_heads(model, spec.family) if cfg.task.kind == "classification" else []
     apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
+    init_note = init_from_adapter(model, cfg.init_from) if cfg.get("init_from") else None
     count = count_parameters(model)
 
     job = make_job(cfg, tokenizer, device)
@@ -117,7 +118,7 @@ def run_experiment(cfg: DictConfig) -> Path:
         "method": method, "task": cfg.task.name, "profile": cfg.profile.name, "seed": seed,
         "status": "running", "config": resolved,
         "params": {"trainable": count.trainable, "total": count.total},
-        "data": job.data_summary(),
+        "data": job.data_summary(), "init_from": init_note,
     }
     record["environment"] = records.environment()
     if rank == 0:

@@ -9,7 +9,7 @@ from .layers import LoRAEmbedding, LoRALayer, LoRALinear
 from .methods import METHODS, apply_method, register_method
 from .lora import (LoRAConfig, apply_lora, lora_layers, mark_only_lora_as_trainable,
                    merge_and_unload, merge_lora, set_trainable_modules, unmerge_lora)
-from .state import (adapter_state_dict, export_peft, import_peft, load_adapter,
+from .state import (adapter_state_dict, export_peft, import_peft, init_from_adapter, load_adapter,
                     read_adapter_config, save_adapter)
 
 __all__ = [
@@ -17,5 +17,5 @@ __all__ = [
     "LoRAEmbedding", "LoRALayer", "LoRALinear", "LoRAConfig", "apply_lora", "lora_layers",
     "mark_only_lora_as_trainable", "merge_and_unload", "merge_lora", "set_trainable_modules",
     "unmerge_lora", "adapter_state_dict", "export_peft", "import_peft", "load_adapter",
-    "read_adapter_config", "save_adapter", "METHODS", "apply_method", "register_method",
+    "read_adapter_config", "save_adapter", "init_from_adapter", "METHODS", "apply_method", "register_method",
 ]

@@ -177,3 +177,34 @@ def import_peft(model: nn.Module, directory: str | Path, family: str | None = No
     renamed = {by_peft.get(k, k): v for k, v in tensors.items()}
     _copy_strict(model, renamed, expected, str(directory))
     return config
+
+
+def init_from_adapter(model: nn.Module, directory: str | Path) -> dict:
+    """Start `model` (LoRA already applied) from another run's adapter, as the official GLUE
+    runs start MRPC/RTE/STS-B from the MNLI LoRA checkpoint: every LoRA tensor must fit; a head
+    with any tensor of another shape (another label count) is skipped whole, so it starts
+    fresh, as the official fork's pre-load hook drops the classifier. Returns what happened."""
+    path = Path(directory) / ADAPTER_WEIGHTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run the experiment it comes from first "
+                                "(e.g. the MNLI row of the same table and seed)")
+    tensors = load_file(str(path))
+    params = dict(model.named_parameters())
+    for name, value in tensors.items():
+        if name not in params:
+            raise ValueError(f"{path}: {name} has no place in this model (another family?)")
+        if "lora_" in name and params[name].shape != value.shape:
+            raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, this model "
+                             f"{tuple(params[name].shape)}: the ranks differ")
+    missing = [n for n in params if "lora_" in n and n not in tensors]
+    if missing:
+        raise ValueError(f"{path} lacks LoRA tensors {missing[:3]}: the adapted modules differ")
+    # A head (top-level module, e.g. `classifier`) loads only if all its tensors fit.
+    misfit = {n.split(".")[0] for n, v in tensors.items()
+              if "lora_" not in n and params[n].shape != v.shape}
+    skipped = sorted(n for n in tensors if "lora_" not in n and n.split(".")[0] in misfit)
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if name not in skipped:
+                params[name].copy_(value)
+    return {"from": str(directory), "loaded": len(tensors) - len(skipped), "skipped_head": skipped}

@@ -224,3 +224,37 @@ def test_counts_work_on_meta():
     count = count_parameters(model)
     assert count.trainable == 2 * (8 * 32 + 64 * 4)
     assert model.transformer.h[0].attn.c_attn.lora_A.is_meta
+
+
+def test_init_from_mnli_adapter_reinitialises_a_head_of_other_size(tmp_path):
+    import transformers as T
+    from lora_core import init_from_adapter
+
+    def roberta(labels):
+        torch.manual_seed(0)
+        return T.RobertaForSequenceClassification(T.RobertaConfig(
+            num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+            vocab_size=97, max_position_embeddings=70, num_labels=labels)).eval()
+
+    mnli = roberta(3)
+    config = LoRAConfig(targets={"q": 4, "v": 4}, alpha=8, trainable_modules=["classifier"])
+    apply_lora(mnli, config)
+    train_step(mnli, tiny_batch())
+    save_adapter(mnli, config, tmp_path / "mnli")
+    rte = roberta(2)
+    apply_lora(rte, config)
+    fresh_head = rte.classifier.dense.weight.clone()
+    note = init_from_adapter(rte, tmp_path / "mnli")
+    assert sorted(note["skipped_head"]) == ["classifier.dense.bias", "classifier.dense.weight",
+                                            "classifier.out_proj.bias", "classifier.out_proj.weight"]
+    a = rte.roberta.encoder.layer[1].attention.self.query
+    b = mnli.roberta.encoder.layer[1].attention.self.query
+    torch.testing.assert_close(a.lora_B, b.lora_B)
+    torch.testing.assert_close(rte.classifier.dense.weight, fresh_head)  # the head starts fresh
+    same_size = roberta(3)
+    apply_lora(same_size, config)
+    assert init_from_adapter(same_size, tmp_path / "mnli")["skipped_head"] == []
+    other_rank = roberta(2)
+    apply_lora(other_rank, LoRAConfig(targets={"q": 2, "v": 2}, trainable_modules=["classifier"]))
+    with pytest.raises(ValueError, match="ranks differ"):
+        init_from_adapter(other_rank, tmp_path / "mnli")
