@@ -1,0 +1,97 @@
+"""Writes conf/experiment/table2/<row>/<task>.yaml for every Table 2 row from the per-task
+hyper-parameters of the official scripts (paper_spec §3.4), one place for all of them.
+
+Run `python scripts/make_glue_configs.py` after editing the tables below; the YAML files are
+committed so that Hydra and the tests see them without this script.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "conf" / "experiment" / "table2"
+TASKS = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
+MNLI_INIT = {"mrpc", "rte", "stsb"}  # started from the MNLI LoRA run in the non-† rows
+
+
+def columns(batch, epochs, lr, seq, **extra):
+    """Per-task values in Table 2's column order (MNLI, SST-2, MRPC, CoLA, QNLI, QQP, RTE, STS-B)."""
+    def expand(v):
+        return v if isinstance(v, list) else [v] * len(TASKS)
+    keys = dict(batch=batch, epochs=epochs, lr=lr, seq=seq, **extra)
+    return {t: {k: expand(v)[i] for k, v in keys.items()} for i, t in enumerate(TASKS)}
+
+
+ROWS = {
+    "roberta_base_lora": dict(
+        model="roberta_base", row="RoB-base LoRA", mnli_init=True,
+        method="lora", method_args="{targets: {q: 8, v: 8}, alpha: 16, dropout: 0.0}",
+        note="alpha 16 as the scripts (Table 9 prints 8; the released checkpoint needs 16)",
+        per_task=columns(batch=[16, 16, 16, 32, 32, 16, 32, 16], epochs=[30, 60, 30, 80, 25, 25, 80, 40],
+                         lr=[5e-4, 5e-4, 4e-4, 4e-4, 4e-4, 5e-4, 5e-4, 4e-4], seq=512)),
+    "roberta_large_lora": dict(
+        model="roberta_large", row="RoB-large LoRA", mnli_init=True,
+        method="lora", method_args="{targets: {q: 8, v: 8}, alpha: 16, dropout: 0.0}",
+        note="the scripts' values; Table 9 differs for SST-2 (batch 4, seq 128), CoLA (lr 2e-4) "
+             "and STS-B (batch 8, lr 2e-4, 30 epochs, seq 512)",
+        per_task=columns(batch=[4, 8, 4, 4, 4, 4, 8, 4], epochs=[10, 10, 20, 20, 10, 20, 20, 10],
+                         lr=[3e-4, 4e-4, 3e-4, 3e-4, 2e-4, 3e-4, 4e-4, 3e-4],
+                         seq=[128, 512, 512, 128, 512, 512, 512, 128])),
+    "roberta_large_lora_dagger": dict(
+        model="roberta_large", row="RoB-large LoRA †", mnli_init=False,
+        method="lora", method_args="{targets: {q: 8, v: 8}, alpha: 16, dropout: 0.0}",
+        note="† setup (Houlsby-like): seq 128, batch 4 for all tasks, every task from pretrained",
+        per_task=columns(batch=4, epochs=[10, 10, 20, 20, 10, 20, 20, 10],
+                         lr=[3e-4, 4e-4, 3e-4, 2e-4, 2e-4, 3e-4, 4e-4, 2e-4], seq=128)),
+    "deberta_xxl_lora": dict(
+        model="deberta_v2_xxl", row="DeB-XXL LoRA", mnli_init=True,
+        method="lora", method_args="{targets: {q: 16, v: 16}, alpha: 32, dropout: 0.0}",
+        note="r=16, alpha 32 as the scripts (Table 10 prints r=8, alpha 8; 4.7M needs r=16); "
+             "CoLA lr 1.3e-4 and RTE 2.6e-4 as the scripts (Table 10: 1e-4, 2e-4)",
+        per_task=columns(batch=[8, 8, 32, 4, 6, 8, 4, 4], epochs=[5, 16, 30, 10, 8, 11, 11, 10],
+                         lr=[1e-4, 6e-5, 2e-4, 1.3e-4, 1e-4, 1e-4, 2.6e-4, 2e-4],
+                         seq=[256, 128, 128, 64, 512, 320, 320, 128],
+                         warmup_steps=[1000, 1000, 0, 100, 500, 10000, 50, 100],
+                         warmup_ratio=[0, 0, 0.1, 0, 0, 0, 0, 0],
+                         weight_decay=[0, 0.01, 0.01, 0, 0.01, 0.01, 0.01, 0.1],
+                         cls_dropout=[0.15, 0, 0, 0.1, 0.1, 0.2, 0.2, 0.2])),
+    "roberta_base_ft": dict(
+        model="roberta_base", row="RoB-base FT*", mnli_init=False, method="ft",
+        note="the paper cites this row (Liu et al., 2019); its recipe is not in the paper: "
+             "LoRA's batch/epochs with a full-fine-tuning lr of 2e-5",
+        per_task=columns(batch=[16, 16, 16, 32, 32, 16, 32, 16], epochs=10, lr=2e-5, seq=512)),
+}
+
+
+def render(name: str, spec: dict, task: str) -> str:
+    v = spec["per_task"][task]
+    lines = ["# @package _global_",
+             f"# Table 2, {spec['row']}, {task}: {spec['note']}.",
+             "# Batch sizes are the paper's per-task values used as the global batch (the scripts",
+             "# pass them per device on 8 GPUs; paper_spec §3.1 leaves the semantics open).",
+             "defaults:", f"  - override /model: {spec['model']}", f"  - override /method: {spec['method']}",
+             f"  - override /task: {task}", "  - override /train: glue", "run:",
+             f"  name: table2/{name}/{task}", "  table: 2", f"  row: \"{spec['row']}\"",
+             *([f"method: {spec['method_args']}"] if spec.get("method_args") else []),
+             "train:", f"  lr: {v['lr']}", f"  batch_size: {v['batch']}", f"  epochs: {v['epochs']}"]
+    for key in ("warmup_steps", "warmup_ratio", "weight_decay"):
+        if key in v:
+            lines.append(f"  {key}: {v[key]}")
+    lines += ["task:", f"  seq_len: {v['seq']}"]
+    if "cls_dropout" in v:
+        lines += ["model:", "  arch:", f"    cls_dropout: {v['cls_dropout']}"]
+    if spec["mnli_init"] and task in MNLI_INIT:
+        lines.append(f"init_from: ${{paths.results}}/runs/table2/{name}/mnli/seed${{seed}}/adapter")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    for name, spec in ROWS.items():
+        folder = OUT / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for task in TASKS:
+            (folder / f"{task}.yaml").write_text(render(name, spec, task))
+    print(f"wrote {len(ROWS) * len(TASKS)} files under {OUT}")
+
+
+if __name__ == "__main__":
+    main()
