@@ -1,23 +1,21 @@
 """The paper's reported numbers, as data: `experiments/paper/tableN.yaml` and `figureN.yaml`.
-Owns loading and checking those files and reading a printed cell ("67.3±.6") into numbers.
-
-Each table file holds the printed strings exactly as paper_spec §1 gives them, so every cell is
-traceable (`PaperCell.source`). A table file says:
-  table, title, source       the table number, a title and where the numbers come from
-  task                       the record task of every column (a column may name its own)
-  statistic                  the paper's statistic over seeds: mean or median
-  best_epoch                 true (each column's metric picks each seed's epoch), {by: METRIC}
-                             (one metric picks the epoch for every column) or false (last epoch)
-  columns                    key, label, metric (a record key, or a list: the first present),
-                             task, scale (record value x scale = the paper's scale), decimals,
-                             better (higher | lower); kind: params (the # trainable column,
-                             record_key under `params`, default trainable) or mean_of (of: keys)
-  rows                       row (the id records name in their `row` field; † kept, * not),
-                             cited (*), dagger (†), model, method, params, cells (one printed
-                             string per column except params, in column order)
-  standins                   extra rows of ours (stand-in models) -> the paper row they face
-  notes                      the paper's caveats, printed under the table
-"""
+Owns loading and checking those files and reading a printed cell ("67.3±.6") into numbers."""
+# Each table file holds the printed strings exactly as paper_spec §1 gives them, so every cell
+# is traceable (`PaperCell.source`). A table file says:
+#   table, title, source   the table number, a title and where the numbers come from
+#   task                   the record task of every column (a column may name its own)
+#   statistic              the paper's statistic over seeds: mean or median
+#   best_epoch             true (each column's metric picks each seed's epoch), {by: METRIC}
+#                          (one metric picks the epoch for every column) or false (last epoch)
+#   columns                key, label, metric (a record key, or a list: the first present),
+#                          task, scale (record value x scale = the paper's scale), decimals,
+#                          better (higher | lower); kind: params (the # trainable column,
+#                          record_key under `params`, default trainable) or mean_of (of: keys)
+#   rows                   row (the id records name in their `row` field; † kept, * not),
+#                          cited (*), dagger (†), model, method, params, cells (one printed
+#                          string per column except params, in column order)
+#   standins               extra rows of ours (stand-in models) -> the paper row they face
+#   notes                  the paper's caveats, printed under the table
 from __future__ import annotations
 
 import re
