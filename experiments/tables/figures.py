@@ -69,7 +69,7 @@ def plot_panels(path: Path, title: str, panels: list[Panel], notes: list[str] = 
         ax.set_ylabel(panel.ylabel)
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="best")  # least overlap with our points
     fig.suptitle(title)
     for i, note in enumerate(notes):
         fig.text(0.5, 0.02 + 0.04 * i, note, ha="center", va="bottom", fontsize=10,
