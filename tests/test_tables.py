@@ -359,3 +359,17 @@ def test_table_of_a_record_is_its_experiment_prefix_or_field(scanned):
     assert tables == {8: 10, 3: 4, 2: 3}
     standin = next(r for r in records if r.data["experiment"] == "mnli_smollm2/ft")
     assert standin.table == 8   # no table prefix: the record's `table` field places it
+
+
+def test_wandb_payload_rows(scanned):
+    """What the W&B summary run logs besides the shown table: one line per (row, column)."""
+    from experiments.tables.dashboard import LONG_COLUMNS, long_rows
+
+    lines = [dict(zip(LONG_COLUMNS, line)) for line in long_rows(built(8, scanned))]
+    assert len(lines) == 4 * 2
+    mnli = next(l for l in lines if l["row"] == "GPT-3 fine-tuned" and l["profile"] == "paper"
+                and l["column"] == "MNLI-m")
+    assert mnli["ours"] == pytest.approx(88.4667, abs=1e-4) and mnli["paper"] == 89.5
+    assert mnli["n"] == 3 and mnli["diff"] == pytest.approx(-1.0333, abs=1e-4)
+    missing = next(l for l in lines if l["row"] == "GPT-3 few-shot" and l["column"] == "RTE")
+    assert missing["ours"] is None and missing["diff"] is None and missing["paper"] == 69.0
