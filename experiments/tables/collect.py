@@ -1,0 +1,129 @@
+"""Reading run records for the tables: every `record.json` under `<results>/runs`, accepted
+(complete, with the fields a table needs) or skipped with its path and the reason."""
+from __future__ import annotations
+
+# Nothing is averaged from a record that is unreadable, unfinished or ambiguous about its
+# table; it is reported instead, by path, so that a missing cell can be explained.
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..records import RECORD
+
+REQUIRED = ("experiment", "row", "model", "profile", "seed", "status")
+_SEED_DIR = re.compile(r"^seed(\d+)(?:-(\d+))?$")
+_TABLE_DIR = re.compile(r"^table(\d+)$")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str                 # relative to the results directory
+    reason: str
+    table: int | None         # the table it would have fed, where that can be told
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    path: str                 # relative to the results directory
+    data: dict
+    table: int | None
+    rerun: int                # 1 for seed<k>/, N for seed<k>-N/
+
+    @property
+    def row(self) -> str:
+        return str(self.data["row"])
+
+    @property
+    def profile(self) -> str:
+        return str(self.data["profile"])
+
+    @property
+    def model(self) -> str:
+        return str(self.data["model"])
+
+    @property
+    def model_display(self) -> str:
+        return str(self.data.get("model_display") or self.data["model"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.data["seed"])
+
+    @property
+    def task(self) -> str:
+        return str(self.data.get("task") or "").lower()
+
+
+def is_number(value) -> bool:
+    """A usable metric value: a real number, not a bool, None or NaN (e.g. an uncomputed METEOR)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def table_from_experiment(experiment: str) -> int | None:
+    """`table3/gpt2_m_lora` -> 3; stand-ins such as `e2e_smollm2/lora` name no table."""
+    m = _TABLE_DIR.match(str(experiment).split("/", 1)[0])
+    return int(m.group(1)) if m else None
+
+
+def _table_field(value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"its `table` field {value!r} is not a table number") from None
+
+
+def _rerun_index(path: Path) -> int:
+    m = _SEED_DIR.match(path.parent.name)
+    return int(m.group(2)) if m and m.group(2) else 1
+
+
+def read_one(path: Path, results: Path) -> RunRecord | Skipped:
+    rel = path.relative_to(results).as_posix()
+    # Where the record cannot be parsed, its directory still says which table it belonged to.
+    parts = path.relative_to(results / "runs").parts
+    guessed = table_from_experiment(parts[0]) if len(parts) > 1 else None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return Skipped(rel, f"not valid JSON ({err})", guessed)
+    except OSError as err:
+        return Skipped(rel, f"unreadable ({err})", guessed)
+    if not isinstance(data, dict):
+        return Skipped(rel, f"not a run record (a JSON {type(data).__name__}, not an object)",
+                       guessed)
+    from_name = table_from_experiment(data.get("experiment", ""))
+    try:
+        from_field = _table_field(data.get("table"))
+    except ValueError as err:
+        return Skipped(rel, str(err), from_name or guessed)
+    if from_name is not None and from_field is not None and from_name != from_field:
+        return Skipped(rel, f"experiment {data['experiment']!r} says Table {from_name} but its "
+                            f"`table` field says {from_field}", from_name)
+    table = from_name if from_name is not None else from_field
+    missing = [k for k in REQUIRED if data.get(k) is None or data.get(k) == ""]
+    if missing:
+        return Skipped(rel, f"lacks {', '.join(missing)}", table)
+    if data["status"] != "complete":
+        return Skipped(rel, f"status {data['status']!r}, not complete", table)
+    if not isinstance(data.get("metrics"), dict):
+        return Skipped(rel, "complete but holds no `metrics` object", table)
+    return RunRecord(rel, data, table, _rerun_index(path))
+
+
+def scan(results: Path) -> tuple[list[RunRecord], list[Skipped]]:
+    """Every record under `<results>/runs`, in path order: (accepted, skipped)."""
+    results = Path(results)
+    runs = results / "runs"
+    accepted, skipped = [], []
+    if not runs.is_dir():
+        return accepted, skipped
+    for path in sorted(runs.rglob(RECORD)):
+        found = read_one(path, results)
+        (accepted if isinstance(found, RunRecord) else skipped).append(found)
+    return accepted, skipped
