@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test params clean-venv
+.PHONY: setup demo test params tables figure2 clean-venv
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,14 @@ test: setup
 
 params: setup
 	$(PY) -m experiments.params
+
+# Tables and figures rebuilt from the run records under results/runs (never trains).
+tables: setup
+	$(PY) -m experiments.tables all
+table%: setup
+	$(PY) -m experiments.tables table=$*
+figure2: setup
+	$(PY) -m experiments.tables figure=2
 
 clean-venv:
 	rm -rf $(VENV)

@@ -108,7 +108,7 @@ def run_experiment(cfg: DictConfig) -> Path:
     heads = present_heads(model, spec.family) if cfg.task.kind == "classification" else []
     apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
     init_note = init_from_adapter(model, cfg.init_from) if cfg.get("init_from") else None
-    count = count_parameters(model)
+    count = count_parameters(model, head_modules=heads)
 
     job = make_job(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -117,7 +117,9 @@ def run_experiment(cfg: DictConfig) -> Path:
         "model": spec.name, "model_display": spec.display_name, "model_source": loaded.source,
         "method": method, "task": cfg.task.name, "profile": cfg.profile.name, "seed": seed,
         "status": "running", "config": resolved,
-        "params": {"trainable": count.trainable, "total": count.total},
+        # the paper counts neither heads nor classifier layers (issue #16): both are kept
+        "params": {"trainable": count.trainable, "total": count.total, "head": count.head,
+                   "trainable_without_head": count.trainable_without_head},
         "data": job.data_summary(), "init_from": init_note,
     }
     record["environment"] = records.environment()
