@@ -2,6 +2,7 @@
 Owns normalise_label and score_mnli_generation."""
 from __future__ import annotations
 
+import numbers
 import string
 from typing import Sequence
 
@@ -28,7 +29,7 @@ def score_mnli_generation(
         raise MetricInputError(f"label words must be distinct non-empty words, got {list(label_words)}")
     correct = unrecognised = 0
     for i, (pred, gold) in enumerate(zip(preds, labels)):
-        if isinstance(gold, (int,)) and not isinstance(gold, bool):
+        if isinstance(gold, numbers.Integral) and not isinstance(gold, bool):
             if not 0 <= gold < len(words):
                 raise MetricInputError(f"label {i} is id {gold}, outside 0..{len(words) - 1}")
             gold_word = words[gold]
