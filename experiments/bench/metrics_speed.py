@@ -8,6 +8,8 @@ Three timings of ours, because METEOR's JVM spends ~6 s loading its paraphrase t
   the fair comparison with the official CLI, which is also a fresh process);
 - inprocess_cold: score_e2e(keep_java=False) in a warm Python process (both JVMs started per call);
 - inprocess_warm: score_e2e() with its kept METEOR JVM (repeated scoring in one process).
+Also meteor_jar_only: the METEOR 1.5 jar alone (start, load its tables, score the pre-tokenised set),
+the floor for any cold run that uses the official jar once.
 With --official, the official `measure_scores.py` (tuetschek/e2e-metrics checkout, Perl mteval path,
 its default) is timed the same way and its printed scores are compared with ours at 4 decimals.
 """
@@ -29,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from experiments.metrics import score_e2e  # noqa: E402
 from experiments.metrics._io import read_grouped_refs, read_lines, shared_dir  # noqa: E402
-from experiments.metrics.java import close_java  # noqa: E402
+from experiments.metrics.java import Meteor, close_java, start_ptb_tokenizer  # noqa: E402
 
 CASE = "drop_third_word"  # a realistic, imperfect system output
 
@@ -93,6 +95,19 @@ def main() -> None:
     times, warm_scores = timed(lambda: score_e2e(hyps, refs), args.repeats)
     report["timings_s"]["inprocess_warm"] = {"runs": times, "median": statistics.median(times)}
     close_java()
+    tokens = start_ptb_tokenizer(hyps + [r for g in refs for r in g]).result()
+    tok_hyps, rest = tokens[: len(hyps)], iter(tokens[len(hyps):])
+    tok_refs = [[next(rest) for _ in g] for g in refs]
+
+    def meteor_only():
+        meteor = Meteor()
+        try:
+            return meteor.score(tok_hyps, tok_refs)[0]
+        finally:
+            meteor.close()
+
+    times, _ = timed(meteor_only, args.repeats)
+    report["timings_s"]["meteor_jar_only"] = {"runs": times, "median": statistics.median(times)}
     report["scores"] = ours
     report["scores_identical_cold_warm"] = ours == warm_scores
 
@@ -107,6 +122,8 @@ def main() -> None:
         times, official = timed(run_official, args.repeats)
         median = statistics.median(times)
         report["timings_s"]["official_cli"] = {"runs": times, "median": median}
+        report["official"] = {"path": str(official_dir), "command": "python measure_scores.py REFS HYP",
+                              "note": "tuetschek/e2e-metrics at its defaults (Perl mteval-v13a for BLEU/NIST)"}
         report["official_scores_printed"] = official
         report["identical_at_4_decimals"] = all(round(ours[m], 4) == official[m] for m in official)
         report["speedup_vs_official"] = {
