@@ -1,0 +1,189 @@
+"""The two Java tools behind the official scorers, each started once: Stanford PTBTokenizer 3.4.1 and METEOR 1.5.
+Owns finding Java, the one-call PTB tokenisation (punctuation dropped as MS-COCO does) and a pipelined METEOR."""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from ._io import MetricInputError
+
+JAVA_HINT = (
+    "Java is needed for METEOR and the PTB tokenizer (E2E METEOR/ROUGE-L/CIDEr, WebNLG/DART METEOR) "
+    "but no `java` was found on PATH; install a JRE, e.g. `apt-get install openjdk-17-jre-headless`"
+)
+
+# Characters that Java's line readers or the PTB lexer take as a line break: one inside a sentence
+# would shift every later line. The official wrapper only replaces '\n'; where these occur its
+# output is misaligned (broken), so mapping them to a space changes nothing that was right.
+_JAVA_BREAKS = re.compile("[\r\n\x0b\x0c\x85\u2028\u2029]")
+
+
+def _pycocoevalcap_dir() -> Path:
+    try:
+        # a namespace package (no __init__), so locate it through a module that has a file
+        from pycocoevalcap.tokenizer import ptbtokenizer
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise MetricInputError("pycocoevalcap==1.2 is not installed (pip install pycocoevalcap==1.2)") from None
+    return Path(ptbtokenizer.__file__).resolve().parent.parent
+
+
+def java_executable() -> str:
+    """Path of `java`, or MetricInputError saying how to install it (never a silent 0)."""
+    java = shutil.which("java")
+    if java is None:
+        raise MetricInputError(JAVA_HINT)
+    return java
+
+
+def start_ptb_tokenizer(sentences: Sequence[str]) -> "PTBJob":
+    """Start one PTBTokenizer JVM on all sentences; call .result() for the token strings."""
+    return PTBJob(sentences)
+
+
+class PTBJob:
+    """PTBTokenizer `-preserveLines -lowerCase` over every sentence at once, punctuation tokens
+    dropped exactly as pycocoevalcap's PTBTokenizer does (it spawns one JVM per call; the
+    official E2E scorer calls it twice, we call it once for hypotheses and references together:
+    with -preserveLines each line is tokenised on its own, so the result is the same)."""
+
+    def __init__(self, sentences: Sequence[str]):
+        from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS, STANFORD_CORENLP_3_4_1_JAR
+
+        self._punct = set(PUNCTUATIONS)
+        self._n = len(sentences)
+        jar = _pycocoevalcap_dir() / "tokenizer" / STANFORD_CORENLP_3_4_1_JAR
+        java = java_executable()
+        self._dir = tempfile.mkdtemp(prefix="lora-repro-ptb-")
+        path = os.path.join(self._dir, "sentences.txt")
+        text = "\n".join(_JAVA_BREAKS.sub(" ", s) for s in sentences)
+        with open(path, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+        self._proc = subprocess.Popen(
+            # C1-only JIT and serial GC: same tokens, a third of the CPU, left to METEOR's JVM
+            [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", str(jar),
+             "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase", path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+
+    def result(self) -> list[str]:
+        out, err = self._proc.communicate()
+        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._proc.returncode != 0:
+            raise RuntimeError(f"PTBTokenizer failed (exit {self._proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+        lines = out.decode("utf-8").split("\n")
+        # The tokenizer ends its output with a newline; an empty last sentence yields no line at all.
+        lines = (lines + [""] * self._n)[: self._n]
+        return [" ".join(w for w in line.rstrip().split(" ") if w not in self._punct) for line in lines]
+
+
+class Meteor:
+    """METEOR 1.5 (`-l en -norm`, plus `-r N` implied by the references given) in one JVM.
+
+    Same protocol as pycocoevalcap's Meteor wrapper (SCORE lines give per-segment statistics, one
+    EVAL line over all of them gives the corpus score from summed statistics), but the SCORE lines
+    are written by a thread while the answers are read, instead of one round trip per segment.
+    """
+
+    def __init__(self):
+        from pycocoevalcap.meteor.meteor import METEOR_JAR
+
+        java = java_executable()
+        meteor_dir = _pycocoevalcap_dir() / "meteor"
+        # the same JVM options as pycocoevalcap's wrapper
+        self._proc = subprocess.Popen(
+            [java, "-jar", "-Xmx2G", METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"],
+            cwd=str(meteor_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        self._lock = threading.Lock()
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    @staticmethod
+    def _score_line(hyp: str, refs: Sequence[str]) -> str:
+        # Same sanitising as pycocoevalcap's _stat: '|||' is the field separator.
+        hyp = hyp.replace("|||", "").replace("  ", " ")
+        return " ||| ".join(("SCORE", " ||| ".join(refs), hyp))
+
+    def _write(self, lines: list[str], errors: list) -> None:
+        try:
+            for line in lines:
+                self._proc.stdin.write(line.encode("utf-8") + b"\n")
+            self._proc.stdin.flush()
+        except Exception as exc:  # surfaced by the reader
+            errors.append(exc)
+
+    def _readline(self) -> str:
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError("METEOR (java) stopped unexpectedly")
+        return line.decode("utf-8").strip()
+
+    def score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
+        """Corpus METEOR and the per-segment scores."""
+        with self._lock:
+            return self._score(hyps, refs)
+
+    def _score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
+        lines = [self._score_line(h, r) for h, r in zip(hyps, refs)]
+        errors: list = []
+        writer = threading.Thread(target=self._write, args=(lines, errors), daemon=True)
+        writer.start()
+        stats = [self._readline() for _ in lines]
+        writer.join()
+        if errors:
+            raise RuntimeError(f"writing to METEOR failed: {errors[0]}")
+        eval_line = "EVAL ||| " + " ||| ".join(stats)
+        self._proc.stdin.write(eval_line.encode("utf-8") + b"\n")
+        self._proc.stdin.flush()
+        seg_scores = [float(self._readline()) for _ in lines]
+        return float(self._readline()), seg_scores
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            self._proc.kill()
+        self._proc.wait()
+
+    def __enter__(self) -> "Meteor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_shared: Meteor | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_meteor() -> Meteor:
+    """A METEOR JVM kept for the life of the process: loading its paraphrase table takes ~6 s
+    and ~1 GB, so repeated scoring (every epoch, every case) pays it once. Ended at exit or by
+    close_java()."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or not _shared.alive():
+            _shared = Meteor()
+        return _shared
+
+
+def close_java() -> None:
+    """End the kept METEOR JVM, if any."""
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.close()
+            _shared = None
+
+
+atexit.register(close_java)
