@@ -145,6 +145,8 @@ def run_experiment(cfg: DictConfig) -> Path:
     record["weights"] = _save_trained_weights(model, run_dir, results, experiment, seed)
 
     metrics = job.finish(model, run_dir, record, result.history)
+    record.update({"metrics": metrics, "status": "complete"})
+    records.write_record(run_dir, record)
     tracker.summary(metrics)
     tracker.finish()
     if world > 1:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
-import transformers as T
-
+# Before transformers / huggingface_hub are imported: they read these once, at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import transformers as T  # noqa: E402
 
 TINY = {
     "gpt2": lambda: T.GPT2LMHeadModel(T.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=97,
