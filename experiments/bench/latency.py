@@ -407,12 +407,13 @@ def main(argv: list[str] | None = None) -> Path:
               "environment": environment(device, base),
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     record.update(_previous(out / "bench" / "latency.json", record))
-    if args.part in ("all", "table1"):
-        record["table1"] = run_table1(base, grid, device, vocab)
-    if args.part in ("all", "figure5"):
-        record["figure5"] = run_figure5(base, grid, device, vocab)
-    record["wall_s"] = round(time.perf_counter() - started, 1)
-    for path in write_outputs(record, out):
+    parts = [p for p in ("table1", "figure5") if args.part in ("all", p)]
+    for part in parts:
+        record[part] = (run_table1 if part == "table1" else run_figure5)(base, grid, device, vocab)
+        record["wall_s"] = round(time.perf_counter() - started, 1)
+        # written after each part, so a run cut short keeps what it measured
+        written = write_outputs(record, out)
+    for path in written:
         print(f"[latency] wrote {path}")
     for cell in record.get("table1", {}).get("cells", []):
         ratio = cell["results"]["lora_merged"]["mean_ms"] / cell["results"]["base"]["mean_ms"]
