@@ -1,7 +1,9 @@
 """The trainable-parameter table: every parameter-count row of the paper, computed on `meta`.
 
 `python -m experiments.params` prints it and writes results/tables/params.{md,csv}: our
-count from the shipped model configs, the paper's figure, the difference, and why they differ.
+count from the shipped model configs, the paper's figure, the difference, and why they differ;
+rows the paper cited from earlier work (* in its tables) are flagged, and settings the paper
+does not state carry how we derived them.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class ParamRow:
     total: int
     paper: str | None
     note: str = ""
+    cited: bool = False  # the paper copied this row from earlier work (* in its tables)
+    derived: str = ""  # how a setting the paper does not state was chosen
 
     @property
     def paper_value(self) -> float | None:
@@ -73,7 +77,8 @@ def compute_row(entry: dict) -> ParamRow:
     count = count_parameters(built.model, head_modules=present)
     return ParamRow(table=str(entry["table"]), row=entry["row"], model=entry["model"],
                     ours=count.trainable_without_head, head=count.head, total=count.total,
-                    paper=entry.get("paper"), note=entry.get("note", ""))
+                    paper=entry.get("paper"), note=entry.get("note", ""),
+                    cited=bool(entry.get("cited", False)), derived=entry.get("derived", ""))
 
 
 def compute_rows(rows_file: Path = ROWS_FILE) -> list[ParamRow]:
@@ -90,31 +95,41 @@ def _fmt_diff(row: ParamRow) -> str:
 
 def _verdict(row: ParamRow) -> str:
     if row.matches is None:
-        return "stand-in (no paper figure)"
+        return "stand-in (no paper figure)" if row.table == "stand-in" else "no paper figure"
     return "matches at printed precision" if row.matches else "DIFFERS"
+
+
+def _note(row: ParamRow) -> str:
+    parts = [row.note] if row.note else []
+    if row.derived:
+        parts.append(f"derived: {row.derived}")
+    return "; ".join(parts)
 
 
 def to_markdown(rows: list[ParamRow]) -> str:
     lines = ["# Trainable parameters: computed from the shipped configs vs the paper", "",
              "Counted on the `meta` device (no weights). Task heads train but are not counted by "
-             "the paper (issue #16); they are shown apart.", "",
-             "| Table | Row | Model | Ours | Paper | Ours − paper | Verdict | Head (not counted) | Note |",
-             "|---|---|---|---:|---:|---:|---|---:|---|"]
+             "the paper (issue #16); they are shown apart. Cited = the paper copied the row from "
+             "earlier work (* in its tables). Prefix-layer rows count the folded activations.", "",
+             "| Table | Row | Model | Cited | Ours | Paper | Ours − paper | Verdict | Head (not counted) | Note |",
+             "|---|---|---|---|---:|---:|---:|---|---:|---|"]
     for r in rows:
-        lines.append(f"| {r.table} | {r.row} | {r.model} | {r.ours:,} | {r.paper or '–'} | "
-                     f"{_fmt_diff(r)} | {_verdict(r)} | {r.head:,} | {r.note} |")
+        lines.append(f"| {r.table} | {r.row} | {r.model} | {'yes' if r.cited else ''} | "
+                     f"{r.ours:,} | {r.paper or '–'} | {_fmt_diff(r)} | {_verdict(r)} | "
+                     f"{r.head:,} | {_note(r)} |")
     return "\n".join(lines) + "\n"
 
 
 def write_csv(rows: list[ParamRow], path: Path) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["table", "row", "model", "ours", "paper", "paper_value", "difference",
-                    "matches", "head_not_counted", "total", "note"])
+        w.writerow(["table", "row", "model", "cited", "ours", "paper", "paper_value",
+                    "difference", "matches", "head_not_counted", "total", "note", "derived"])
         for r in rows:
-            w.writerow([r.table, r.row, r.model, r.ours, r.paper or "", r.paper_value or "",
-                        "" if r.difference is None else int(r.difference),
-                        "" if r.matches is None else r.matches, r.head, r.total, r.note])
+            w.writerow([r.table, r.row, r.model, r.cited, r.ours, r.paper or "",
+                        r.paper_value or "", "" if r.difference is None else int(r.difference),
+                        "" if r.matches is None else r.matches, r.head, r.total, r.note,
+                        r.derived])
 
 
 def main(argv: list[str] | None = None) -> None:

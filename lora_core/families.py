@@ -30,6 +30,13 @@ class Family:
     name (suffix) of the ModuleList of transformer blocks; `attn_out` / `mlp_out` are the
     projections after which Houlsby / Pfeiffer adapters sit; `heads` are task heads that
     train alongside a parameter-efficient method but are not counted by the paper.
+
+    For the baselines: `block_out` is the module inside a block whose output is the block's
+    output (post-LN encoders end in a LayerNorm; None = the block returns its output itself, as
+    pre-LN decoders do), where Lin et al.'s Adapter^L sits; `final_norm` is the norm after the
+    last block (None for post-LN encoders), trained by FT^Top2; `causal` says the model is a
+    decoder (prefix slots predict the next real token); `prefix_after` is how many leading
+    tokens stay before a prefix (1 keeps [CLS]/<s> first, where classification heads read).
     """
 
     name: str
@@ -42,6 +49,10 @@ class Family:
     layer_norms: tuple[str, ...]
     heads: tuple[str, ...] = field(default=())
     has_bias: bool = True
+    block_out: str | None = None
+    final_norm: str | None = None
+    causal: bool = False
+    prefix_after: int = 0
 
 
 def _qkvo(q: str, k: str, v: str, o: str, mlp: tuple[str, ...]) -> dict:
@@ -54,6 +65,8 @@ _BERT_LIKE = dict(
     attn_out="attention.output.dense",
     mlp_out="output.dense",
     layer_norms=("attention.output.LayerNorm", "output.LayerNorm"),
+    block_out="output.LayerNorm",  # post-LN: LayerNorm(x + FFN(x)) is the block's output
+    prefix_after=1,  # the classification head reads position 0 ([CLS] / <s>)
 )
 
 FAMILIES: dict[str, Family] = {
@@ -63,7 +76,7 @@ FAMILIES: dict[str, Family] = {
                  "v": (("attn.c_attn", Slice(2, 3)),), "o": (("attn.c_proj", None),),
                  "mlp": (("mlp.c_fc", None), ("mlp.c_proj", None))},
         embedding="wte", attn_out="attn.c_proj", mlp_out="mlp.c_proj",
-        layer_norms=("ln_1", "ln_2"), heads=()),
+        layer_norms=("ln_1", "ln_2"), heads=(), final_norm="ln_f", causal=True),
     "roberta": Family(
         name="roberta", model_types=("roberta",),
         targets=_qkvo("attention.self.query", "attention.self.key", "attention.self.value",
@@ -87,7 +100,7 @@ FAMILIES: dict[str, Family] = {
                       "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")),
         embedding="embed_tokens", attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
         layer_norms=("input_layernorm", "post_attention_layernorm"), heads=("score",),
-        has_bias=False),
+        has_bias=False, final_norm="norm", causal=True),
 }
 
 

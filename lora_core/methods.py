@@ -1,7 +1,8 @@
 """One entry point for every adaptation method: `apply_method(model, "lora", targets=...)`.
 
 Each method turns a model into the adapted one in place and marks what trains; task heads
-named in `head_modules` always train (the paper trains but does not count them).
+named in `head_modules` always train (the paper trains but does not count them). The registry
+also records which model families each method supports, and refuses the other combinations.
 """
 from __future__ import annotations
 
@@ -9,25 +10,48 @@ from typing import Callable, Iterable
 
 from torch import nn
 
+from .adapters import apply_adapters, dropped_layers
+from .families import FAMILIES, family_of, find_blocks
 from .lora import LoRAConfig, apply_lora, set_trainable_modules
+from .partial import train_biases, train_top_blocks
+from .prefix import apply_prefix_embedding, apply_prefix_layer
 
 MethodFn = Callable[..., nn.Module]
 METHODS: dict[str, MethodFn] = {}
+# method -> families it works on (FAMILIES names); others are refused with this table.
+SUPPORTED: dict[str, tuple[str, ...]] = {}
+WHY_UNSUPPORTED: dict[str, str] = {}
+ALL_FAMILIES = tuple(FAMILIES)
 
 
-def register_method(name: str):
+def register_method(name: str, families: Iterable[str] = ALL_FAMILIES, why: str = ""):
+    """Register `fn(model, head_modules, family, **params)` as method `name`; `why` explains
+    the families left out."""
     def wrap(fn: MethodFn) -> MethodFn:
         METHODS[name] = fn
+        SUPPORTED[name] = tuple(families)
+        if why:
+            WHY_UNSUPPORTED[name] = why
         return fn
     return wrap
 
 
+def supported_combinations() -> str:
+    return "; ".join(f"{m}: {', '.join(f)}" for m, f in sorted(SUPPORTED.items()))
+
+
 def apply_method(model: nn.Module, name: str, head_modules: Iterable[str] = (),
                  family: str | None = None, **params) -> nn.Module:
-    """Apply method `name` with its parameters; errors list the methods that exist."""
+    """Apply method `name` with its parameters; errors list the methods and the supported
+    (method, family) combinations."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}: known methods are {sorted(METHODS)}")
-    return METHODS[name](model, head_modules=list(head_modules), family=family, **params)
+    fam = family_of(model, family)
+    if fam.name not in SUPPORTED[name]:
+        why = f" ({WHY_UNSUPPORTED[name]})" if name in WHY_UNSUPPORTED else ""
+        raise ValueError(f"method {name!r} does not support the {fam.name} family{why}; "
+                         f"supported combinations are {supported_combinations()}")
+    return METHODS[name](model, head_modules=list(head_modules), family=fam.name, **params)
 
 
 @register_method("lora")
@@ -49,3 +73,74 @@ def _full_finetune(model: nn.Module, head_modules: list[str], family: str | None
         p.requires_grad_(True)
     set_trainable_modules(model, head_modules)
     return model
+
+
+@register_method("ft_top2")
+def _ft_top(model: nn.Module, head_modules: list[str], family: str | None, top_layers: int = 2,
+            final_norm: bool = True) -> nn.Module:
+    """FT^Top2: the last `top_layers` blocks, the final norm and the heads train."""
+    return train_top_blocks(model, top_layers, final_norm, family, head_modules)
+
+
+@register_method("bitfit", families=("gpt2", "roberta", "bert", "deberta-v2"),
+                 why="Llama has no bias terms: no projection biases and RMSNorm has no β, so "
+                     "BitFit would train only the head; whether the GPT-3 stand-in gets added "
+                     "biases is an open decision")
+def _bitfit(model: nn.Module, head_modules: list[str], family: str | None,
+            norm_biases: bool = True) -> nn.Module:
+    """BitFit: every bias term (LayerNorm β too, unless norm_biases=False) and the heads."""
+    return train_biases(model, norm_biases, family, head_modules)
+
+
+@register_method("pre_embed")
+def _pre_embed(model: nn.Module, head_modules: list[str], family: str | None,
+               prefix_length: int, infix_length: int = 0,
+               infix_after_token: int | None = None) -> nn.Module:
+    """PreEmbed: l_p + l_i trainable token embeddings."""
+    return apply_prefix_embedding(model, prefix_length, infix_length, infix_after_token,
+                                  family, head_modules)
+
+
+@register_method("pre_layer")
+def _pre_layer(model: nn.Module, head_modules: list[str], family: str | None,
+               prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
+               reparam: bool = True, reparam_hidden: int = 512) -> nn.Module:
+    """PreLayer: trainable slot activations at every block (MLP-reparameterised if `reparam`)."""
+    return apply_prefix_layer(model, prefix_length, infix_length, infix_after_token, reparam,
+                              reparam_hidden, family, head_modules)
+
+
+@register_method("adapter_h")
+def _adapter_h(model: nn.Module, head_modules: list[str], family: str | None, r: int,
+               activation: str = "relu") -> nn.Module:
+    """Adapter^H (Houlsby): after the attention output and the MLP output, before the residual."""
+    return apply_adapters(model, r, ("attn_out", "mlp_out"), activation=activation,
+                          family=family, trainable_modules=head_modules)
+
+
+@register_method("adapter_l")
+def _adapter_l(model: nn.Module, head_modules: list[str], family: str | None, r: int,
+               activation: str = "relu") -> nn.Module:
+    """Adapter^L (Lin et al.): one adapter with its own LayerNorm on each block's output."""
+    return apply_adapters(model, r, ("block_out",), layer_norm=True, activation=activation,
+                          family=family, trainable_modules=head_modules)
+
+
+@register_method("adapter_p")
+def _adapter_p(model: nn.Module, head_modules: list[str], family: str | None, r: int,
+               activation: str = "relu") -> nn.Module:
+    """Adapter^P (Pfeiffer): one adapter after the MLP output, before the residual."""
+    return apply_adapters(model, r, ("mlp_out",), activation=activation, family=family,
+                          trainable_modules=head_modules)
+
+
+@register_method("adapter_d")
+def _adapter_d(model: nn.Module, head_modules: list[str], family: str | None, r: int,
+               drop: int | float = 0, activation: str = "relu") -> nn.Module:
+    """Adapter^D (AdapterDrop): Pfeiffer adapters, none in the lowest `drop` layers (a count,
+    or a fraction of the layers when strictly between 0 and 1)."""
+    _, blocks = find_blocks(model, family_of(model, family))
+    k = dropped_layers(len(blocks), drop)
+    return apply_adapters(model, r, ("mlp_out",), activation=activation,
+                          layers=range(k, len(blocks)), family=family,
+                          trainable_modules=head_modules)

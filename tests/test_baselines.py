@@ -1,0 +1,316 @@
+"""The baselines on every family: exact trainable counts by hand, what receives gradients,
+adapters as the identity at init, PreLayer folding, prefixes with padding and decoding."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import transformers as T
+from omegaconf import OmegaConf
+
+from lora_core import apply_method, count_parameters
+from lora_core.adapters import Adapter, bottleneck_for_budget, adapter_parameter_count
+from lora_core.families import FAMILIES
+from lora_core.methods import SUPPORTED
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+D, L, V = 32, 2, 97  # width, blocks, vocabulary of every tiny model
+
+
+def _build(family: str, layers: int = L):
+    common = dict(num_hidden_layers=layers, hidden_size=D, vocab_size=V)
+    if family == "gpt2":
+        return T.GPT2LMHeadModel(T.GPT2Config(n_layer=layers, n_embd=D, n_head=2, vocab_size=V,
+                                              n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
+                                              attn_pdrop=0.0))
+    if family == "roberta":
+        return T.RobertaForSequenceClassification(T.RobertaConfig(
+            **common, num_attention_heads=2, intermediate_size=64, max_position_embeddings=70,
+            num_labels=3))
+    if family == "deberta-v2":
+        return T.DebertaV2ForSequenceClassification(T.DebertaV2Config(
+            **common, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+            num_labels=2, relative_attention=True, pos_att_type=["p2c", "c2p"],
+            position_buckets=16, max_relative_positions=-1, position_biased_input=False,
+            pooler_hidden_size=D))
+    if family == "bert":
+        return T.BertForSequenceClassification(T.BertConfig(
+            **common, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+            num_labels=2))
+    return T.LlamaForCausalLM(T.LlamaConfig(
+        **common, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
+        max_position_embeddings=64))
+
+
+def tiny(family: str, seed: int = 0, layers: int = L) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return _build(family, layers).eval()
+
+
+def heads(model) -> list[str]:
+    fam = FAMILIES[model.config.model_type]
+    if not type(model).__name__.endswith("ForSequenceClassification"):
+        return []
+    return [h for h in fam.heads if any(n == h or n.endswith("." + h)
+                                        for n, _ in model.named_modules())]
+
+
+def head_count(model) -> int:
+    return sum(p.numel() for n, m in model.named_modules() for h in heads(model)
+               if n == h or n.endswith("." + h) for p in m.parameters())
+
+
+def is_head(name: str, model) -> bool:
+    return any(f".{h}." in f".{name}" for h in heads(model))
+
+
+def batch(pad_row: bool = True, length: int = 10, seed: int = 1) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, V, (2, length), generator=g)
+    mask = torch.ones_like(ids)
+    if pad_row:
+        ids[0, -3:] = 1
+        mask[0, -3:] = 0  # row 0 is right-padded
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+FAMILY_NAMES = ["gpt2", "roberta", "deberta-v2", "bert", "llama"]
+L_P, L_I, R = 3, 2, 4
+
+# method -> (params, trainable count without heads on a 2-block, d=32 model, by the formulas)
+ADAPTER = 2 * D * R + R + D  # one adapter: 2·d·r + r + d
+EXPECTED = {
+    "adapter_h": ({"r": R}, 2 * L * ADAPTER),
+    "adapter_l": ({"r": R}, L * ADAPTER + 2 * L * D),  # + one LayerNorm (2·d) per adapter
+    "adapter_p": ({"r": R}, L * ADAPTER),
+    "adapter_d": ({"r": R, "drop": 1}, (L - 1) * ADAPTER),
+    "pre_embed": ({"prefix_length": L_P, "infix_length": L_I}, D * (L_P + L_I)),
+    "pre_layer": ({"prefix_length": L_P, "infix_length": L_I, "reparam": False},
+                  L * D * (L_P + L_I)),
+}
+METHODS = list(EXPECTED) + ["bitfit", "ft_top2"]
+
+
+def _block_params(model) -> int:
+    from lora_core.families import find_blocks
+    _, blocks = find_blocks(model, FAMILIES[model.config.model_type])
+    return sum(p.numel() for p in blocks.parameters())
+
+
+def test_adapter_formula_by_hand():
+    # Adapter^H on 2 layers, d=32, r=4: 2 x 2 x (2·32·4 + 4 + 32)
+    assert adapter_parameter_count(4, 32, 4) == 2 * 2 * (2 * 32 * 4 + 4 + 32) == 1168
+    # Table 1's budgets on GPT-2 M (derived bottlenecks, written in the latency table)
+    assert bottleneck_for_budget(0.5e6, 24, 1024, 24) == 9
+    assert bottleneck_for_budget(0.5e6, 48, 1024) == 5
+    assert bottleneck_for_budget(11e6, 24, 1024, 24) == 222
+    assert bottleneck_for_budget(11e6, 48, 1024) == 111
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("method", list(EXPECTED))
+def test_exact_trainable_count(family, method):
+    model = tiny(family)
+    params, expected = EXPECTED[method]
+    apply_method(model, method, head_modules=heads(model), **params)
+    count = count_parameters(model, heads(model))
+    assert count.trainable_without_head == expected
+    assert count.head == head_count(model)
+
+
+def test_ft_top2_counts():
+    # GPT-2 block: 12·d² + 13·d; FT^Top2 = last 2 blocks + ln_f (2·d), no embeddings
+    model = tiny("gpt2", layers=3)
+    apply_method(model, "ft_top2")
+    assert count_parameters(model).trainable == 2 * (12 * D * D + 13 * D) + 2 * D
+    assert not model.transformer.h[0].ln_1.weight.requires_grad
+    assert not model.transformer.wte.weight.requires_grad
+    # encoders have no final norm: exactly the last two blocks plus the head
+    model = tiny("bert", layers=3)
+    apply_method(model, "ft_top2", head_modules=heads(model))
+    per_block = _block_params(model) // 3
+    assert count_parameters(model, heads(model)).trainable_without_head == 2 * per_block
+
+
+def test_bitfit_counts_by_hand():
+    # GPT-2: per block c_attn 3d + c_proj d + c_fc 4d + mlp c_proj d + ln_1 β d + ln_2 β d,
+    # plus ln_f β
+    model = tiny("gpt2")
+    apply_method(model, "bitfit")
+    assert count_parameters(model).trainable == L * 11 * D + D
+    # BERT (MLP width 64): q,k,v,o 4d + intermediate 64 + output d + 2 LayerNorm β, + embedding LN β
+    model = tiny("bert")
+    apply_method(model, "bitfit", head_modules=heads(model))
+    assert count_parameters(model, heads(model)).trainable_without_head == L * (7 * D + 64) + D
+
+
+def test_bitfit_refuses_llama_and_lists_combinations():
+    with pytest.raises(ValueError, match="no bias terms.*bitfit: gpt2, roberta, bert, deberta-v2"):
+        apply_method(tiny("llama"), "bitfit")
+    assert "llama" not in SUPPORTED["bitfit"]
+
+
+def test_prelayer_reparam_count_by_hand():
+    h = 16
+    model = tiny("gpt2")
+    apply_method(model, "pre_layer", prefix_length=L_P, infix_length=L_I, reparam_hidden=h)
+    l = L_P + L_I
+    assert count_parameters(model).trainable == l * D + (D * h + h) + (h * L * D + L * D)
+    model.prefix_tuning.fold()
+    assert count_parameters(model).trainable == L * D * l
+
+
+def _loss(out) -> torch.Tensor:
+    return out.logits.float().pow(2).mean()
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("method", METHODS)
+def test_only_intended_parameters_get_gradients(family, method):
+    if method not in EXPECTED and family not in SUPPORTED[method]:
+        pytest.skip(f"{method} does not support {family}")
+    model = tiny(family)
+    params = EXPECTED.get(method, ({},))[0]
+    apply_method(model, method, head_modules=heads(model), **params)
+    model.train()
+    _loss(model(**batch())).backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable
+    for name, p in model.named_parameters():
+        if name in trainable:
+            assert p.grad is not None, name
+        else:
+            assert p.grad is None, name
+    if method.startswith("adapter"):  # the zero-initialised up-projections get a signal
+        # (the bias: with r=4 a ReLU bottleneck can be all-zero at the one position a
+        # classifier reads, leaving that adapter's up.weight gradient exactly zero)
+        assert all(m.up.bias.grad.abs().sum() > 0 for m in model.modules()
+                   if isinstance(m, Adapter))
+        assert all("adapter" in n or is_head(n, model) for n in trainable)
+    if method.startswith("pre_"):
+        assert model.prefix_tuning.parameters().__next__().grad.abs().sum() > 0
+    if method == "bitfit":
+        assert all(n.endswith("bias") or is_head(n, model) for n in trainable)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("method", ["adapter_h", "adapter_l", "adapter_p", "adapter_d"])
+def test_adapters_are_the_identity_at_init(family, method):
+    model, inputs = tiny(family), batch()
+    with torch.no_grad():
+        before = model(**inputs).logits
+        apply_method(model, method, head_modules=heads(model), **EXPECTED[method][0])
+        after = model(**inputs).logits
+    assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_prelayer_same_outputs_before_and_after_fold(family):
+    model, inputs = tiny(family), batch()
+    apply_method(model, "pre_layer", prefix_length=L_P, infix_length=L_I, reparam_hidden=16,
+                 head_modules=heads(model))
+    with torch.no_grad():
+        before = model(**inputs).logits
+        model.prefix_tuning.fold()
+        after = model(**inputs).logits
+    assert model.prefix_tuning.reparam is None
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("method", ["pre_embed", "pre_layer"])
+def test_prefix_changes_output_and_respects_padding(family, method):
+    model, inputs = tiny(family), batch()
+    with torch.no_grad():
+        base = model(**inputs).logits
+        apply_method(model, method, head_modules=heads(model), **EXPECTED[method][0])
+        padded = model(**inputs).logits
+        # row 0 without its padding: its real tokens must see exactly the same thing
+        alone = model(input_ids=inputs["input_ids"][:1, :-3],
+                      attention_mask=inputs["attention_mask"][:1, :-3]).logits
+    assert padded.shape == base.shape
+    # (a random-init classifier's logits are ~1e-2, so the change is small but real)
+    assert (padded - base).abs().max() > 1e-3 * base.abs().max()
+    if padded.dim() == 3:  # per-token outputs (causal LM)
+        torch.testing.assert_close(padded[:1, :-3], alone, rtol=1e-4, atol=1e-5)
+    else:  # sequence classification
+        torch.testing.assert_close(padded[:1], alone, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_decoder_prefix_and_infix_line_up_with_the_tokens(family):
+    """The wrapped forward equals the plain model run on the extended sequence by hand: the
+    prefix first, the infix after the separator, each token's logits from the last position
+    before the next real token."""
+    model, sep = tiny(family), 5
+    ids = torch.tensor([[11, 12, sep, 13, 14, 15]])
+    apply_method(model, "pre_embed", prefix_length=L_P, infix_length=L_I, infix_after_token=sep)
+    slots = model.prefix_tuning.embeddings
+    with torch.no_grad():
+        out = model(input_ids=ids).logits
+        emb = model.get_input_embeddings()(ids)[0]
+        ext = torch.cat([slots[:L_P], emb[:3], slots[L_P:], emb[3:]])[None]
+        ref = type(model).forward(model, inputs_embeds=ext).logits[0]
+    # extended positions: prefix 0..2, tokens 3..5, infix 6..7, tokens 8..10
+    keep = [3, 4, 7, 8, 9, 10]
+    torch.testing.assert_close(out[0], ref[keep])
+
+
+@pytest.mark.parametrize("method", ["pre_embed", "pre_layer"])
+def test_decoding_with_a_prefix_uses_the_cache_correctly(method):
+    model = tiny("gpt2")
+    apply_method(model, method, prefix_length=L_P, infix_length=L_I, infix_after_token=5)
+    ids = torch.tensor([[1, 1, 7, 8, 9, 5], [1, 10, 11, 12, 13, 5]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]])  # left-padded prompts
+    kw = dict(max_new_tokens=5, do_sample=False, pad_token_id=1)
+    cached = model.generate(input_ids=ids, attention_mask=mask, use_cache=True, **kw)
+    uncached = model.generate(input_ids=ids, attention_mask=mask, use_cache=False, **kw)
+    alone = model.generate(input_ids=ids[1:, 1:], attention_mask=mask[1:, 1:], **kw)
+    assert torch.equal(cached, uncached)
+    assert torch.equal(cached[1, 6:], alone[0, 5:])
+
+
+def test_prefix_loss_with_token_labels():
+    model = tiny("gpt2")
+    apply_method(model, "pre_layer", prefix_length=L_P, reparam=False)
+    inputs = batch(pad_row=False)
+    out = model(**inputs, labels=inputs["input_ids"])
+    ref = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, V),
+                                            inputs["input_ids"][:, 1:].reshape(-1))
+    torch.testing.assert_close(out.loss, ref)
+
+
+def test_unknown_combinations_and_bad_settings_raise():
+    with pytest.raises(ValueError, match="known methods are"):
+        apply_method(tiny("gpt2"), "adapter_x", r=4)
+    with pytest.raises(ValueError, match="cannot drop|number of layers"):
+        apply_method(tiny("gpt2"), "adapter_d", r=4, drop=2)
+    with pytest.raises(ValueError, match="sequence-classification head"):
+        apply_method(T.GPT2ForSequenceClassification(T.GPT2Config(n_layer=1, n_embd=D, n_head=2,
+                                                                   vocab_size=V)),
+                     "pre_embed", prefix_length=2)
+    model = tiny("roberta")
+    apply_method(model, "pre_embed", prefix_length=60, head_modules=heads(model))
+    with pytest.raises(ValueError, match="truncate inputs"):
+        model(**batch(length=10))
+
+
+CONF = os.path.join(os.path.dirname(__file__), os.pardir, "conf", "method")
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_every_method_config_applies(family):
+    """Each conf/method/*.yaml, as Hydra would pass it, works on each family it supports."""
+    for path in sorted(os.listdir(CONF)):
+        params = OmegaConf.to_container(OmegaConf.load(os.path.join(CONF, path)))
+        name = params.pop("name")
+        if family not in SUPPORTED[name]:
+            continue
+        if name.startswith("pre_"):  # the paper's 256-token prefix would not fit a 64-position toy
+            params.update(prefix_length=2, infix_length=1)
+        model = tiny(family, layers=6)
+        apply_method(model, name, head_modules=heads(model), **params)
+        with torch.no_grad():
+            model(**batch())
