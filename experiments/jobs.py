@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from lora_core import FAMILIES, merge_lora
+from lora_core import FAMILIES, prepare_for_inference
 
 from . import records
 from .batching import collate_causal, collate_pairs, encode_examples, encode_pairs
@@ -82,9 +82,9 @@ class GenerationJob:
         return _limit(keys, n), _limit(refs, n), _limit(last, n)
 
     def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
-        """Decode each distinct test source once (LoRA merged: same outputs, no extra latency)."""
+        """Decode each distinct test source once (LoRA merged, prefixes folded: same outputs)."""
         keys, references, last = self.test_sources(self.cfg)
-        merge_lora(model)
+        prepare_for_inference(model)
         decode_cfg = DecodeConfig(**OmegaConf.to_container(self.cfg.decode, resolve=True))
         started = time.perf_counter()
         hypotheses = generate_completions(model, self.tokenizer, [ex.context for ex in last],

@@ -144,3 +144,15 @@ def _adapter_d(model: nn.Module, head_modules: list[str], family: str | None, r:
     return apply_adapters(model, r, ("mlp_out",), activation=activation,
                           layers=range(k, len(blocks)), family=family,
                           trainable_modules=head_modules)
+
+
+def prepare_for_inference(model: nn.Module) -> nn.Module:
+    """What every method does before deployment: LoRA merged into W (no extra latency) and a
+    prefix-layer's reparameterisation MLP folded into plain activations. Outputs unchanged."""
+    from .lora import merge_lora
+
+    merge_lora(model)
+    prefix = getattr(model, "prefix_tuning", None)
+    if prefix is not None and hasattr(prefix, "fold") and getattr(prefix, "reparam", None) is not None:
+        prefix.fold()
+    return model
