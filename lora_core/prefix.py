@@ -61,6 +61,14 @@ def slot_layout(batch: int, length: int, n_prefix: int, n_infix: int, prefix_at:
                       length + n_prefix + n_infix)
 
 
+def _checkpointing(model: nn.Module) -> bool:
+    # transformers 5 renamed is_gradient_checkpointing (deprecated) to is_activation_checkpointing
+    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+        if hasattr(type(model), name):
+            return bool(getattr(model, name))
+    return False
+
+
 def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
     """Position ids counted along the attended positions, as `generate` computes them, so a
     left-padded prompt and a right-padded training row give a token the same position."""
@@ -85,8 +93,12 @@ class PrefixTuning(nn.Module):
     just before the infix, so the logits line up with `input_ids` as without a prefix.
     Encoders: the prefix follows the first token ([CLS] / <s>, which heads read) and each
     token's own output is returned. Other outputs (hidden states, attentions, the cache) stay
-    in extended positions.
+    in extended positions. Position ids are counted along the extended attention mask for
+    decoders (caller-given ones are replaced); encoders number the extended sequence
+    themselves, so inputs plus slots must fit their position table.
     """
+
+    supports_checkpointing = True
 
     def __init__(self, n_prefix: int, n_infix: int, d_model: int, family: Family,
                  infix_after_token: int | None = None):
@@ -178,12 +190,17 @@ class PrefixTuning(nn.Module):
         elif position_ids is not None:
             raise ValueError("position_ids cannot be given to an encoder with a prefix: the "
                              "model counts positions over the extended sequence itself")
-        token_labels = labels is not None and labels.dim() >= 2 and labels.shape[1] == length
+        # A decoder's per-token labels are scored on the gathered logits below; any other
+        # labels (sequence classification) pass through to the model's own head.
+        token_labels = (self.causal and labels is not None and labels.dim() >= 2
+                        and labels.shape[1] == length)
         if labels is not None and not token_labels:
-            call["labels"] = labels  # sequence-level labels (classification) pass through
-        if token_labels and not self.causal:
-            raise ValueError("token-level labels with an encoder prefix: compute the loss from "
-                             "the returned logits")
+            call["labels"] = labels
+        if not self.supports_checkpointing and model.training and _checkpointing(model):
+            raise ValueError(f"{type(self).__name__} writes its activations with block hooks, "
+                             "which activation checkpointing's recomputation would miss: call "
+                             "model.activation_checkpointing_disable() (transformers < 5.x: "
+                             "gradient_checkpointing_disable())")
         self.begin(layout, batch)
         try:
             out = base_forward(model, **call, **kwargs)
@@ -275,8 +292,12 @@ class PrefixLayer(PrefixTuning):
     the same outputs. Trainable with the MLP: l·d + d·h + h + h·L·d + L·d.
 
     Each block gets a forward pre-hook that writes the slot activations into its input, so no
-    family-specific attention code is touched; the cost is the l extra positions.
+    family-specific attention code is touched; the cost is the l extra positions. (Li & Liang
+    train past keys and values instead, 2·L·d per slot; the paper's count and §5.1 wording
+    are the activations, L·d per slot, which this implements for every family alike.)
     """
+
+    supports_checkpointing = False
 
     def __init__(self, n_prefix: int, n_infix: int, d_model: int, n_layers: int, family: Family,
                  reparam: bool = True, reparam_hidden: int = 512,

@@ -272,6 +272,16 @@ def test_decoding_with_a_prefix_uses_the_cache_correctly(method):
     assert torch.equal(cached[1, 6:], alone[0, 5:])
 
 
+def test_prelayer_refuses_gradient_checkpointing():
+    model = tiny("gpt2")
+    apply_method(model, "pre_layer", prefix_length=L_P, reparam=False)
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable()
+    model.train()
+    with pytest.raises(ValueError, match="checkpointing_disable"):
+        model(**batch())
+
+
 def test_prefix_loss_with_token_labels():
     model = tiny("gpt2")
     apply_method(model, "pre_layer", prefix_length=L_P, reparam=False)

@@ -68,3 +68,25 @@ def test_budgets_give_the_derived_bottlenecks():
     assert latency.adapter_r(GPT2M(), "adapter_h", "0.5M", grid) == 5
     assert latency.adapter_r(GPT2M(), "adapter_l", "11M", grid) == 222
     assert latency.adapter_r(GPT2M(), "adapter_h", "11M", grid) == 111
+
+
+def test_merged_lora_is_structurally_the_base_model():
+    """What the table's merged-LoRA row times: the base model's own modules and weights, so any
+    gap to the no-adapter row is measurement noise; unmerged LoRA and adapters add modules."""
+    import torch
+    import transformers as T
+
+    torch.manual_seed(0)
+    base = T.GPT2LMHeadModel(T.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=97,
+                                          n_positions=64)).eval()
+    merged = latency.build_variant(base, "lora_merged")
+    assert [type(m) for m in merged.modules()] == [type(m) for m in base.modules()]
+    assert all(p is q for p, q in zip(merged.parameters(), base.parameters()))
+    ids = torch.randint(0, 97, (2, 8))
+    with torch.no_grad():
+        assert torch.equal(merged(input_ids=ids).logits, base(input_ids=ids).logits)
+    for method, r in (("lora_unmerged", None), ("adapter_h", 4), ("adapter_l", 4)):
+        variant = latency.build_variant(base, method, r)
+        assert len(list(variant.modules())) > len(list(base.modules()))
+        # shares the frozen weights: one GPT-2 M in memory for every variant
+        assert variant.transformer.wte.weight is base.transformer.wte.weight

@@ -64,12 +64,12 @@ class Grid:
 CUDA_GRID = Grid(table1=[(32, 512, "0.5M"), (16, 256, "11M"), (1, 128, "11M")],
                  fig_batch=[1, 2, 4, 8, 16, 32], fig_seq=[32, 64, 128, 256, 512],
                  fig_r=[8, 64, 256], warmup=10, trials=100, fig_trials=20)
-# On 2 CPU cores one GPT-2 M forward at 32x512 takes tens of seconds: the CPU grid keeps the
-# paper's budgets and the shape of its columns (large, medium, online) at cells that fit ten
-# minutes.
-CPU_GRID = Grid(table1=[(4, 128, "0.5M"), (2, 64, "11M"), (1, 32, "11M")],
-                fig_batch=[1, 2, 4], fig_seq=[16, 32, 64], fig_r=[8, 64, 256],
-                warmup=1, trials=5, fig_trials=3)
+# On 2 shared CPU cores one GPT-2 M forward at 32x512 takes tens of seconds: the CPU grid is
+# the paper's three cells scaled by 1/8 in batch and sequence length (the third keeps batch 1),
+# with the paper's budgets, and a Figure 5 grid at the same scale; about 8 minutes on 1 thread.
+CPU_GRID = Grid(table1=[(4, 64, "0.5M"), (2, 32, "11M"), (1, 16, "11M")],
+                fig_batch=[1, 2, 4], fig_seq=[16, 32, 64], fig_r=[8, 256],
+                warmup=1, trials=10, fig_trials=3)
 QUICK_GRID = Grid(table1=[(2, 32, "0.5M"), (1, 16, "11M")], fig_batch=[1, 2], fig_seq=[16, 32],
                   fig_r=[4, 16], warmup=1, trials=2, fig_trials=2, model="gpt2_tiny",
                   fixed_r={"0.5M": 4, "11M": 16})
@@ -174,8 +174,12 @@ def environment(device: torch.device, base: nn.Module) -> dict:
 
 # ---------------------------------------------------------------------------------- runs
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def run_table1(base: nn.Module, grid: Grid, device: torch.device, vocab: int) -> dict:
-    cells = []
+    started, cells = _now(), []
     for column, (batch, seq, budget) in enumerate(grid.table1, start=1):
         r_l, r_h = (adapter_r(base, m, budget, grid) for m in ("adapter_l", "adapter_h"))
         specs = {"base": ("base", None), "lora_merged": ("lora_merged", None),
@@ -193,12 +197,12 @@ def run_table1(base: nn.Module, grid: Grid, device: torch.device, vocab: int) ->
                       "lora": {**LORA, "params": count_parameters(variants["lora_unmerged"]).trainable},
                       "results": results})
         del variants
-    return {"warmup": grid.warmup, "trials": grid.trials, "cells": cells,
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {"warmup": grid.warmup, "trials": grid.trials, "cells": cells, "started": started,
+            "finished": _now()}
 
 
 def run_figure5(base: nn.Module, grid: Grid, device: torch.device, vocab: int) -> dict:
-    variants = {"base": base}
+    started, variants = _now(), {"base": base}
     for r in grid.fig_r:
         for method in ("adapter_h", "adapter_l"):
             variants[f"{method}_r{r}"] = build_variant(base, method, r).to(device)
@@ -209,8 +213,8 @@ def run_figure5(base: nn.Module, grid: Grid, device: torch.device, vocab: int) -
             cells.append({"batch": batch, "seq": seq, "results": time_cell(
                 variants, batch, seq, device, grid.warmup, grid.fig_trials, vocab)})
     return {"warmup": grid.warmup, "trials": grid.fig_trials, "batch": grid.fig_batch,
-            "seq": grid.fig_seq, "r": grid.fig_r, "cells": cells,
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "seq": grid.fig_seq, "r": grid.fig_r, "cells": cells, "started": started,
+            "finished": _now()}
 
 
 def slowdown(results: dict, name: str, reference: str = "base") -> float:
@@ -297,6 +301,7 @@ def table1_markdown(record: dict) -> str:
 def figure5_png(record: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
+    import matplotlib.colors
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -306,18 +311,20 @@ def figure5_png(record: dict, path: Path) -> None:
     methods = [("adapter_h", "Adapter$^H$"), ("adapter_l", "Adapter$^L$")]
     grids = {(m, r): np.array([[slowdown(index[(b, s)], f"{m}_r{r}") for s in seqs]
                                for b in batches]) for m, _ in methods for r in ranks}
-    # one colour scale for all panels, so they compare at a glance
-    vmin = min(0.0, min(float(g.min()) for g in grids.values()))
+    # one colour scale for all panels, so they compare at a glance; white at 0 % (noise on a
+    # CPU can make an adapter look faster, shown in blue rather than hidden)
+    vmin = min(-1.0, min(float(g.min()) for g in grids.values()))
     vmax = max(1.0, max(float(g.max()) for g in grids.values()))
+    norm = matplotlib.colors.TwoSlopeNorm(vmin=vmin, vcenter=0.0, vmax=vmax)
     fig, axes = plt.subplots(2, len(ranks), figsize=(3.6 * len(ranks), 6.4), squeeze=False)
     for row, (method, label) in enumerate(methods):
         for col, r in enumerate(ranks):
             grid = grids[(method, r)]
             ax = axes[row][col]
-            im = ax.imshow(grid, cmap="Reds", origin="lower", aspect="auto", vmin=vmin, vmax=vmax)
+            im = ax.imshow(grid, cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
             for i in range(len(batches)):
                 for j in range(len(seqs)):
-                    dark = grid[i, j] > vmin + 0.6 * (vmax - vmin)
+                    dark = abs(norm(grid[i, j]) - 0.5) > 0.35
                     ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
                             color="white" if dark else "black")
             ax.set_xticks(range(len(seqs)), [str(s) for s in seqs])
@@ -381,14 +388,16 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--trials", type=int, default=None, help="timed trials per Table 1 cell")
     parser.add_argument("--figure-trials", type=int, default=None,
                         help="timed trials per Figure 5 cell")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default on CPU: 1; on a shared machine more "
+                             "threads wait on each other and time out of all proportion)")
     args = parser.parse_args(argv)
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no GPU (torch.cuda.is_available() is "
                          "False): run on a GPU machine or use --device cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or args.device == "cpu":
+        torch.set_num_threads(args.threads or 1)
     grid = copy.deepcopy(QUICK_GRID if args.quick else CUDA_GRID if args.device == "cuda" else CPU_GRID)
     grid.model = args.model or grid.model
     grid.trials = args.trials or grid.trials
@@ -405,7 +414,7 @@ def main(argv: list[str] | None = None) -> Path:
               "n_layer": base.config.n_layer, "d_model": base.config.n_embd,
               "quick": args.quick, "grid": grid.describe(),
               "environment": environment(device, base),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "started": _now()}
     record.update(_previous(out / "bench" / "latency.json", record))
     parts = [p for p in ("table1", "figure5") if args.part in ("all", p)]
     for part in parts:
