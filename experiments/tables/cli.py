@@ -25,6 +25,10 @@ class BuildReport:
     wandb_runs: list = field(default_factory=list)
 
 
+# Tables measured by a benchmark rather than rebuilt from run records: never overwritten here.
+BUILT_BY_BENCHMARKS = {1: "python -m experiments.bench.latency (make table1)"}
+
+
 def _numbers(text: str | None, known: list[int], what: str) -> list[int]:
     if text is None or str(text).strip().lower() == "all":
         return list(known)
@@ -141,6 +145,10 @@ def main(argv: list[str] | None = None) -> BuildReport:
             tables, figures, write_tables = [], _numbers(args.figure, figure_numbers(), "figure"), False
         else:
             tables = _numbers(args.table, table_numbers(), "table")
+            for number, command in BUILT_BY_BENCHMARKS.items():
+                if number in tables and args.table not in (None, "all"):
+                    raise SystemExit(f"Table {number} is written by its benchmark: {command}")
+            tables = [t for t in tables if t not in BUILT_BY_BENCHMARKS]
             figures = ([f for f in figure_numbers() if load_figure(f).table in tables]
                        if args.figure is None else _numbers(args.figure, figure_numbers(), "figure"))
             write_tables = True
