@@ -82,10 +82,3 @@ def check_counts(n_hyp: int, n_ref: int, hyp_name: str = "outputs", ref_name: st
         )
 
 
-def shared_dir() -> Path:
-    """The shared data folder: $LORA_REPRO_SHARED, else ../shared beside the repo, else /work/shared."""
-    env = os.environ.get("LORA_REPRO_SHARED")
-    if env:
-        return Path(env)
-    beside = Path(__file__).resolve().parents[2].parent / "shared"
-    return beside if beside.exists() else Path("/work/shared")

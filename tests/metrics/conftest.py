@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from experiments.metrics._io import shared_dir  # noqa: E402
+from experiments.paths import shared_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
