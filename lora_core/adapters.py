@@ -102,7 +102,11 @@ class AdaptedModule(nn.Module):
 
 class AdaptedBlock(nn.Module):
     """y = adapter(block(...)) for a pre-LN block that returns its hidden states as a tensor
-    (GPT-2 and Llama in transformers 5), so the adapter sees the output after the residual."""
+    (GPT-2 and Llama in transformers 5), so the adapter sees the output after the residual.
+
+    transformers records `output_hidden_states` with hooks on the block class, so those come
+    from the wrapped block, before its adapter; the model's outputs themselves are adapted.
+    """
 
     def __init__(self, block: nn.Module, adapter: Adapter):
         super().__init__()
