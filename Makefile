@@ -47,8 +47,10 @@ figure2: setup
 # Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init). On a GPU box:
 # `make table1 DEVICE=cuda` runs the paper's three columns and the Figure 5 grid.
 DEVICE ?= cpu
-table1 figure5: setup
-	$(PY) -m experiments.bench.latency --device $(DEVICE)
+table1: setup
+	$(PY) -m experiments.bench.latency --device $(DEVICE) --part table1
+figure5: setup
+	$(PY) -m experiments.bench.latency --device $(DEVICE) --part figure5
 
 clean-venv:
 	rm -rf $(VENV)
