@@ -78,9 +78,11 @@ class PTBJob:
         shutil.rmtree(self._dir, ignore_errors=True)
         if self._proc.returncode != 0:
             raise RuntimeError(f"PTBTokenizer failed (exit {self._proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+        # With -preserveLines the output has one line per input line and no final newline, so
+        # splitting gives exactly one entry per sentence (empty sentences included).
         lines = out.decode("utf-8").split("\n")
-        # The tokenizer ends its output with a newline; an empty last sentence yields no line at all.
-        lines = (lines + [""] * self._n)[: self._n]
+        if len(lines) != self._n:
+            raise RuntimeError(f"PTBTokenizer returned {len(lines)} lines for {self._n} sentences")
         return [" ".join(w for w in line.rstrip().split(" ") if w not in self._punct) for line in lines]
 
 
