@@ -56,9 +56,13 @@ def machine_info() -> dict:
     }
 
 
+LOADS: list = []  # 1-minute load average before every timed run: the machine may be shared
+
+
 def timed(fn, repeats: int) -> tuple[list[float], object]:
     times, result = [], None
     for _ in range(repeats):
+        LOADS.append(round(os.getloadavg()[0], 2))
         t0 = time.perf_counter()
         result = fn()
         times.append(round(time.perf_counter() - t0, 3))
@@ -137,6 +141,7 @@ def main() -> None:
             for k in ("cli_cold", "inprocess_cold", "inprocess_warm", "meteor_jar_only")
         }
     info["loadavg_at_end"] = list(os.getloadavg())
+    info["loadavg_1min_before_each_run"] = LOADS
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
