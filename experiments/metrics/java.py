@@ -154,6 +154,7 @@ class Meteor:
         self._proc = subprocess.Popen(cmd, cwd=str(meteor_dir), stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._ready = not self.parallel
+        self._pending = b""
         self._lock = threading.Lock()
 
     def alive(self) -> bool:
@@ -166,18 +167,27 @@ class Meteor:
         return " ||| ".join(("SCORE", " ||| ".join(refs), hyp))
 
     def _write(self, lines: list[str], errors: list) -> None:
+        # one write of everything: a thread writing line by line would wait for the GIL at every
+        # line while the caller computes ROUGE/CIDEr
         try:
-            for line in lines:
-                self._proc.stdin.write(line.encode("utf-8") + b"\n")
+            self._proc.stdin.write(("\n".join(lines) + "\n").encode("utf-8"))
             self._proc.stdin.flush()
         except Exception as exc:  # surfaced by the reader
             errors.append(exc)
 
+    def _readlines(self, count: int) -> list[str]:
+        """``count`` lines, read in large chunks (same reason as _write: few GIL round trips)."""
+        while self._pending.count(b"\n") < count:
+            chunk = self._proc.stdout.read1(1 << 20)
+            if not chunk:
+                raise RuntimeError("METEOR (java) stopped unexpectedly")
+            self._pending += chunk
+        parts = self._pending.split(b"\n", count)
+        self._pending = parts[count] if len(parts) > count else b""
+        return [line.decode("utf-8").strip() for line in parts[:count]]
+
     def _readline(self) -> str:
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("METEOR (java) stopped unexpectedly")
-        return line.decode("utf-8").strip()
+        return self._readlines(1)[0]
 
     def score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
         """Corpus METEOR and the per-segment scores."""
@@ -194,20 +204,19 @@ class Meteor:
         if self.parallel:
             while not self._ready:  # the JVM may print warnings before it is loaded
                 self._ready = self._readline() == "READY"
-            seg_scores = []
-            for _ in hyps:
-                self._readline()  # the statistics line
-                seg_scores.append(float(self._readline()))
-            score = float(self._readline())
+            out = self._readlines(2 * len(hyps) + 1)  # statistics, score, ... , corpus score
+            seg_scores = [float(x) for x in out[1:-1:2]]
+            score = float(out[-1])
             writer.join()
         else:
-            stats = [self._readline() for _ in lines]
+            stats = self._readlines(len(lines))
             writer.join()
             eval_line = "EVAL ||| " + " ||| ".join(stats)
             self._proc.stdin.write(eval_line.encode("utf-8") + b"\n")
             self._proc.stdin.flush()
-            seg_scores = [float(self._readline()) for _ in lines]
-            score = float(self._readline())
+            out = self._readlines(len(lines) + 1)
+            seg_scores = [float(x) for x in out[:-1]]
+            score = float(out[-1])
         if errors:
             raise RuntimeError(f"writing to METEOR failed: {errors[0]}")
         return score, seg_scores
