@@ -1,8 +1,9 @@
 """The two Java tools behind the official scorers, each started once: Stanford PTBTokenizer 3.4.1 and METEOR 1.5.
-Owns finding Java, the one-call PTB tokenisation (punctuation dropped as MS-COCO does) and a pipelined METEOR."""
+Owns finding Java, the one-call PTB tokenisation (punctuation dropped as MS-COCO does) and METEOR (the jar's -stdio, or jsrc/MeteorParallel)."""
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import re
 import shutil
@@ -77,30 +78,83 @@ class PTBJob:
         shutil.rmtree(self._dir, ignore_errors=True)
         if self._proc.returncode != 0:
             raise RuntimeError(f"PTBTokenizer failed (exit {self._proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+        # With -preserveLines the output has one line per input line and no final newline, so
+        # splitting gives exactly one entry per sentence (empty sentences included).
         lines = out.decode("utf-8").split("\n")
-        # The tokenizer ends its output with a newline; an empty last sentence yields no line at all.
-        lines = (lines + [""] * self._n)[: self._n]
+        if len(lines) != self._n:
+            raise RuntimeError(f"PTBTokenizer returned {len(lines)} lines for {self._n} sentences")
         return [" ".join(w for w in line.rstrip().split(" ") if w not in self._punct) for line in lines]
 
 
+_DRIVER_SOURCE = Path(__file__).resolve().parent / "jsrc" / "MeteorParallel.java"
+
+
+def _cache_root() -> Path:
+    if os.environ.get("LORA_REPRO_CACHE"):
+        return Path(os.environ["LORA_REPRO_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lora-repro"
+
+
+def meteor_driver_dir(jar: Path) -> Path | None:
+    """Folder with our compiled MeteorParallel.class (javac'd once into the cache), or None when
+    it cannot be had (no javac: a bare JRE; LORA_REPRO_METEOR_PARALLEL=0; a compile error), in
+    which case METEOR runs in the jar's own -stdio mode: slower, same numbers."""
+    if os.environ.get("LORA_REPRO_METEOR_PARALLEL", "1") == "0":
+        return None
+    try:
+        source = _DRIVER_SOURCE.read_bytes()
+        key = hashlib.sha1(source + str(jar.stat().st_size).encode()).hexdigest()[:16]
+        target = _cache_root() / "meteor-parallel" / key
+        if (target / "MeteorParallel.class").exists():
+            return target
+        javac = shutil.which("javac")
+        if javac is None:
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build = tempfile.mkdtemp(dir=target.parent, prefix="build-")
+        done = subprocess.run([javac, "-nowarn", "-cp", str(jar), "-d", build, str(_DRIVER_SOURCE)],
+                              capture_output=True, timeout=300)
+        if done.returncode != 0:
+            shutil.rmtree(build, ignore_errors=True)
+            return None
+        try:
+            os.replace(build, target)
+        except OSError:  # another process got there first
+            shutil.rmtree(build, ignore_errors=True)
+        return target if (target / "MeteorParallel.class").exists() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 class Meteor:
-    """METEOR 1.5 (`-l en -norm`, plus `-r N` implied by the references given) in one JVM.
+    """METEOR 1.5 (`-l en -norm`; the number of references is per segment) in one JVM.
 
     Same protocol as pycocoevalcap's Meteor wrapper (SCORE lines give per-segment statistics, one
-    EVAL line over all of them gives the corpus score from summed statistics), but the SCORE lines
-    are written by a thread while the answers are read, instead of one round trip per segment.
+    EVAL over all of them gives the corpus score from summed statistics), with two speed-ups that
+    leave every number as the jar computes it: lines are written by a thread while answers are
+    read (no round trip per segment), and, where javac is available, our MeteorParallel driver
+    (jsrc/) scores segments on several threads sharing one loaded paraphrase table.
+    ``parallel=False`` forces the jar's plain -stdio mode.
     """
 
-    def __init__(self):
+    def __init__(self, parallel: bool = True):
         from pycocoevalcap.meteor.meteor import METEOR_JAR
 
         java = java_executable()
         meteor_dir = _pycocoevalcap_dir() / "meteor"
-        # the same JVM options as pycocoevalcap's wrapper
-        self._proc = subprocess.Popen(
-            [java, "-jar", "-Xmx2G", METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"],
-            cwd=str(meteor_dir), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )
+        driver = meteor_driver_dir(meteor_dir / METEOR_JAR) if parallel else None
+        self.parallel = driver is not None
+        if self.parallel:
+            threads = str(max(1, min(4, os.cpu_count() or 1)))
+            cmd = [java, "-Xmx2G", "-cp", f"{meteor_dir / METEOR_JAR}{os.pathsep}{driver}",
+                   "MeteorParallel", threads, "-l", "en", "-norm"]
+        else:
+            # the same JVM options as pycocoevalcap's wrapper
+            cmd = [java, "-jar", "-Xmx2G", METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
+        self._proc = subprocess.Popen(cmd, cwd=str(meteor_dir), stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._ready = not self.parallel
+        self._pending = b""
         self._lock = threading.Lock()
 
     def alive(self) -> bool:
@@ -113,18 +167,27 @@ class Meteor:
         return " ||| ".join(("SCORE", " ||| ".join(refs), hyp))
 
     def _write(self, lines: list[str], errors: list) -> None:
+        # one write of everything: a thread writing line by line would wait for the GIL at every
+        # line while the caller computes ROUGE/CIDEr
         try:
-            for line in lines:
-                self._proc.stdin.write(line.encode("utf-8") + b"\n")
+            self._proc.stdin.write(("\n".join(lines) + "\n").encode("utf-8"))
             self._proc.stdin.flush()
         except Exception as exc:  # surfaced by the reader
             errors.append(exc)
 
+    def _readlines(self, count: int) -> list[str]:
+        """``count`` lines, read in large chunks (same reason as _write: few GIL round trips)."""
+        while self._pending.count(b"\n") < count:
+            chunk = self._proc.stdout.read1(1 << 20)
+            if not chunk:
+                raise RuntimeError("METEOR (java) stopped unexpectedly")
+            self._pending += chunk
+        parts = self._pending.split(b"\n", count)
+        self._pending = parts[count] if len(parts) > count else b""
+        return [line.decode("utf-8").strip() for line in parts[:count]]
+
     def _readline(self) -> str:
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError("METEOR (java) stopped unexpectedly")
-        return line.decode("utf-8").strip()
+        return self._readlines(1)[0]
 
     def score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
         """Corpus METEOR and the per-segment scores."""
@@ -133,18 +196,30 @@ class Meteor:
 
     def _score(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
         lines = [self._score_line(h, r) for h, r in zip(hyps, refs)]
+        if self.parallel:
+            lines.insert(0, str(len(lines)))
         errors: list = []
         writer = threading.Thread(target=self._write, args=(lines, errors), daemon=True)
         writer.start()
-        stats = [self._readline() for _ in lines]
-        writer.join()
+        if self.parallel:
+            while not self._ready:  # the JVM may print warnings before it is loaded
+                self._ready = self._readline() == "READY"
+            out = self._readlines(2 * len(hyps) + 1)  # statistics, score, ... , corpus score
+            seg_scores = [float(x) for x in out[1:-1:2]]
+            score = float(out[-1])
+            writer.join()
+        else:
+            stats = self._readlines(len(lines))
+            writer.join()
+            eval_line = "EVAL ||| " + " ||| ".join(stats)
+            self._proc.stdin.write(eval_line.encode("utf-8") + b"\n")
+            self._proc.stdin.flush()
+            out = self._readlines(len(lines) + 1)
+            seg_scores = [float(x) for x in out[:-1]]
+            score = float(out[-1])
         if errors:
             raise RuntimeError(f"writing to METEOR failed: {errors[0]}")
-        eval_line = "EVAL ||| " + " ||| ".join(stats)
-        self._proc.stdin.write(eval_line.encode("utf-8") + b"\n")
-        self._proc.stdin.flush()
-        seg_scores = [float(self._readline()) for _ in lines]
-        return float(self._readline()), seg_scores
+        return score, seg_scores
 
     def close(self) -> None:
         if self._proc.poll() is None:

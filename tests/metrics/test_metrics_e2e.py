@@ -98,3 +98,20 @@ def test_empty_padded_reference_is_never_the_closest_length():
     # and there are no 3/4-grams (precision 1 in mteval). Counting '' would give BLEU 1.
     out = mteval_bleu_nist(["a", "p q"], [["a b c"], ["p q", "p q r s"]])
     assert out["BLEU"] == pytest.approx(math.exp(1 - 5 / 3), abs=1e-12)
+
+
+@pytest.mark.slow
+def test_parallel_meteor_driver_gives_the_jars_stdio_numbers(e2e_cases, java):
+    """Our multi-threaded METEOR driver (when javac is there) against the jar's own -stdio mode."""
+    from experiments.metrics.java import Meteor, shared_meteor, start_ptb_tokenizer
+
+    refs = read_grouped_refs(e2e_cases / "test_refs.txt")[:150]
+    hyps = read_lines(e2e_cases / "drop_third_word.txt")[:150]
+    tokens = start_ptb_tokenizer(hyps + [r for g in refs for r in g]).result()
+    tok_hyps, rest = tokens[:150], iter(tokens[150:])
+    tok_refs = [[next(rest) for _ in g] for g in refs]
+    kept = shared_meteor()
+    if not kept.parallel:
+        pytest.skip("no javac here: METEOR runs in the jar's -stdio mode only")
+    with Meteor(parallel=False) as plain:
+        assert kept.score(tok_hyps, tok_refs) == plain.score(tok_hyps, tok_refs)
