@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,8 @@ def run_experiment(cfg: DictConfig) -> Path:
     metrics = job.finish(model, run_dir, record, result.history)
     record.update({"metrics": metrics, "status": "complete"})
     records.write_record(run_dir, record)
+    # a complete run is never resumed: its training checkpoint (optimizer state too) can go
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     tracker.summary(metrics)
     tracker.finish()
     if world > 1:
