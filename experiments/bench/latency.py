@@ -23,17 +23,27 @@ from torch import nn
 from lora_core import apply_method, bottleneck_for_budget, count_parameters, merge_and_unload
 
 from ..models import load_model, model_spec
+from ..paper_numbers import load_table
 from ..paths import results_dir
 
-# The paper's Table 1 (Quadro RTX8000, mean ± std of 100 trials, ms): column -> figures.
-PAPER_TABLE1 = [
-    {"batch": 32, "seq": 512, "budget": "0.5M", "base": (1449.4, 0.8),
-     "adapter_l": (1482.0, 1.0, 2.2), "adapter_h": (1492.2, 1.0, 3.0)},
-    {"batch": 16, "seq": 256, "budget": "11M", "base": (338.0, 0.6),
-     "adapter_l": (354.8, 0.5, 5.0), "adapter_h": (366.3, 0.5, 8.4)},
-    {"batch": 1, "seq": 128, "budget": "11M", "base": (19.8, 2.7),
-     "adapter_l": (23.9, 2.1, 20.7), "adapter_h": (25.8, 2.2, 30.3)},
-]
+def paper_table1() -> list[dict]:
+    """The paper's Table 1 (Quadro RTX8000, mean ± std of 100 trials, ms), per column, read
+    from experiments/paper/table1.yaml: base and adapters as (mean, std[, slow-down %])."""
+    table = load_table(1)
+    rows = {r.row: r.cells for r in table.rows}
+    out = []
+    for col in table.value_columns:
+        batch, seq = (int(x[1:]) for x in col.key.split("_"))
+        cells = {name: rows[row][col.key] for name, row in
+                 (("base", "Fine-Tune/LoRA"), ("adapter_l", "Adapter^L"), ("adapter_h", "Adapter^H"))}
+        out.append({"batch": batch, "seq": seq, "budget": col.params,
+                    "base": (cells["base"].value, cells["base"].pm),
+                    **{k: (c.value, c.pm, float(c.note.strip("+%()"))) for k, c in cells.items()
+                       if k != "base"}})
+    return out
+
+
+PAPER_TABLE1 = paper_table1()
 BUDGETS = {"0.5M": 0.5e6, "11M": 11e6}
 LORA = {"targets": {"q": 4, "v": 4}, "alpha": 32}  # the paper's GPT-2 setting (Table 11)
 
