@@ -19,6 +19,7 @@ from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss, classification_loss, evaluate_loss
 from .nlg_scoring import score_generation, write_official_layout
 from .tasks import group_references, load_examples
+from .tasks.base import subsample
 from .tasks.glue import GLUE_TASKS, load_glue
 
 # The metric each GLUE task is reported with in Table 2 (paper_spec §3.5).
@@ -122,7 +123,10 @@ class ClassificationJob:
         self.cfg, self.tokenizer, self.device = cfg, tokenizer, device
         self.name = cfg.task.name
         self.main_metric = GLUE_MAIN_METRIC.get(self.name, "accuracy")
-        self.train_examples = load_glue(self.name, cfg.task.splits.train, limit=cfg.data.max_train)
+        seed = cfg.data.get("sample_seed")
+        self.train_examples = subsample(
+            load_glue(self.name, cfg.task.splits.train, limit=None if seed is not None else cfg.data.max_train),
+            cfg.data.max_train, seed)
         self.eval_splits = {split: load_glue(self.name, split, limit=cfg.data.max_valid)
                             for split in cfg.task.splits.eval}
         self.train_items = encode_pairs(tokenizer, self.train_examples, cfg.task.seq_len)

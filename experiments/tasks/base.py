@@ -66,6 +66,20 @@ def group_references(examples: Sequence[Example]) -> tuple[list[str], list[list[
     return keys, [refs[k] for k in keys], [last[k] for k in keys]
 
 
+def subsample(items: list, n: int | None, seed: int | None = None) -> list:
+    """`n` of `items`: the first n when `seed` is None (the official scripts' max-samples), else n
+    drawn uniformly at random with `seed` and kept in file order (Table 16's MNLI-n, a smaller
+    training set on CPU). The seed is the data's own, recorded apart from the run seed."""
+    if not n or n >= len(items):
+        return list(items)
+    if seed is None:
+        return list(items[: int(n)])
+    import random
+
+    keep = sorted(random.Random(int(seed)).sample(range(len(items)), int(n)))
+    return [items[i] for i in keep]
+
+
 TaskLoader = Callable[..., list[Example]]
 TASK_LOADERS: dict[str, TaskLoader] = {}
 
