@@ -225,6 +225,7 @@ def load_tokenizer(model: str | Mapping | ModelSpec, required: bool = True):
 _SHAPE_KEYS = {
     "gpt2": ("n_layer", "n_embd", "n_head", None),
     "llama": ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size"),
+    "qwen2": ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size"),
 }
 _BERT_SHAPE = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 

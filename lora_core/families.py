@@ -1,4 +1,4 @@
-"""Where things live in each supported model family (GPT-2, RoBERTa, DeBERTa-v2, BERT, Llama).
+"""Where things live in each supported model family (GPT-2, RoBERTa, DeBERTa-v2, BERT, Llama, Qwen2).
 
 Maps the paper's weight-type names (q, k, v, o, mlp) to module paths inside a transformer
 block, and names the block list, embeddings and heads, so LoRA and every baseline inject the
@@ -101,6 +101,14 @@ FAMILIES: dict[str, Family] = {
         embedding="embed_tokens", attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
         layer_norms=("input_layernorm", "post_attention_layernorm"), heads=("score",),
         has_bias=False, final_norm="norm", causal=True),
+    # Qwen2: Llama's layout, but Wq, Wk and Wv carry biases (so BitFit has something to train)
+    "qwen2": Family(
+        name="qwen2", model_types=("qwen2",), blocks="layers",
+        targets=_qkvo("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                      "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")),
+        embedding="embed_tokens", attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
+        layer_norms=("input_layernorm", "post_attention_layernorm"), heads=("score",),
+        has_bias=True, final_norm="norm", causal=True),
 }
 
 

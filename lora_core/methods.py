@@ -82,10 +82,13 @@ def _ft_top(model: nn.Module, head_modules: list[str], family: str | None, top_l
     return train_top_blocks(model, top_layers, final_norm, family, head_modules)
 
 
-@register_method("bitfit", families=("gpt2", "roberta", "bert", "deberta-v2"),
+# Llama (SmolLM2, Llama-3.1) has no bias at all. Adding zero-initialised biases would be a new
+# method, not BitFit, so Table 4's Llama stand-in rows show BitFit as n/a with this reason;
+# Qwen2 keeps its Wq/Wk/Wv biases, and BitFit trains those.
+@register_method("bitfit", families=("gpt2", "roberta", "bert", "deberta-v2", "qwen2"),
                  why="Llama has no bias terms: no projection biases and RMSNorm has no β, so "
-                     "BitFit would train only the head; whether the GPT-3 stand-in gets added "
-                     "biases is an open decision")
+                     "BitFit would train only the head; the suite reports it as n/a rather than "
+                     "adding zero-initialised biases, which would be another method")
 def _bitfit(model: nn.Module, head_modules: list[str], family: str | None,
             norm_biases: bool = True) -> nn.Module:
     """BitFit: every bias term (LayerNorm β too, unless norm_biases=False) and the heads."""

@@ -62,8 +62,8 @@ def train_biases(model: nn.Module, norm_biases: bool = True, family: str | None 
         raise ValueError(
             f"BitFit needs bias terms, and this {fam.name} model has none outside its head "
             f"({'Llama has no projection biases and RMSNorm has no β' if fam.name == 'llama' else 'none found'}). "
-            "Adding biases to the GPT-3 stand-in is an open decision; use another method for "
-            "this family, or a family with biases (gpt2, roberta, bert, deberta-v2).")
+            "The suite reports BitFit as n/a for such models rather than adding zero-initialised "
+            "biases (another method); use a family with biases (gpt2, roberta, bert, deberta-v2, qwen2).")
     for p in model.parameters():
         p.requires_grad_(False)
     for p in chosen:

@@ -147,7 +147,7 @@ class PrefixTuning(nn.Module):
     def _check_length(self, model: nn.Module, length: int) -> None:
         config = getattr(model, "config", None)
         limit = getattr(config, "max_position_embeddings", None)
-        if limit is None or self.family_name == "llama":  # rotary positions: no table to overflow
+        if limit is None or self.family_name in ("llama", "qwen2"):  # rotary: no table to overflow
             return
         if self.family_name == "roberta":  # positions start after padding_idx
             limit -= (getattr(config, "pad_token_id", 1) or 0) + 1

@@ -16,6 +16,8 @@ EXPECTED_TOTAL = {
     "gpt2_m": 354_823_168, "gpt2_l": 774_030_080, "roberta_base": 124_647_170,
     "roberta_large": 355_361_794, "minilm_l6": 22_713_986, "smollm2_135m": 134_515_008,
     "gpt3_175b": 174_604_259_328,
+    # the model cards' totals (tied embeddings counted once for the Qwen2.5 models)
+    "qwen2_5_0_5b": 494_032_768, "qwen2_5_1_5b": 1_543_714_304, "llama3_1_8b": 8_030_261_248,
 }
 
 
