@@ -89,16 +89,18 @@ def render(name: str, spec: dict, task: str) -> str:
 # split (drawn with data seed 0, the same subset for every method and run seed), batch 32,
 # sequences cut at 128 tokens; dev is scored whole after every epoch.
 MINILM_OUT = OUT.parent / "table2_minilm"
-MINILM_TASKS = {"sst2": 1000, "mrpc": 800, "cola": 1000, "rte": 600, "stsb": 800}  # train subset
-# lr: the best of three on SST-2 per method (scripts/tune_minilm_lr.sh, results/tables/
-# table2_minilm_lr.md); never tuned on the other four tasks.
+MINILM_TASKS = {"sst2": 600, "mrpc": 400, "cola": 600, "rte": 300, "stsb": 500}  # train subset
+# lr per method, not tuned: picked for a ~60-step budget (FT 1e-4; the parameter-efficient
+# methods 20x higher, BitFit higher still, as in their papers). Three probe runs on SST-2 (1,000
+# training examples, 3 epochs) guided the scale: FT 2e-5 reached 51.9% (no learning), Adapter^H
+# 3e-4 65.7% and 1e-3 77.6%, so the small-budget optimum sits well above the paper's lrs.
 MINILM_METHODS = {
     "ft": dict(row="MiniLM FT", method="ft", args=None, lr=1e-4),
-    "bitfit": dict(row="MiniLM BitFit", method="bitfit", args=None, lr=1e-2),
+    "bitfit": dict(row="MiniLM BitFit", method="bitfit", args=None, lr=5e-3),
     "adapter_h": dict(row="MiniLM Adapter^H", method="adapter_h",
-                      args="{r: 8, activation: swish}", lr=3e-3),
+                      args="{r: 8, activation: swish}", lr=2e-3),
     "lora": dict(row="MiniLM LoRA", method="lora",
-                 args="{targets: {q: 8, v: 8}, alpha: 16, dropout: 0.0}", lr=3e-3),
+                 args="{targets: {q: 8, v: 8}, alpha: 16, dropout: 0.0}", lr=2e-3),
 }
 
 
