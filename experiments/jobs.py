@@ -44,14 +44,21 @@ def present_heads(model: nn.Module, family: str) -> list[str]:
 
 
 def make_job(cfg, tokenizer, device):
+    from .gpt3_jobs import SCORERS, GPT3GenerationJob
+
     kinds = {"generation": GenerationJob, "classification": ClassificationJob}
     if cfg.task.kind not in kinds:
         raise ValueError(f"task.kind={cfg.task.kind!r}: choose one of {sorted(kinds)}")
+    if cfg.task.kind == "generation" and cfg.task.name in SCORERS:
+        # scored per example on an eval split every epoch (SAMSum, WikiSQL, label words)
+        return GPT3GenerationJob(cfg, tokenizer, device)
     return kinds[cfg.task.kind](cfg, tokenizer, device)
 
 
 class GenerationJob:
     """Causal-LM training on context/completion lines; beam search and scoring at the end."""
+
+    evaluates_untrained = True  # finish() needs no training history
 
     def __init__(self, cfg, tokenizer, device):
         self.cfg, self.tokenizer, self.device = cfg, tokenizer, device

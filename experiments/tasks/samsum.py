@@ -46,7 +46,7 @@ def _read(path: Path, split: str, limit: int | None) -> list[Example]:
         ident = str(row.get("id", f"{split}-{n}"))
         # group by id: two dialogues with the same text stay two test items
         out.append(Example(samsum_context(row["dialogue"]), row["summary"].strip(),
-                           group=ident, meta={"id": ident}))
+                           group=ident, meta={"id": ident, "source": str(path)}))
     return out
 
 
