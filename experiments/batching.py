@@ -31,18 +31,41 @@ def separator_ids(tokenizer) -> tuple[int, int]:
     return eos, eos
 
 
-def encode_example(tokenizer, example: Example, seq_len: int) -> Encoded:
+# Where an over-long line is cut: "end" keeps the first seq_len tokens (the official NLG code,
+# whose E2E/WebNLG/DART lines fit anyway); "context_start" drops the context's first tokens and
+# keeps the whole completion (the GPT-3 tasks: see cut_context_start).
+TRUNCATION_SIDES = ("end", "context_start")
+
+
+def cut_context_start(context: list[int], completion: list[int], seq_len: int) -> list[int]:
+    """The context's last tokens that fit before the whole completion (the separator, its last
+    token, always kept). The start goes because the end carries what the answer depends on most
+    (the question after the table schema, the hypothesis, the dialogue's last turns), and the
+    decoder left-truncates prompts the same way, so training and evaluation see the same cut."""
+    room = seq_len - len(completion)
+    if room < 1:
+        raise ValueError(f"a completion of {len(completion)} tokens does not fit in seq_len "
+                         f"{seq_len} with its context: raise task.seq_len")
+    return context[len(context) - room:] if len(context) > room else context
+
+
+def encode_example(tokenizer, example: Example, seq_len: int, truncation: str = "end") -> Encoded:
     sep, eos = separator_ids(tokenizer)
     context = tokenizer.encode(example.context, add_special_tokens=False) + [sep]
     completion = tokenizer.encode(" " + example.completion, add_special_tokens=False) + [eos]
+    truncated = len(context) + len(completion) > seq_len
+    if truncation == "context_start":
+        context = cut_context_start(context, completion, seq_len)
+    elif truncation != "end":
+        raise ValueError(f"truncation={truncation!r}: choose one of {TRUNCATION_SIDES}")
     ids = context + completion
     labels = [IGNORE] * len(context) + completion
-    truncated = len(ids) > seq_len
     return Encoded(ids[:seq_len], labels[:seq_len], truncated)
 
 
-def encode_examples(tokenizer, examples: Sequence[Example], seq_len: int) -> list[Encoded]:
-    return [encode_example(tokenizer, ex, seq_len) for ex in examples]
+def encode_examples(tokenizer, examples: Sequence[Example], seq_len: int,
+                    truncation: str = "end") -> list[Encoded]:
+    return [encode_example(tokenizer, ex, seq_len, truncation) for ex in examples]
 
 
 def collate_causal(items: Sequence[Encoded], pad_id: int = 0) -> dict[str, torch.Tensor]:

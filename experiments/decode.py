@@ -1,4 +1,5 @@
-"""Beam-search decoding for the generation tasks, through transformers' `generate`.
+"""Beam-search (or greedy, num_beams=1) decoding for the generation tasks, through transformers'
+`generate`.
 
 Settings follow the official gpt2_beam.py (paper_spec §2.8): beam 10, length penalty, no-repeat
 4-grams, 64 new tokens, stop at eos or "\\n\\n"; outputs are cut at the first stop and stripped
@@ -63,12 +64,14 @@ def generate_completions(model: nn.Module, tokenizer, contexts: Sequence[str], c
         for row, p in enumerate(prompts):
             ids[row, width - len(p):] = torch.tensor(p)
             mask[row, width - len(p):] = 1
+        # beam-only options are left out of greedy decoding (transformers warns about them)
+        beam = ({"length_penalty": cfg.length_penalty, "early_stopping": cfg.early_stopping}
+                if cfg.num_beams > 1 else {})
         out = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device),
-            num_beams=cfg.num_beams, length_penalty=cfg.length_penalty,
-            no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_new_tokens=cfg.max_new_tokens,
-            early_stopping=cfg.early_stopping, eos_token_id=stops, pad_token_id=pad,
-            do_sample=False)
+            num_beams=cfg.num_beams, no_repeat_ngram_size=cfg.no_repeat_ngram_size,
+            max_new_tokens=cfg.max_new_tokens, eos_token_id=stops, pad_token_id=pad,
+            do_sample=False, **beam)
         for row in out[:, width:].tolist():
             outputs.append(cut_output(tokenizer.decode(row, skip_special_tokens=False),
                                       tokenizer.eos_token))

@@ -1,6 +1,7 @@
 """What differs between task kinds inside one run: data encoding, loss, per-epoch evaluation and
-the final outputs. `GenerationJob` (E2E, WebNLG, DART: beam search then the official scorers)
-and `ClassificationJob` (GLUE: dev metrics every epoch, the paper's best epoch).
+the final outputs. `GenerationJob` (E2E, WebNLG, DART: beam search then the official scorers),
+`ClassificationJob` (GLUE: dev metrics every epoch, the paper's best epoch), and for the GPT-3
+tasks `gpt3_jobs.GPT3GenerationJob`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from . import records
 from .batching import collate_causal, collate_pairs, encode_examples, encode_pairs
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss, classification_loss, evaluate_loss
+from .gpt3_jobs import SCORERS, GPT3GenerationJob
 from .nlg_scoring import score_generation, write_official_layout
 from .tasks import group_references, load_examples
 from .tasks.base import subsample
@@ -47,11 +49,16 @@ def make_job(cfg, tokenizer, device):
     kinds = {"generation": GenerationJob, "classification": ClassificationJob}
     if cfg.task.kind not in kinds:
         raise ValueError(f"task.kind={cfg.task.kind!r}: choose one of {sorted(kinds)}")
+    if cfg.task.kind == "generation" and cfg.task.name in SCORERS:
+        # scored per example on an eval split every epoch (SAMSum, WikiSQL, label words)
+        return GPT3GenerationJob(cfg, tokenizer, device)
     return kinds[cfg.task.kind](cfg, tokenizer, device)
 
 
 class GenerationJob:
     """Causal-LM training on context/completion lines; beam search and scoring at the end."""
+
+    evaluates_untrained = True  # finish() needs no training history
 
     def __init__(self, cfg, tokenizer, device):
         self.cfg, self.tokenizer, self.device = cfg, tokenizer, device

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lora_core import apply_method, count_parameters, init_from_adapter, save_adapter
 
 from . import records
-from .engine import TrainConfig, train
+from .engine import TrainConfig, TrainResult, train
 from .jobs import GenerationJob, job_num_labels, make_job, present_heads
 from .models import load_model, model_spec, shrink_spec
 from .tracking import make_tracker
@@ -46,6 +46,16 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     if world > 1:
         return torch.distributed.get_rank(), world
     return 0, 1
+
+
+def warmup_steps_for_tokens(tokens: int, items: list, samples_per_step: int) -> int:
+    """Table 12 gives GPT-3's warm-up in tokens (250,000): the optimizer steps that take, at the
+    mean length of this run's training lines (padding not counted), at least 1."""
+    if not items:
+        return 1
+    lengths = [len(it["input_ids"] if isinstance(it, dict) else it.input_ids) for it in items]
+    per_step = samples_per_step * sum(lengths) / len(lengths)
+    return max(1, int(np.ceil(tokens / per_step)))
 
 
 def build_model(cfg, num_labels: int | None = None):
@@ -130,20 +140,35 @@ def run_experiment(cfg: DictConfig) -> Path:
                            project=f"table{cfg.run.table}", group=str(cfg.run.row),
                            name=f"seed{seed}", config=resolved, directory=results / "wandb")
 
-    train_cfg = TrainConfig(**{k: v for k, v in OmegaConf.to_container(cfg.train).items()
-                               if k in TrainConfig.__dataclass_fields__}, seed=seed)
+    train_opts = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items()
+                  if k in TrainConfig.__dataclass_fields__}
+    if cfg.train.get("warmup_tokens") and not train_opts.get("warmup_steps"):
+        train_opts["warmup_steps"] = warmup_steps_for_tokens(
+            int(cfg.train.warmup_tokens), job.train_items,
+            int(cfg.train.batch_size) * int(cfg.train.get("grad_accum", 1)) * world)
+        record["train_warmup_steps"] = train_opts["warmup_steps"]
+    train_cfg = TrainConfig(**train_opts, seed=seed)
     print(f"[run] {experiment} seed {seed}: {spec.name} + {method} on {cfg.task.name} "
           f"({len(job.train_items)} train items, {count.trainable:,} trainable) -> {run_dir}")
-    result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
-                   checkpoint=run_dir / "checkpoints" / "last.pt", on_step=tracker.log,
-                   on_epoch_end=job.on_epoch_end, device=device)
+    if count.trainable == 0:
+        # method=none (few-shot prompting, Table 8): nothing to train or save, only evaluate
+        if not getattr(job, "evaluates_untrained", False):
+            raise ValueError(f"method {method!r} leaves nothing trainable, and task "
+                             f"{cfg.task.name} ({cfg.task.kind}) reports the best trained epoch: "
+                             "use a method that trains")
+        result = TrainResult(0, 0.0, 0.0, [], 0)
+    else:
+        result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
+                       checkpoint=run_dir / "checkpoints" / "last.pt", on_step=tracker.log,
+                       on_epoch_end=job.on_epoch_end, device=device)
     if rank != 0:
         torch.distributed.barrier()
         return run_dir / records.RECORD
     record["train"] = {"steps": result.steps, "wall_s": round(result.wall_s, 2),
                        "tokens_per_s": round(result.tokens_per_s, 1), "history": result.history,
                        "resumed_from_step": result.resumed_from}
-    record["weights"] = _save_trained_weights(model, run_dir, results, experiment, seed)
+    record["weights"] = (_save_trained_weights(model, run_dir, results, experiment, seed)
+                         if count.trainable else {})
 
     metrics = job.finish(model, run_dir, record, result.history)
     record.update({"metrics": metrics, "status": "complete"})

@@ -66,6 +66,15 @@ def _lora(model: nn.Module, head_modules: list[str], family: str | None, targets
     return model
 
 
+@register_method("none")
+def _no_training(model: nn.Module, head_modules: list[str], family: str | None) -> nn.Module:
+    """Nothing trains: the pretrained model as it is, for zero- and few-shot prompting
+    (Table 8's GPT-3 few-shot row). A run with nothing trainable only evaluates."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 @register_method("ft")
 def _full_finetune(model: nn.Module, head_modules: list[str], family: str | None) -> nn.Module:
     """FT: every parameter trains."""

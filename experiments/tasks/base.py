@@ -11,6 +11,10 @@ from typing import Callable, Iterable, Sequence
 
 from ..paths import data_dir, shared_dir
 
+# Small hand-written files in the datasets' official layouts, for tests and smoke runs only:
+# a loader reads them only when its task option `fixture: true` is set.
+FIXTURE_ROOT = Path(__file__).resolve().parent / "fixtures"
+
 
 class DataMissingError(FileNotFoundError):
     """A dataset file is absent from every place looked at; the message names them all."""
@@ -91,9 +95,10 @@ def register_task(name: str):
     return wrap
 
 
-def load_examples(task: str, split: str, limit: int | None = None) -> list[Example]:
-    """The examples of `split`; `limit` keeps the first N lines (and converts only those)."""
+def load_examples(task: str, split: str, limit: int | None = None, **options) -> list[Example]:
+    """The examples of `split`; `limit` keeps the first N lines (and converts only those).
+    `options` (the task config's `options:`) go to the loader, e.g. `fixture`, `label_words`."""
     if task not in TASK_LOADERS:
         raise ValueError(f"unknown task {task!r}: known tasks are {sorted(TASK_LOADERS)}")
-    examples = TASK_LOADERS[task](split, limit=limit)
+    examples = TASK_LOADERS[task](split, limit=limit, **options)
     return examples[:limit] if limit else examples

@@ -63,14 +63,16 @@ def _rows(path: Path, task: GlueTask) -> list[dict]:
     return [dict(zip(head, r)) for r in rows[1:] if r]
 
 
-def load_glue(task_name: str, split: str, limit: int | None = None) -> list[ClassificationExample]:
-    """Examples of GLUE task `task_name` (mnli, sst2, mrpc, cola, qnli, qqp, rte, stsb)."""
+def load_glue(task_name: str, split: str, limit: int | None = None,
+              roots=None) -> list[ClassificationExample]:
+    """Examples of GLUE task `task_name` (mnli, sst2, mrpc, cola, qnli, qqp, rte, stsb);
+    `roots` replaces the data folders searched (tests point it at a fixture)."""
     if task_name not in GLUE_TASKS:
         raise ValueError(f"unknown GLUE task {task_name!r}: choose one of {sorted(GLUE_TASKS)}")
     task = GLUE_TASKS[task_name]
     if split not in task.splits:
         raise ValueError(f"GLUE {task_name} split {split!r}: choose one of {list(task.splits)}")
-    path = find_data_file("glue", [f"{task.folder}/{split}.tsv"],
+    path = find_data_file("glue", [f"{task.folder}/{split}.tsv"], roots=roots,
                           hint="MNLI, QQP and QNLI's train split are not in the offline data "
                                "(shared/data/README.md)" if task_name in ("mnli", "qqp", "qnli") else "")
     a, b, y = task.columns

@@ -1,0 +1,149 @@
+"""The GPT-3 experiments' tasks as generation (Tables 4, 8, 16): SAMSum, WikiSQL and GLUE label
+words. Causal-LM training; after every epoch the eval split is decoded and scored per example,
+and the best epoch is reported (App. D.4: "the best validation performance of each run").
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import OmegaConf
+from torch import nn
+
+from lora_core import prepare_for_inference
+
+from . import records
+from .batching import collate_causal, encode_examples
+from .decode import DecodeConfig, generate_completions
+from .engine import causal_lm_loss
+from .nlg_scoring import write_official_layout
+from .tasks import Example, load_examples
+from .tasks.base import subsample
+from .tasks.few_shot import draw_demonstrations, few_shot_prompt
+from .tasks.glue_gen import DEFAULT_LABEL_WORDS
+
+
+def _score_samsum(hyps: list[str], examples: list[Example], options: dict) -> dict:
+    from .metrics import score_samsum
+
+    return score_samsum(hyps, [ex.completion for ex in examples])
+
+
+def _score_wikisql(hyps: list[str], examples: list[Example], options: dict) -> dict:
+    from .metrics.wikisql import score_wikisql
+
+    return score_wikisql(hyps, [ex.meta["sql"] for ex in examples],
+                         [ex.meta["header"] for ex in examples])
+
+
+def _label_scorer(glue_name: str) -> Callable[[list[str], list[Example], dict], dict]:
+    def score(hyps: list[str], examples: list[Example], options: dict) -> dict:
+        from .metrics.mnli import score_mnli_generation
+
+        words = options.get("label_words") or DEFAULT_LABEL_WORDS[glue_name]
+        return score_mnli_generation(hyps, [ex.meta["label"] for ex in examples],
+                                     label_words=words)
+    return score
+
+
+# task -> (scorer, the metric that picks the best epoch). SAMSum: ROUGE-L, our choice (the
+# paper reports all three and says which epoch it kept only as "best validation").
+SCORERS: dict[str, tuple[Callable, str]] = {
+    "samsum": (_score_samsum, "ROUGE-L"),
+    "wikisql": (_score_wikisql, "lf_accuracy"),
+    **{f"{name}_gen": (_label_scorer(name), "accuracy") for name in DEFAULT_LABEL_WORDS},
+}
+
+
+class GPT3GenerationJob:
+    """Train on context/completion lines; decode and score the eval split after each epoch (or
+    once, for a run with nothing to train); report the best epoch, the last one beside it."""
+
+    evaluates_untrained = True  # method=none: few-shot prompting runs with no training step
+
+    def __init__(self, cfg, tokenizer, device):
+        self.cfg, self.tokenizer, self.device = cfg, tokenizer, device
+        task = cfg.task
+        if task.name not in SCORERS:
+            raise ValueError(f"no per-example scorer for task {task.name!r}: known {sorted(SCORERS)}")
+        self.scorer, self.main_metric = SCORERS[task.name]
+        options = task.get("options")
+        self.options = OmegaConf.to_container(options, resolve=True) if options else {}
+        few_shot = self.options.pop("few_shot", None) or {}
+        self.eval_split = task.splits.eval
+        seed = cfg.data.get("sample_seed")
+        # MNLI-n (Table 16): n examples at random with the data's own seed, as ClassificationJob
+        self.train_examples = subsample(
+            load_examples(task.name, task.splits.train,
+                          limit=None if seed is not None else cfg.data.max_train, **self.options),
+            cfg.data.max_train, seed)
+        self.eval_examples = load_examples(task.name, self.eval_split,
+                                           limit=cfg.data.max_eval_sources, **self.options)
+        self.truncation = task.get("truncation", "context_start")
+        self.train_items = encode_examples(tokenizer, self.train_examples, task.seq_len,
+                                           self.truncation)
+        self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
+        self.decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
+        # demonstrations from this run's training examples (after max_train / sample_seed)
+        self.demos = draw_demonstrations(self.train_examples, int(few_shot.get("per_class", 0)),
+                                         int(few_shot.get("seed", 0)))
+        eos = tokenizer.eos_token
+        self.prompts = [few_shot_prompt(self.demos, ex.context, eos, eos)
+                        for ex in self.eval_examples]
+        self._predictions: dict[int, list[str]] = {}
+
+    @staticmethod
+    def collate(items):
+        return collate_causal(items, pad_id=0)
+
+    def _truncated_prompts(self) -> int:
+        """Eval prompts the decoder left-truncates (prompt + separator over max_context_tokens)."""
+        limit = self.decode_cfg.max_context_tokens
+        return sum(len(self.tokenizer.encode(p, add_special_tokens=False)) + 1 > limit
+                   for p in self.prompts)
+
+    def data_summary(self) -> dict:
+        sources = sorted({str(ex.meta["source"]) for ex in self.train_examples + self.eval_examples
+                          if "source" in ex.meta})
+        return {"train_examples": len(self.train_examples),
+                "eval_examples": {self.eval_split: len(self.eval_examples)},
+                "truncated_train": sum(it.truncated for it in self.train_items),
+                "truncated_eval": self._truncated_prompts(),
+                "truncation": self.truncation,
+                "few_shot_demonstrations": len(self.demos), "sources": sources}
+
+    def evaluate(self, model: nn.Module) -> tuple[list[str], dict]:
+        hyps = generate_completions(model, self.tokenizer, self.prompts, self.decode_cfg,
+                                    device=self.device)
+        return hyps, self.scorer(hyps, self.eval_examples, self.options)
+
+    def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:
+        started = time.perf_counter()
+        hyps, scores = self.evaluate(model)
+        self._predictions[epoch] = hyps
+        return {"decode_wall_s": round(time.perf_counter() - started, 2),
+                **{f"{self.eval_split}/{k}": v for k, v in scores.items()}}
+
+    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
+        key = f"{self.eval_split}/{self.main_metric}"
+        started = time.perf_counter()
+        if history:
+            best = max(history, key=lambda h: h[key])
+            record["best_epoch"] = best["epoch"]
+            record["metrics_last_epoch"] = {k: v for k, v in history[-1].items() if "/" in k}
+            metrics = {k: v for k, v in best.items() if "/" in k}
+            if best["epoch"] in self._predictions:
+                hyps, record["predictions_epoch"] = self._predictions[best["epoch"]], best["epoch"]
+            else:  # resumed past the best epoch: its outputs are gone, decode the final weights
+                hyps, _ = self.evaluate(model)
+                record["predictions_epoch"] = history[-1]["epoch"]
+        else:  # nothing trained: one decode, LoRA merged / prefixes folded (same outputs)
+            prepare_for_inference(model)
+            hyps, scores = self.evaluate(model)
+            metrics = {f"{self.eval_split}/{k}": v for k, v in scores.items()}
+        write_official_layout(run_dir, hyps, [[ex.completion] for ex in self.eval_examples])
+        wall = history[-1]["decode_wall_s"] if history else time.perf_counter() - started
+        record["decode"] = {"sources": len(self.prompts), "wall_s": round(wall, 2)}
+        record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
+        return metrics

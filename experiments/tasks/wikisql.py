@@ -1,0 +1,88 @@
+"""WikiSQL (Table 4) in its official layout: `wikisql/{split}.jsonl` questions joined on
+`table_id` with `wikisql/{split}.tables.jsonl`, as context = table schema + question and
+completion = SQL in the suite's canonical form (metrics/wikisql.py renders and parses it).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..metrics.wikisql import wikisql_query_to_sql
+from .base import FIXTURE_ROOT, DataMissingError, Example, data_roots, find_data_file, register_task
+
+SPLITS = ("train", "dev", "test")
+# the official tarball unpacks to data/; the shared data keeps the questions under jsonl/
+_LAYOUTS = ("", "data/", "jsonl/")
+
+
+def wikisql_context(header: list[str], question: str) -> str:
+    """App. C gives x = {table schema, query} and no exact layout; our choice: the column names
+    on one line, then the question. The column names are what the SQL refers to, so the model
+    sees each one verbatim; rows are left out (not in the paper's x, and long)."""
+    return "Table: " + " | ".join(header) + "\nQuestion: " + question
+
+
+def _jsonl(path: Path) -> list[dict]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue  # the shared dev.jsonl ends with one blank line
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: not a JSON line ({err})") from None
+    return out
+
+
+def _find_questions(split: str, roots) -> tuple[Path, Path]:
+    """(questions, tables) of `split`; the tables file must sit beside the questions."""
+    questions = find_data_file("wikisql", [f"{d}{split}.jsonl" for d in _LAYOUTS], roots=roots)
+    tables = questions.with_name(f"{split}.tables.jsonl")
+    if not tables.exists():
+        raise DataMissingError(
+            f"dataset wikisql: {questions} has no tables file {tables}: the context needs each "
+            f"question's table header. Put {split}.tables.jsonl (official WikiSQL data.tar.bz2, "
+            f"salesforce/WikiSQL) beside {questions.name}, in {questions.parent}; the offline "
+            "shared data has the questions only (shared/data/README.md). Tests and smoke runs "
+            "can set task.options.fixture=true to use the shipped fixture instead.")
+    return questions, tables
+
+
+def _read(questions: Path, tables_path: Path, limit: int | None) -> list[Example]:
+    tables = {t["id"]: t for t in _jsonl(tables_path)}
+    rows = _jsonl(questions)
+    out = []
+    for n, q in enumerate(rows[:limit] if limit else rows, 1):
+        for key in ("table_id", "question", "sql"):
+            if key not in q:
+                raise ValueError(f"{questions}: question {n} has no {key!r} field")
+        table = tables.get(q["table_id"])
+        if table is None:
+            raise ValueError(f"{questions}: question {n} names table {q['table_id']!r}, which "
+                             f"{tables_path} does not hold: the two files are from different "
+                             "releases")
+        header = list(table["header"])
+        out.append(Example(wikisql_context(header, q["question"].strip()),
+                           wikisql_query_to_sql(q["sql"], header),
+                           # questions on one table can repeat: keep each as its own test item
+                           group=f"{questions.name}:{n}",
+                           meta={"sql": q["sql"], "header": header, "table_id": q["table_id"],
+                                 "source": str(questions)}))
+    return out
+
+
+@register_task("wikisql")
+def load_wikisql(split: str, limit: int | None = None, fixture: bool = False) -> list[Example]:
+    """`fixture=True` falls back to the hand-written tables and questions shipped in
+    experiments/tasks/fixtures/wikisql/ (train and dev only) when the real files are absent:
+    for tests and smoke runs, never a default, so no real run scores on the fixture."""
+    if split not in SPLITS:
+        raise ValueError(f"WikiSQL split {split!r}: choose one of {list(SPLITS)}")
+    try:
+        questions, tables = _find_questions(split, data_roots())
+    except DataMissingError:
+        if not fixture:
+            raise
+        questions, tables = _find_questions(split, [FIXTURE_ROOT])
+        print(f"[data] wikisql {split}: real data missing, using the test fixture {questions}")
+    return _read(questions, tables, limit)
