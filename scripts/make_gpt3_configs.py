@@ -109,6 +109,7 @@ STANDIN_BUDGET = {
     "samsum": dict(max_train=200, max_eval=100, seq_len=512, batch=8, epochs=1),
 }
 DEFAULT_GPU_MODEL = "llama3_1_8b"
+NEW_TOKENS = {"rte_gen": 8, "sst2_gen": 8, "samsum": 128}  # decode.max_new_tokens of each task
 
 
 def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: dict | None = None) -> str:
@@ -139,6 +140,8 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
                   f"  epochs: {extra.get('epochs', b['epochs'])}", "  warmup_steps: 5",
                   "  log_every: 5", "  save_every: 10"]
         lines += ["task:", f"  seq_len: {b['seq_len']}"]
+        # evaluation prompts cut like training lines: seq_len less the task's new tokens
+        lines += ["decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]
         data = dict(max_train=b["max_train"], sample_seed=0, max_eval_sources=b["max_eval"])
     elif "batch" in extra:
         lines += [f"  batch_size: {extra['batch']}", f"  epochs: {extra['epochs']}"]
