@@ -207,3 +207,14 @@ def test_all_builds_what_it_can_and_lists_the_rest(results, tmp_path, capsys):
     assert "figure4:" in out and "figure7:" in out
     assert f"experiment={PREFIX}/{TASK}/qv_r64 seed=2" in out
     assert _run_cli("all", "--results", str(copy), "--strict") == 1
+
+
+def test_rank_other_than_the_name_is_refused(results, tmp_path, capsys):
+    root, _ = results
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    runs = copy / "runs" / PREFIX / TASK
+    shutil.rmtree(runs / "qv_r8" / "seed1")
+    shutil.copytree(runs / "qv_r4" / "seed1", runs / "qv_r8" / "seed1")
+    assert _run_cli("figure3", "--results", str(copy), "--out", str(tmp_path / "a")) == 1
+    assert "has ranks {'q': 4, 'v': 4}, its name says r=8" in capsys.readouterr().err

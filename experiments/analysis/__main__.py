@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..paths import results_dir
 from . import figures, table7
-from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, MissingInputError, RunStore
+from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, InputMismatchError, MissingInputError, RunStore
 
 OUTPUTS = {
     "figure3": lambda store, out: figures.rank_similarity(store, out, 3),
@@ -43,22 +43,24 @@ def main(argv=None) -> int:
     out = args.out or Path(results) / "analysis"
     store = RunStore(results, args.adapters_root, task=args.task, prefix=args.prefix)
     names = list(OUTPUTS) if args.what == "all" else [args.what]
-    missing = {}
+    missing, failed = {}, {}
     for name in names:
         try:
             written = OUTPUTS[name](store, out)
-        except MissingInputError as err:
+        except (MissingInputError, InputMismatchError) as err:
             if args.what != "all":
                 print(f"error: {name}: {err}", file=sys.stderr)
                 return 1
-            missing[name] = str(err)
+            (missing if isinstance(err, MissingInputError) else failed)[name] = str(err)
             continue
         print(f"[analysis] {name}: " + ", ".join(str(p) for p in written))
     if missing:
         print(f"[analysis] {len(missing)} of {len(names)} not built, inputs missing:")
         for name, why in missing.items():
             print(f"  {name}: {why}")
-    return 1 if (missing and args.strict) else 0
+    for name, why in failed.items():
+        print(f"[analysis] {name} failed: {why}", file=sys.stderr)
+    return 1 if failed or (missing and args.strict) else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import torch
 from lora_core.analysis import random_gaussian_like, subspace_similarity_grid
 
 from .heatmaps import HeatPanel, plot_heatmaps
-from .inputs import LoRARun, RunStore, layer_positions
+from .inputs import InputMismatchError, LoRARun, RunStore, layer_positions
 
 TYPES = (("q", "ΔWq"), ("v", "ΔWv"))
 ZOOM = 8  # Figure 3's zoomed panels: the i, j <= 8 corner
@@ -56,7 +56,7 @@ def same_model(runs: list[LoRARun]) -> dict:
     """The model every run shares (name, display name, weights source, layer count)."""
     names = {(r.record.get("model"), r.n_layers()) for r in runs}
     if len(names) != 1:
-        raise ValueError("the runs compared were trained on different models: "
+        raise InputMismatchError("the runs compared were trained on different models: "
                          + ", ".join(f"{r.experiment} seed {r.seed}: {r.record.get('model')} "
                                      f"({r.n_layers()} layers)" for r in runs))
     first = runs[0]
@@ -192,7 +192,7 @@ def weight_similarity(store: RunStore, out: Path) -> list[Path]:
     for run in runs:
         W_run = store.base.weight(run, "q", index)
         if not torch.equal(W_run, W):
-            raise ValueError(f"{run.experiment} was trained on another Wq than {runs[0].experiment} "
+            raise InputMismatchError(f"{run.experiment} was trained on another Wq than {runs[0].experiment} "
                              "(random init with another seed?): Figure 8 compares one W")
         r = run.rank("q", index)
         grid = subspace_similarity_grid(W, run.delta_weight("q", index))[:n_i, :r]

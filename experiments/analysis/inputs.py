@@ -27,6 +27,10 @@ class MissingInputError(RuntimeError):
     """A run, its record or its adapter is absent; the message names it and how to produce it."""
 
 
+class InputMismatchError(ValueError):
+    """Runs that do not fit together (another rank than the name says, another model or W)."""
+
+
 def experiment_name(types: str, r: int, task: str = DEFAULT_TASK, prefix: str = DEFAULT_PREFIX) -> str:
     """`table6_smollm2/rte/qv_r8`: the run of LoRA on weight types `types` ("qv", "q") at rank r."""
     return f"{prefix}/{task}/{types}_r{r}"
@@ -75,10 +79,10 @@ class LoRARun:
         fam = FAMILIES[self.family]
         entries = fam.targets.get(weight_type)
         if not entries:
-            raise ValueError(f"weight type {weight_type!r} has no mapping in family {fam.name}")
+            raise InputMismatchError(f"weight type {weight_type!r} has no mapping in family {fam.name}")
         (path, sl), *rest = entries
         if rest or sl is not None:
-            raise ValueError(f"{self.family} {weight_type!r} is a fused or multi-module projection; "
+            raise InputMismatchError(f"{self.family} {weight_type!r} is a fused or multi-module projection; "
                              "the analyses read one separate projection per weight type")
         tail = f"{fam.blocks}.{layer}.{path}.lora_{matrix}"
         hits = [k for k in self.tensors if k == tail or k.endswith("." + tail)]
@@ -253,7 +257,12 @@ class RunStore:
     def run(self, types: str, r: int, seed: int = 1) -> LoRARun:
         experiment = experiment_name(types, r, self.task, self.prefix)
         if (experiment, seed) not in self._runs:
-            self._runs[experiment, seed] = load_run(self.results, experiment, seed, self.adapters_root)
+            run = load_run(self.results, experiment, seed, self.adapters_root)
+            ranks = {t: run.targets.get(t) for t in types}
+            if any(rank != r for rank in ranks.values()):
+                raise InputMismatchError(f"{run.adapter_file}: the adapter of {experiment} has ranks "
+                                 f"{ranks}, its name says r={r} on {list(types)}; wrong folder?")
+            self._runs[experiment, seed] = run
         return self._runs[experiment, seed]
 
     def runs(self, *wanted: tuple[str, int, int]) -> list[LoRARun]:
