@@ -4,6 +4,7 @@ Section 7 analyses from the run records under results/runs, written to results/a
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -57,7 +58,11 @@ def main(argv=None) -> int:
     if missing:
         print(f"[analysis] {len(missing)} of {len(names)} not built, inputs missing:")
         for name, why in missing.items():
-            print(f"  {name}: {why}")
+            print(f"  {name}: " + why.replace("\n", "\n    "))
+        commands = dict.fromkeys(m.group(0) for why in missing.values()
+                                 for m in re.finditer(r"python -m experiments\.run [^\n]*", why))
+        if commands:
+            print("[analysis] to produce them:\n  " + "\n  ".join(commands))
     for name, why in failed.items():
         print(f"[analysis] {name} failed: {why}", file=sys.stderr)
     return 1 if failed or (missing and args.strict) else 0
