@@ -82,13 +82,15 @@ class LoRARun:
             raise InputMismatchError(f"weight type {weight_type!r} has no mapping in family {fam.name}")
         (path, sl), *rest = entries
         if rest or sl is not None:
-            raise InputMismatchError(f"{self.family} {weight_type!r} is a fused or multi-module projection; "
-                             "the analyses read one separate projection per weight type")
+            raise InputMismatchError(f"{self.family} {weight_type!r} is a fused or multi-module "
+                                     "projection; the analyses read one separate projection per "
+                                     "weight type (GPT-2's c_attn slices are not supported)")
         tail = f"{fam.blocks}.{layer}.{path}.lora_{matrix}"
         hits = [k for k in self.tensors if k == tail or k.endswith("." + tail)]
         if len(hits) != 1:
-            raise KeyError(f"{self.adapter_file}: {len(hits)} tensors match *{tail} (is "
-                           f"{weight_type!r} adapted in layer {layer}? targets {self.targets})")
+            raise InputMismatchError(f"{self.adapter_file}: {len(hits)} tensors match *{tail} (is "
+                                     f"{weight_type!r} adapted in layer {layer}? targets "
+                                     f"{self.targets})")
         return hits[0]
 
     def lora_A(self, weight_type: str, layer: int) -> torch.Tensor:
