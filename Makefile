@@ -9,7 +9,8 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test params tables figure2 table1 figure5 clean-venv
+.PHONY: setup demo test params tables figure2 table1 figure5 analysis figure3 figure4 figure6 \
+	figure7 figure8 table7 clean-venv
 
 setup: $(VENV)/.installed
 
@@ -43,6 +44,15 @@ table%: setup
 	$(PY) -m experiments.tables table=$*
 figure2: setup
 	$(PY) -m experiments.tables figure=2
+
+# Section 7 analyses (Figures 3, 4, 6, 7, 8, Table 7) from the LoRA runs of table6_smollm2/rte
+# (never trains; a missing run is named with its command). `make analysis` builds what it can
+# and lists the rest. Table 7 here, not in `table%`: its numbers come from adapters, not metrics.
+ANALYSIS_ARGS ?=
+analysis: setup
+	$(PY) -m experiments.analysis all $(ANALYSIS_ARGS)
+figure3 figure4 figure6 figure7 figure8 table7: setup
+	$(PY) -m experiments.analysis $@ $(ANALYSIS_ARGS)
 
 # Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init). On a GPU box:
 # `make table1 DEVICE=cuda` runs the paper's three columns and the Figure 5 grid.

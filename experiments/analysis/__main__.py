@@ -1,0 +1,72 @@
+"""`python -m experiments.analysis {figure3,figure4,figure6,figure7,figure8,table7,all}`: the
+Section 7 analyses from the run records under results/runs, written to results/analysis/.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from ..paths import results_dir
+from . import figures, table7
+from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, InputMismatchError, MissingInputError, RunStore
+
+OUTPUTS = {
+    "figure3": lambda store, out: figures.rank_similarity(store, out, 3),
+    "figure4": lambda store, out: figures.seed_similarity(store, out, 4),
+    "figure6": lambda store, out: figures.rank_similarity(store, out, 6),
+    "figure7": lambda store, out: figures.seed_similarity(store, out, 7),
+    "figure8": figures.weight_similarity,
+    "table7": table7.build,
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m experiments.analysis", description=__doc__)
+    p.add_argument("what", choices=[*OUTPUTS, "all"])
+    p.add_argument("--results", type=Path, default=None,
+                   help="results root holding runs/ (default: LORA_REPRO_RESULTS or results/)")
+    p.add_argument("--adapters-root", type=Path, default=None,
+                   help="folder holding <experiment>/seed<k>/adapter/ when adapters live apart "
+                        "from their records (e.g. a git-ignored weights folder)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <results>/analysis)")
+    p.add_argument("--task", default=DEFAULT_TASK, help=f"task of the runs (default {DEFAULT_TASK})")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX,
+                   help=f"experiment group: runs are <prefix>/<task>/qv_r<r> (default {DEFAULT_PREFIX})")
+    p.add_argument("--strict", action="store_true", help="with `all`: exit 1 when anything is missing")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    results = args.results or results_dir()
+    out = args.out or Path(results) / "analysis"
+    store = RunStore(results, args.adapters_root, task=args.task, prefix=args.prefix)
+    names = list(OUTPUTS) if args.what == "all" else [args.what]
+    missing, failed = {}, {}
+    for name in names:
+        try:
+            written = OUTPUTS[name](store, out)
+        except (MissingInputError, InputMismatchError) as err:
+            if args.what != "all":
+                print(f"error: {name}: {err}", file=sys.stderr)
+                return 1
+            (missing if isinstance(err, MissingInputError) else failed)[name] = str(err)
+            continue
+        print(f"[analysis] {name}: " + ", ".join(str(p) for p in written))
+    if missing:
+        print(f"[analysis] {len(missing)} of {len(names)} not built, inputs missing:")
+        for name, why in missing.items():
+            print(f"  {name}: " + why.replace("\n", "\n    "))
+        commands = dict.fromkeys(m.group(0) for why in missing.values()
+                                 for m in re.finditer(r"python -m experiments\.run [^\n]*", why))
+        if commands:
+            print("[analysis] to produce them:\n  " + "\n  ".join(commands))
+    for name, why in failed.items():
+        print(f"[analysis] {name} failed: {why}", file=sys.stderr)
+    return 1 if failed or (missing and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
