@@ -20,7 +20,9 @@ from lora_core.state import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from .. import records
 
 DEFAULT_PREFIX = "table6_smollm2"
-DEFAULT_TASK = "rte"
+# SST-2 as generation: the stand-in task on which SmolLM2 learns within the CPU budget (RTE stays
+# near chance; see the Table 6 stand-in)
+DEFAULT_TASK = "sst2_gen"
 
 
 class MissingInputError(RuntimeError):
