@@ -25,8 +25,10 @@ class BuildReport:
     wandb_runs: list = field(default_factory=list)
 
 
-# Tables measured by a benchmark rather than rebuilt from run records: never overwritten here.
-BUILT_BY_BENCHMARKS = {1: "python -m experiments.bench.latency (make table1)"}
+# Tables measured by a benchmark or an analysis rather than rebuilt from run records' metrics:
+# never overwritten here.
+BUILT_BY_BENCHMARKS = {1: "python -m experiments.bench.latency (make table1)",
+                       7: "python -m experiments.analysis table7 (make table7), from LoRA adapters"}
 
 
 def _numbers(text: str | None, known: list[int], what: str) -> list[int]:
