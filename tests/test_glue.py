@@ -268,3 +268,13 @@ def test_config_methods_match_the_counted_rows(row):
         assert methods[0]["activation"] == "swish"  # the official NLU fork's Houlsby adapter
     if methods[0]["name"] in ("adapter_p", "adapter_d"):
         assert methods[0]["activation"] == "relu"
+
+
+def test_demo_minilm_slice_has_real_weights_and_a_small_budget():
+    from experiments.demo import MINILM_SLICE
+
+    for row in MINILM_SLICE:
+        cfg = compose_cfg(f"experiment={row}", "profile=demo_minilm")
+        assert cfg.model.init == "pretrained" and "shrink" not in cfg.model
+        assert (cfg.data.max_train, cfg.data.max_valid, cfg.train.epochs) == (400, 128, 1)
+        assert cfg.data.sample_seed == 0 and cfg.profile.name == "demo"

@@ -433,6 +433,7 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     assert "| BitFit | 2.0K | 1.1K | 65.0 (n=1) | – (n=0) |" in text
     assert "LoRA − FT on the average: −4.8 points (65.2 vs 70.0)." in text
     assert "0.01% of FT's 22,000,000" in text
+    assert "LoRA − FT per task (medians): SST-2 +16.0, MRPC −10.0," in text
     assert "85.3±5.0 (n=3)" in text                      # mean ± std in the second table
     assert "paper: RoB-base LoRA" in text and "not RoBERTa" in text
     assert "sst2 600" in text and "data.sample_seed 0" in text and "3 epochs" in text

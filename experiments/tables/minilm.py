@@ -165,7 +165,8 @@ def _budget(rows: list[Row]) -> list[str]:
     for sample_seed, epochs, batch, seq, max_valid in sorted(common, key=str):
         dev = "whole dev split" if max_valid is None else f"first {max_valid} dev examples"
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
-                     f"method and seed); {epochs} epochs, batch {batch}, sequences cut at "
+                     f"method and seed); {epochs} epoch{'' if epochs == 1 else 's'}, batch {batch}, "
+                     f"sequences cut at "
                      f"{seq} tokens; scored on the {dev} after every epoch.")
     lines.append("Learning rate per method: " + "; ".join(
         f"{k} {'/'.join(str(v) for v in sorted(vs, key=str))}" for k, vs in lrs.items()) + ".")
@@ -185,17 +186,25 @@ def _paper_rows() -> list[tuple[str, list[str], str, str]]:
 
 def summary_lines(rows: list[Row]) -> list[str]:
     """LoRA − FT on the average and LoRA's trainable share of FT's, where both rows exist."""
-    by = {r.key: r for r in rows if r.profile == "paper"}
-    ft, lora = by.get("MiniLM FT"), by.get("MiniLM LoRA")
-    if not (ft and lora):
+    profiles = sorted({r.profile for r in rows}, key=lambda p: (p != "paper", p))
+    pairs = [({r.key: r for r in rows if r.profile == p}, p) for p in profiles]
+    pairs = [(by, p) for by, p in pairs if "MiniLM FT" in by and "MiniLM LoRA" in by]
+    if not pairs:
         return ["LoRA − FT: needs both rows (not all runs exist yet)."]
-    lines = []
+    by, profile = pairs[0]  # the stand-in's own budget first, else e.g. the demo's
+    ft, lora = by["MiniLM FT"], by["MiniLM LoRA"]
+    lines = [] if profile == "paper" else [f"({profile} profile rows:)"]
     if ft.avg is not None and lora.avg is not None:
         diff = f"{lora.avg - ft.avg:+.1f}".replace("-", "−")
         lines.append(f"LoRA − FT on the average: {diff} points "
                      f"({lora.avg:.1f} vs {ft.avg:.1f}).")
     else:
         lines.append("LoRA − FT on the average: – (an average needs all five tasks in both rows).")
+    both = [c for _, c, _ in COLUMNS if ft.cells.get(c) and lora.cells.get(c)]
+    if both:
+        lines.append("LoRA − FT per task (medians): " + ", ".join(
+            f"{c} " + f"{lora.cells[c].median - ft.cells[c].median:+.1f}".replace("-", "−")
+            for c in both) + ".")
     if ft.trainable and lora.trainable:
         share = max(lora.trainable) / max(ft.trainable)
         lines.append(f"LoRA trains {max(lora.trainable):,} parameters, {100 * share:.2f}% of FT's "
