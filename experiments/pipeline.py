@@ -58,9 +58,10 @@ def warmup_steps_for_tokens(tokens: int, items: list, samples_per_step: int) -> 
     return max(1, int(np.ceil(tokens / per_step)))
 
 
-def build_model(cfg, num_labels: int | None = None):
+def build_model(cfg, num_labels: int | None = None, with_tokenizer: bool = True):
     """The model of cfg.model at cfg.model.init, shrunk when the profile asks for it; with a
-    classification head of `num_labels` for classification tasks."""
+    classification head of `num_labels` for classification tasks (and its tokenizer, which
+    every task needs, unless with_tokenizer=False)."""
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     init = model_cfg.pop("init", "pretrained")
     shrink = model_cfg.pop("shrink", None)
@@ -68,8 +69,9 @@ def build_model(cfg, num_labels: int | None = None):
     if shrink:
         spec = shrink_spec(spec, **shrink)
     head = "sequence_classification" if num_labels else "causal_lm"
-    loaded = load_model(spec, init=init, seed=cfg.seed, head=head, num_labels=num_labels)
-    if loaded.tokenizer is None:
+    loaded = load_model(spec, init=init, seed=cfg.seed, head=head, num_labels=num_labels,
+                        with_tokenizer=with_tokenizer)
+    if with_tokenizer and loaded.tokenizer is None:
         raise ValueError(f"no tokenizer for model {spec.name}: every task needs one")
     return spec, loaded
 
@@ -99,6 +101,26 @@ def _save_trained_weights(model, run_dir: Path, results: Path, experiment: str, 
         save_file(tensors, str(files[0]))
     return {str(f.relative_to(results) if f.is_relative_to(results) else f): records.sha256_file(f)
             for f in files}
+
+
+def load_trained_weights(model, path: str | Path) -> None:
+    """Put a run's `trainable.safetensors` (the non-LoRA methods' trained tensors, heads
+    included) back into `model`, built and adapted as in that run; strict: every trainable
+    parameter must be in the file with its shape, and nothing else. LoRA runs: load_adapter."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+    if missing or unexpected:
+        raise ValueError(f"{path} does not fit this model (built with the run's method?): "
+                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    with torch.no_grad():
+        for name, value in tensors.items():
+            if params[name].shape != value.shape:
+                raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, the model "
+                                 f"expects {tuple(params[name].shape)}")
+            params[name].copy_(value)
 
 
 def run_experiment(cfg: DictConfig) -> Path:

@@ -4,6 +4,7 @@ stand-in, a rerun), the exact markdown of a small table, the LaTeX and CSV, figu
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -373,3 +374,77 @@ def test_wandb_payload_rows(scanned):
     assert mnli["n"] == 3 and mnli["diff"] == pytest.approx(-1.0333, abs=1e-4)
     missing = next(l for l in lines if l["row"] == "GPT-3 few-shot" and l["column"] == "RTE")
     assert missing["ours"] is None and missing["diff"] is None and missing["paper"] == 69.0
+
+
+# ---------------------------------------------------------------------------- MiniLM stand-in
+def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
+                   trainable=2048, head=1122, metric="dev/accuracy"):
+    rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
+    path = root / "runs" / "table2_minilm" / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({
+        "experiment": f"table2_minilm/{method}_{task}", "table": "2_minilm", "row": rows[method],
+        "model": "minilm_l6", "model_display": "MiniLM-L6 (all-MiniLM-L6-v2)", "profile": "paper",
+        "seed": seed, "status": status, "task": task,
+        "metrics": {metric: history[-1]},
+        "train": {"history": [{"epoch": i + 1, metric: v} for i, v in enumerate(history)]},
+        "params": {"trainable_without_head": trainable, "head": head},
+        "config": {"data": {"max_train": 600, "sample_seed": 0, "max_valid": None},
+                   "train": {"epochs": 3, "lr": 2e-3, "batch_size": 32},
+                   "task": {"seq_len": 128}}}))
+
+
+def test_minilm_table_medians_means_and_missing_cells(tmp_path):
+    from experiments.tables.minilm import collect, to_json
+
+    metric = {"sst2": "dev/accuracy", "mrpc": "dev/accuracy", "cola": "dev/matthews_correlation",
+              "rte": "dev/accuracy", "stsb": "dev/pearson"}
+    # LoRA SST-2: three seeds, best epochs 0.80, 0.90, 0.86 (the last epochs are lower)
+    for seed, hist in ((1, [0.70, 0.80, 0.75]), (2, [0.90, 0.85, 0.84]), (3, [0.80, 0.86, 0.82])):
+        _minilm_record(tmp_path, "lora", "sst2", seed, hist)
+    for task in ("mrpc", "cola", "rte", "stsb"):
+        _minilm_record(tmp_path, "lora", task, 1, [0.60], metric=metric[task])
+    # FT: one seed per task, 0.70 everywhere; its SST-2 seed 1 rerun (seed1-2) replaces seed 1
+    for task in metric:
+        _minilm_record(tmp_path, "ft", task, 1, [0.50 if task == "sst2" else 0.70],
+                       metric=metric[task], trainable=22_000_000, head=148_225)
+    _minilm_record(tmp_path, "ft", "sst2", 1, [0.70], rerun="-2", trainable=22_000_000)
+    _minilm_record(tmp_path, "bitfit", "sst2", 1, [0.65])                 # only one task
+    _minilm_record(tmp_path, "bitfit", "rte", 1, [0.5], status="running")  # not complete
+
+    rows, skipped = collect(tmp_path)
+    by = {r.label: r for r in rows}
+    assert [r.label for r in rows] == ["FT", "BitFit", "LoRA"]
+    sst2 = by["LoRA"].cells["SST-2"]
+    assert sst2.values == pytest.approx([80.0, 90.0, 86.0]) and sst2.epochs == [2, 1, 2]
+    assert sst2.median == pytest.approx(86.0) and sst2.mean == pytest.approx(256 / 3)
+    assert sst2.std == pytest.approx(5.0332, abs=1e-4)
+    assert by["LoRA"].avg == pytest.approx((86 + 4 * 60) / 5)
+    assert by["FT"].cells["SST-2"].values == [70.0] and by["FT"].avg == pytest.approx(70.0)
+    assert by["BitFit"].cells["MRPC"] is None and by["BitFit"].avg is None
+    reasons = {s.path.split("/")[-2] + "/" + s.path.split("/")[-3]: s.reason for s in skipped}
+    assert "superseded" in reasons["seed1/ft_sst2"] and "running" in reasons["seed1/bitfit_rte"]
+
+    from experiments.tables.cli import main
+
+    main(["table=2_minilm", "--results", str(tmp_path), "--out", str(tmp_path), "--no-wandb"])
+    text = (tmp_path / "tables" / "table2_minilm.md").read_text()
+    assert "| LoRA | 2.0K | 1.1K | 86.0 (n=3) | 60.0 (n=1) |" in text
+    assert "| BitFit | 2.0K | 1.1K | 65.0 (n=1) | – (n=0) |" in text
+    assert "LoRA − FT on the average: −4.8 points (65.2 vs 70.0)." in text
+    assert "0.01% of FT's 22,000,000" in text
+    assert "LoRA − FT per task (medians): SST-2 +16.0, MRPC −10.0," in text
+    assert "85.3±5.0 (n=3)" in text                      # mean ± std in the second table
+    assert "paper: RoB-base LoRA" in text and "not RoBERTa" in text
+    assert "sst2 600" in text and "data.sample_seed 0" in text and "3 epochs" in text
+    data = json.loads((tmp_path / "tables" / "table2_minilm.json").read_text())
+    lora = next(r for r in data["rows"] if r["label"] == "LoRA")
+    assert lora["cells"]["SST-2"]["median"] == pytest.approx(86.0)
+    assert lora["cells"]["SST-2"]["seeds"] == [1, 2, 3]
+
+
+def test_minilm_records_stay_out_of_table2(tmp_path):
+    _minilm_record(tmp_path, "lora", "rte", 1, [0.6])
+    records, skipped = scan(tmp_path)
+    assert [r.table for r in records] == ["2_minilm"] and not skipped
+    assert not build(load_table(2), records, skipped).used_records

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..paper_numbers import PaperDataError, figure_numbers, load_figure, load_table, table_numbers
 from ..paths import results_dir
 from .aggregate import BuiltTable, build
-from .collect import Skipped, scan
+from .collect import STANDIN_TABLES, Skipped, scan
+from .minilm import write as write_minilm
 from .figures import write_figure
 from .index import write_index
 from .render import to_csv, to_latex, to_markdown
@@ -142,6 +143,15 @@ def main(argv: list[str] | None = None) -> BuildReport:
     args = parser.parse_args(_hydra_style(list(sys.argv[1:] if argv is None else argv)))
     results = args.results or results_dir()
     out = args.out or results
+    wanted = [] if args.table is None else [t.strip() for t in str(args.table).split(",")]
+    standins = [t for t in wanted if t in STANDIN_TABLES or t.removeprefix("table") in STANDIN_TABLES]
+    if standins:
+        for path in write_minilm(results, out):
+            print(f"wrote {path}")
+        rest = [t for t in wanted if t not in standins]
+        if not rest:
+            return BuildReport(written=[])
+        args.table = ",".join(rest)
     try:
         if args.figure is not None and args.table is None:
             tables, figures, write_tables = [], _numbers(args.figure, figure_numbers(), "figure"), False
@@ -156,6 +166,8 @@ def main(argv: list[str] | None = None) -> BuildReport:
             write_tables = True
         report = build_outputs(results, out, tables, figures, write_tables=write_tables,
                                use_wandb=not args.no_wandb)
+        if write_tables and str(args.table).strip().lower() in ("none", "all"):
+            report.written += write_minilm(results, out)
     except PaperDataError as err:
         raise SystemExit(f"error: {err}") from None
     _print_report(report, results, out)

@@ -22,14 +22,14 @@ _TABLE_DIR = re.compile(r"^table(\d+)$")
 class Skipped:
     path: str                 # relative to the results directory
     reason: str
-    table: int | None         # the table it would have fed, where that can be told
+    table: int | str | None   # the table it would have fed, where that can be told
 
 
 @dataclass(frozen=True)
 class RunRecord:
     path: str                 # relative to the results directory
     data: dict
-    table: int | None
+    table: int | str | None   # a paper table's number, or a stand-in table's name
     rerun: int                # 1 for seed<k>/, N for seed<k>-N/
 
     @property
@@ -69,13 +69,20 @@ def table_from_experiment(experiment: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _table_field(value) -> int | None:
+# Stand-in tables the paper does not have (built by their own modules, e.g. tables/minilm.py).
+STANDIN_TABLES = ("2_minilm",)
+
+
+def _table_field(value) -> int | str | None:
     if value is None or value == "":
         return None
+    if str(value) in STANDIN_TABLES:
+        return str(value)
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"its `table` field {value!r} is not a table number") from None
+        raise ValueError(f"its `table` field {value!r} is not a table number nor one of "
+                         f"{', '.join(STANDIN_TABLES)}") from None
 
 
 def _rerun_index(path: Path) -> int:
