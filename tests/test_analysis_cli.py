@@ -14,7 +14,7 @@ from experiments.models import load_model
 from lora_core import LoRAConfig, apply_lora, lora_layers, save_adapter
 from lora_core.analysis import subspace_similarity_grid
 
-PREFIX, TASK = "table6_smollm2", "rte"
+PREFIX, TASK = "table6_smollm2", "sst2_gen"
 N_LAYERS, HIDDEN, MIDDLE = 4, 128, 1  # middle = layer 2 of 4 (0-based block 1), as 48 of 96
 ALPHA = 16
 MODEL = {"name": "tiny_llama", "display_name": "Tiny Llama", "family": "llama", "head": "causal_lm",
@@ -53,7 +53,7 @@ def _write_run(results, name: str, r: int, seed: int):
         "profile": "tiny", "seed": seed, "status": "complete",
         "config": {"model": MODEL, "method": {"name": "lora", "targets": {"q": r, "v": r},
                                               "alpha": ALPHA, "dropout": 0.0, "bias": "none"},
-                   "task": {"name": TASK, "kind": "classification"}, "seed": seed},
+                   "task": {"name": TASK, "kind": "generation"}, "seed": seed},
         "weights": {str(adapter.relative_to(results)): records.sha256_file(adapter)}})
     return model
 
