@@ -16,6 +16,7 @@ Owns loading and checking those files and reading a printed cell ("67.3±.6") in
 #                          string per column except params, in column order)
 #   standins               extra rows of ours (stand-in models) -> the paper row they face
 #   notes                  the paper's caveats, printed under the table
+#   our_notes              how our runs differ from the paper's (stand-in columns, budgets)
 from __future__ import annotations
 
 import re
@@ -128,6 +129,7 @@ class PaperTable:
     rows: tuple[PaperRow, ...]
     standins: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    our_notes: tuple[str, ...] = ()  # how our runs differ (stand-in columns, budgets)
     path: Path | None = None
 
     @property
@@ -239,7 +241,8 @@ def read_table_file(path: Path) -> PaperTable:
             raise PaperDataError(f"{where}: stand-in {standin!r} faces unknown row {target!r}")
     return PaperTable(number=int(data["table"]), title=data["title"], source=data["source"],
                       statistic=statistic, best_epoch=best_epoch, columns=columns, rows=rows,
-                      standins=standins, notes=tuple(data.get("notes") or ()), path=Path(path))
+                      standins=standins, notes=tuple(data.get("notes") or ()),
+                      our_notes=tuple(data.get("our_notes") or ()), path=Path(path))
 
 
 def table_numbers() -> list[int]:

@@ -164,6 +164,8 @@ def to_markdown(built: BuiltTable) -> str:
         lines += [f"- {f}" for f in faces] + [""]
     if t.notes:
         lines += ["From the paper:"] + [f"- {n}" for n in t.notes] + [""]
+    if t.our_notes:
+        lines += ["About our runs:"] + [f"- {n}" for n in t.our_notes] + [""]
     if built.skipped:
         lines += ["Skipped records (not averaged):"]
         lines += [f"- `{s.path}`: {s.reason}" for s in built.skipped] + [""]
