@@ -118,7 +118,7 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
     suffix = "_smollm2" if standin else ""
     name = f"table{table}{suffix}/{task}/{cell}"
     model = "smollm2_135m" if standin else DEFAULT_GPU_MODEL
-    lr = extra.get("lr") or (STANDIN_LR if standin else PAPER_LR)[method]
+    lr = extra.get("lr") or (STANDIN_LR if standin else PAPER_LR).get(method, 0.0)
     head = ("offline stand-in on SmolLM2-135M's real weights at a CPU budget (see the caption of "
             "the table); the paper's recipe is the file without _smollm2" if standin else
             "the paper's recipe (Table 12 / App. D.4) for a GPU with the hub; "
@@ -139,10 +139,14 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
         lines += [f"  batch_size: {extra.get('batch', b['batch'])}",
                   f"  epochs: {extra.get('epochs', b['epochs'])}", "  warmup_steps: 5",
                   "  log_every: 5", "  save_every: 10"]
-        lines += ["task:", f"  seq_len: {b['seq_len']}"]
+        # few-shot prompts hold 2 demonstrations per class: the task's own length, not the budget's
+        seq_len = b["seq_len"] if not extra.get("few_shot") else FEW_SHOT_SEQ_LEN
+        lines += ["task:", f"  seq_len: {seq_len}"] + FEW_SHOT_LINES * bool(extra.get("few_shot"))
         # evaluation prompts cut like training lines: seq_len less the task's new tokens
-        lines += ["decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]
+        lines += ["decode:", f"  max_context_tokens: {seq_len - NEW_TOKENS[task]}"]
         data = dict(max_train=b["max_train"], sample_seed=0, max_eval_sources=b["max_eval"])
+    elif extra.get("few_shot"):
+        lines += ["task:"] + FEW_SHOT_LINES
     elif "batch" in extra:
         lines += [f"  batch_size: {extra['batch']}", f"  epochs: {extra['epochs']}"]
     if "n" in extra:
@@ -151,6 +155,11 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
         lines.append("data:")
         lines += [f"  {k}: {'null' if v is None else v}" for k, v in data.items()]
     return "\n".join(lines) + "\n"
+
+
+# App. A: 2 demonstrations per class in the prompt (6 for MNLI's three labels).
+FEW_SHOT_LINES = ["  options:", "    few_shot: {per_class: 2, seed: 0}"]
+FEW_SHOT_SEQ_LEN = 768
 
 
 def table16_cells():
@@ -172,7 +181,7 @@ def write(table: int, task: str, cell: str, text: str, standin: bool, written: l
 
 
 def main() -> None:
-    for table in (4, 5, 6, 15, 16):
+    for table in (4, 5, 6, 8, 15, 16):
         for suffix in ("", "_smollm2"):
             shutil.rmtree(CONF / f"table{table}{suffix}", ignore_errors=True)
     written: list[Path] = []
@@ -193,6 +202,18 @@ def main() -> None:
         standin_extra = dict(n=extra["n"], lr=float(f"{extra['lr'] * scale:.3g}"),
                              epochs=STANDIN_TABLE16_EPOCHS[n_key])
         write(16, "rte_gen", cell, render(16, "rte_gen", cell, spec, True, standin_extra), True, written)
+    # Table 8: few-shot prompting (2 demonstrations per class, App. A) against a fine-tuned run.
+    # The paper's fine-tuned row is full FT; the stand-in fine-tunes with LoRA (r_q=r_v=8).
+    few_shot = dict(method="none", args=None, row="GPT-3 few-shot")
+    for task in ("mnli_gen", "rte_gen"):
+        write(8, task, "few_shot", render(8, task, "few_shot", few_shot, False, dict(few_shot=True)),
+              False, written)
+        write(8, task, "fine_tuned", render(8, task, "fine_tuned", dict(TABLE4["ft"], row="GPT-3 fine-tuned"),
+                                            False), False, written)
+    write(8, "rte_gen", "few_shot", render(8, "rte_gen", "few_shot", few_shot, True, dict(few_shot=True)),
+          True, written)
+    write(8, "rte_gen", "lora", render(8, "rte_gen", "lora", dict(lora("qv", 8), row="GPT-3 fine-tuned"),
+                                       True), True, written)
     print(f"wrote {len(written)} files under {CONF}")
 
 
