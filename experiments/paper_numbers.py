@@ -97,6 +97,7 @@ class Column:
     of: tuple[str, ...] = ()
     record_key: str = "trainable"
     params: str | None = None       # a per-column |Θ| the paper prints (Table 1)
+    n_train: int | None = None      # only runs trained on this many examples (Table 16's MNLI-n)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ def _column(entry: dict, table_task, where: str) -> Column:
                       if kind == "metric" else (),
                       scale=float(entry.get("scale", 1)), decimals=int(entry.get("decimals", 1)),
                       better=entry.get("better", "higher"), of=_as_tuple(entry.get("of")),
-                      record_key=entry.get("record_key", "trainable"), params=entry.get("params"))
+                      record_key=entry.get("record_key", "trainable"), params=entry.get("params"),
+                      n_train=int(entry["n_train"]) if entry.get("n_train") is not None else None)
     except KeyError as err:
         raise PaperDataError(f"{where}: a column lacks {err}") from None
 

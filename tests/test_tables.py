@@ -14,7 +14,7 @@ import pytest
 from experiments.paper_numbers import (PaperDataError, load_all, load_figure, load_table,
                                        parse_cell, parse_count, read_table_file)
 from experiments.tables import build, scan, to_csv, to_latex, to_markdown
-from experiments.tables.aggregate import seed_value
+from experiments.tables.aggregate import _takes, seed_value
 from experiments.tables.cli import main
 from experiments.tables.collect import RunRecord
 from experiments.tables.figures import NO_RUNS_NOTE, Panel, Series, plot_panels
@@ -287,6 +287,22 @@ def test_best_epoch_and_last_epoch_rules():
     assert seed_value(rec, t18, t18.column("BLEU")) == pytest.approx((70.38, None))
     # a metric the scorer could not compute (None, NaN) is missing, not zero
     assert seed_value(_record([], {"BLEU": float("nan")}, 18), t18, t18.column("BLEU")) is None
+
+
+def test_table16_column_is_the_number_of_training_examples():
+    """MNLI-n runs share a task; their column comes from the examples they trained on."""
+    t16 = load_table(16)
+
+    def takes(task, n):
+        rec = _record([], {"dev/accuracy": 0.6}, table=16)
+        rec.data.update(task=task, data={"train_examples": n})
+        return [c.key for c in t16.value_columns if _takes(c, rec)]
+
+    assert takes("rte_gen", 100) == ["RTE-100"]
+    assert takes("rte_gen", 2490) == ["RTE-2490"]
+    assert takes("mnli_gen", 1000) == ["MNLI-1k"]
+    assert takes("mnli_gen", 392702) == ["MNLI-392K"]
+    assert takes("mnli_gen", 500) == []   # a subset the paper has no column for
 
 
 # ------------------------------------------------------------------ outputs

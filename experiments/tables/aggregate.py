@@ -120,6 +120,10 @@ def seed_value(record: RunRecord, table: PaperTable, column: Column) -> tuple[fl
 
 
 def _takes(column: Column, record: RunRecord) -> bool:
+    if column.n_train is not None:
+        data = record.data.get("data") or {}
+        if data.get("train_examples") != column.n_train:
+            return False
     return not column.tasks or record.task in column.tasks
 
 
