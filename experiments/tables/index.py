@@ -67,10 +67,19 @@ def write_index(out: Path) -> Path:
                          f"`tables/table{spec.table}.csv` with runs | {_files(out, [png])} | "
                          f"`{FIGURE_COMMAND.format(n=n)}` |")
     others = [p for p in (tables_dir / "params.md", tables_dir / "params.csv") if p.exists()]
+    minilm = [p for p in (tables_dir / "table2_minilm.md", tables_dir / "table2_minilm.json") if p.exists()]
+    analysis = sorted((out / "analysis").glob("*.md")) + sorted((out / "analysis").glob("*.png"))
+    if others or minilm or analysis:
+        lines += ["", "## Other files", ""]
     if others:
-        lines += ["", "## Other files", "",
-                  f"- {_files(out, others)}: trainable parameters of every LoRA row, computed "
-                  "from the model configs (`python -m experiments.params`)."]
+        lines.append(f"- {_files(out, others)}: trainable parameters of every LoRA row, computed "
+                     "from the model configs (`python -m experiments.params`).")
+    if minilm:
+        lines.append(f"- {_files(out, minilm)}: Table 2 on the offline stand-in MiniLM-L6 "
+                     "(`python -m experiments.tables table=2_minilm`).")
+    if analysis:
+        lines.append(f"- {_files(out, analysis)}: the Section 7 analyses (Figures 3, 4, 6, 7, 8, "
+                     "Table 7) from LoRA adapters (`python -m experiments.analysis all`).")
     lines += ["", "W&B: each build also logs one offline summary run per table to "
               "`wandb/` (project `lora-repro-tableN`); upload with "
               "`wandb sync results/wandb/wandb/offline-run-*`.", ""]
