@@ -109,18 +109,11 @@ def load_trained_weights(model, path: str | Path) -> None:
     parameter must be in the file with its shape, and nothing else. LoRA runs: load_adapter."""
     from safetensors.torch import load_file
 
-    tensors = load_file(str(path))
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    missing, unexpected = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit this model (built with the run's method?): "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    with torch.no_grad():
-        for name, value in tensors.items():
-            if params[name].shape != value.shape:
-                raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, the model "
-                                 f"expects {tuple(params[name].shape)}")
-            params[name].copy_(value)
+    from lora_core.state import copy_strict
+
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    copy_strict(model, load_file(str(path)), trainable, str(path),
+                what="trained weights (built with the run's method?)")
 
 
 def run_experiment(cfg: DictConfig) -> Path:

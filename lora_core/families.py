@@ -69,6 +69,15 @@ _BERT_LIKE = dict(
     prefix_after=1,  # the classification head reads position 0 ([CLS] / <s>)
 )
 
+_LLAMA_LIKE = dict(
+    blocks="layers",
+    targets=_qkvo("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                  "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")),
+    embedding="embed_tokens", attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
+    layer_norms=("input_layernorm", "post_attention_layernorm"), heads=("score",),
+    final_norm="norm", causal=True,
+)
+
 FAMILIES: dict[str, Family] = {
     "gpt2": Family(
         name="gpt2", model_types=("gpt2",), blocks="h",
@@ -94,21 +103,9 @@ FAMILIES: dict[str, Family] = {
                       "attention.self.value_proj", "attention.output.dense",
                       ("intermediate.dense", "output.dense")),
         embedding="embeddings.word_embeddings", heads=("pooler", "classifier"), **_BERT_LIKE),
-    "llama": Family(
-        name="llama", model_types=("llama",), blocks="layers",
-        targets=_qkvo("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                      "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")),
-        embedding="embed_tokens", attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
-        layer_norms=("input_layernorm", "post_attention_layernorm"), heads=("score",),
-        has_bias=False, final_norm="norm", causal=True),
+    "llama": Family(name="llama", model_types=("llama",), has_bias=False, **_LLAMA_LIKE),
     # Qwen2: Llama's layout, but Wq, Wk and Wv carry biases (so BitFit has something to train)
-    "qwen2": Family(
-        name="qwen2", model_types=("qwen2",), blocks="layers",
-        targets=_qkvo("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                      "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")),
-        embedding="embed_tokens", attn_out="self_attn.o_proj", mlp_out="mlp.down_proj",
-        layer_norms=("input_layernorm", "post_attention_layernorm"), heads=("score",),
-        has_bias=True, final_norm="norm", causal=True),
+    "qwen2": Family(name="qwen2", model_types=("qwen2",), has_bias=True, **_LLAMA_LIKE),
 }
 
 

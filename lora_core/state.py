@@ -72,22 +72,24 @@ def load_adapter(model: nn.Module, directory: str | Path) -> LoRAConfig:
     if not lora_layers(model):
         apply_lora(model, config)
     tensors = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
-    _copy_strict(model, tensors, adapter_state_dict(model, config), str(directory))
+    copy_strict(model, tensors, adapter_state_dict(model, config), str(directory))
     return config
 
 
-def _copy_strict(model: nn.Module, tensors: dict, expected: dict, source: str) -> None:
+def copy_strict(model: nn.Module, tensors: dict, expected, source: str, what: str = "adapter") -> None:
+    """Copy `tensors` into `model`'s parameters: every name in `expected` must be there with its
+    shape, and nothing else; errors name `what` was loaded from `source`."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"adapter in {source} does not fit this model: missing {missing[:5]}"
+        raise ValueError(f"{what} in {source} does not fit this model: missing {missing[:5]}"
                          f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
                          f"{'...' if len(unexpected) > 5 else ''}")
     params = dict(model.named_parameters())
     with torch.no_grad():
         for k, v in tensors.items():
             if params[k].shape != v.shape:
-                raise ValueError(f"adapter in {source}: {k} has shape {tuple(v.shape)}, the "
+                raise ValueError(f"{what} in {source}: {k} has shape {tuple(v.shape)}, the "
                                  f"model expects {tuple(params[k].shape)} (another rank?)")
             params[k].copy_(v)
 
@@ -175,7 +177,7 @@ def import_peft(model: nn.Module, directory: str | Path, family: str | None = No
     tensors = load_file(str(directory / PEFT_WEIGHTS))
     by_peft = {_peft_key(k, layers): k for k in expected}
     renamed = {by_peft.get(k, k): v for k, v in tensors.items()}
-    _copy_strict(model, renamed, expected, str(directory))
+    copy_strict(model, renamed, expected, str(directory))
     return config
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..paper_numbers import load_table
+from .aggregate import CellStats
 from .collect import RunRecord, Skipped, is_number, scan
 
 TABLE = "2_minilm"
@@ -30,34 +31,11 @@ MISSING = "–"
 
 
 @dataclass
-class Cell:
-    values: list[float]           # per seed, at its best epoch, x100
-    seeds: list[int]
-    epochs: list
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values)
-
-    @property
-    def std(self) -> float | None:
-        return statistics.stdev(self.values) if self.n >= 2 else None
-
-
-@dataclass
 class Row:
     key: str                      # the record's row (e.g. "MiniLM LoRA")
     profile: str
     label: str
-    cells: dict = field(default_factory=dict)        # column label -> Cell | None
+    cells: dict = field(default_factory=dict)        # column label -> CellStats | None
     trainable: list[int] = field(default_factory=list)   # without head, per record
     head: list[int] = field(default_factory=list)
     records: list[RunRecord] = field(default_factory=list)
@@ -116,7 +94,7 @@ def collect(results: Path) -> tuple[list[Row], list[Skipped]]:
                     values.append(got[0])
                     seeds.append(r.seed)
                     epochs.append(got[1])
-            row.cells[label] = Cell(values, seeds, epochs) if values else None
+            row.cells[label] = CellStats(values, seeds, epochs, "median") if values else None
         for r in row.records:
             params = r.data.get("params") or {}
             if is_number(params.get("trainable_without_head")):
@@ -135,11 +113,11 @@ def _count(values: list[int]) -> str:
     return fmt(low) if low == high else f"{fmt(low)}–{fmt(high)}"
 
 
-def _median_cell(cell: Cell | None) -> str:
+def _median_cell(cell: CellStats | None) -> str:
     return f"{MISSING} (n=0)" if cell is None else f"{cell.median:.1f} (n={cell.n})"
 
 
-def _mean_cell(cell: Cell | None) -> str:
+def _mean_cell(cell: CellStats | None) -> str:
     if cell is None:
         return f"{MISSING} (n=0)"
     pm = "" if cell.std is None else f"±{cell.std:.1f}"
