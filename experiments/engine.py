@@ -7,6 +7,7 @@ uninterrupted one would.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -46,15 +47,31 @@ class TrainConfig:
     seed: int = 1
 
 
+def _computes_selected_logits(model: nn.Module) -> bool:
+    """Whether the model's head can score only chosen positions (`logits_to_keep`, HF causal
+    LMs). Prefix-wrapped models cannot: their outputs are gathered from a longer sequence."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
 def causal_lm_loss(label_smoothing: float = 0.0) -> LossFn:
     """Token-level loss over completion tokens, summed over the batch and divided by the token
-    count (+1e-4), with uniform label smoothing over the vocabulary (paper_spec §2.6)."""
+    count (+1e-4), with uniform label smoothing over the vocabulary (paper_spec §2.6).
+
+    Where the model allows it, the LM head runs only at positions some row of the batch has a
+    target for: the GPT-3 tasks' targets are a label word or a summary after a long context, and
+    the head (49k x 576 on SmolLM2) over every position took a fifth of a training step."""
 
     def loss_fn(model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         target = batch["labels"][:, 1:]
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if _computes_selected_logits(model):
+            keep = (target != IGNORE).any(0).nonzero().squeeze(-1)
+            logits, target = model(**inputs, logits_to_keep=keep).logits, target[:, keep]
+        else:
+            logits = model(**inputs).logits[:, :-1]
         mask = target != IGNORE
-        logp = F.log_softmax(logits[:, :-1][mask].float(), dim=-1)  # only target positions
+        logp = F.log_softmax(logits[mask].float(), dim=-1)  # only target positions
         nll = -logp.gather(-1, target[mask].unsqueeze(-1)).squeeze(-1)
         per_token = nll if label_smoothing == 0 else (
             (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1))

@@ -57,8 +57,9 @@ SCORERS: dict[str, tuple[Callable, str]] = {
 
 
 class GPT3GenerationJob:
-    """Train on context/completion lines; decode and score the eval split after each epoch (or
-    once, for a run with nothing to train); report the best epoch, the last one beside it."""
+    """Train on context/completion lines; decode and score the eval split after every
+    `decode.every_epochs`-th epoch and the last (or once, for a run with nothing to train);
+    report the best scored epoch, the last one beside it."""
 
     evaluates_untrained = True  # method=none: few-shot prompting runs with no training step
 
@@ -84,7 +85,13 @@ class GPT3GenerationJob:
         self.train_items = encode_examples(tokenizer, self.train_examples, task.seq_len,
                                            self.truncation)
         self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
-        self.decode_cfg = DecodeConfig(**OmegaConf.to_container(cfg.decode, resolve=True))
+        decode = OmegaConf.to_container(cfg.decode, resolve=True)
+        # decoding the eval split can cost more than an epoch of a small training set (Table 16's
+        # n=100 on CPU), so a run may score every k-th epoch; the last is always scored
+        self.decode_every = int(decode.pop("every_epochs", 1))
+        if self.decode_every < 1:
+            raise ValueError(f"decode.every_epochs={self.decode_every}: give 1 or more")
+        self.decode_cfg = DecodeConfig(**decode)
         # demonstrations from this run's training examples (after max_train / sample_seed)
         self.demos = draw_demonstrations(self.train_examples, int(few_shot.get("per_class", 0)),
                                          int(few_shot.get("seed", 0)))
@@ -119,6 +126,8 @@ class GPT3GenerationJob:
         return hyps, self.scorer(hyps, self.eval_examples, self.options)
 
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:
+        if epoch % self.decode_every and epoch != self.cfg.train.epochs:
+            return {}
         started = time.perf_counter()
         hyps, scores = self.evaluate(model)
         self._predictions[epoch] = hyps
@@ -128,10 +137,11 @@ class GPT3GenerationJob:
     def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
         key = f"{self.eval_split}/{self.main_metric}"
         started = time.perf_counter()
-        if history:
-            best = max(history, key=lambda h: h[key])
+        scored = [h for h in history if key in h]
+        if scored:
+            best = max(scored, key=lambda h: h[key])
             record["best_epoch"] = best["epoch"]
-            record["metrics_last_epoch"] = {k: v for k, v in history[-1].items() if "/" in k}
+            record["metrics_last_epoch"] = {k: v for k, v in scored[-1].items() if "/" in k}
             metrics = {k: v for k, v in best.items() if "/" in k}
             if best["epoch"] in self._predictions:
                 hyps, record["predictions_epoch"] = self._predictions[best["epoch"]], best["epoch"]
@@ -143,7 +153,7 @@ class GPT3GenerationJob:
             hyps, scores = self.evaluate(model)
             metrics = {f"{self.eval_split}/{k}": v for k, v in scores.items()}
         write_official_layout(run_dir, hyps, [[ex.completion] for ex in self.eval_examples])
-        wall = history[-1]["decode_wall_s"] if history else time.perf_counter() - started
+        wall = scored[-1]["decode_wall_s"] if scored else time.perf_counter() - started
         record["decode"] = {"sources": len(self.prompts), "wall_s": round(wall, 2)}
         record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
         return metrics

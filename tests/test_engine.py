@@ -92,3 +92,33 @@ def test_nan_loss_stops_the_run():
 def test_too_little_data_is_an_error():
     with pytest.raises(ValueError, match="no full batch"):
         train(_lora_gpt2(), items(3), collate_causal, causal_lm_loss(), TrainConfig(batch_size=8))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_loss_on_selected_logits_equals_full_head(family):
+    """The head run only at target positions gives the full head's loss and gradients, with
+    targets at different positions per row (a padded row, a longer completion)."""
+    batch = collate_causal([Encoded([5, 6, 7, 8, 9, 10, 11], [-100] * 5 + [10, 11]),
+                            Encoded([5, 6, 7, 8], [-100, -100, 7, 8]),
+                            Encoded([9, 8, 7, 6, 5, 4], [-100] * 3 + [6, 5, 4])])
+    loss_fn = causal_lm_loss(0.1)
+    results = []
+    for hide_selection in (False, True):
+        model = tiny_model(family)
+
+        class Plain(torch.nn.Module):  # a forward without `logits_to_keep`: the full head
+            def __init__(self):
+                super().__init__()
+                self.inner = model
+
+            def forward(self, input_ids, attention_mask):
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+        loss, n = loss_fn(Plain() if hide_selection else model, batch)
+        loss.backward()
+        grad = next(p for p in model.parameters() if p.requires_grad).grad.clone()
+        results.append((loss.item(), n, grad))
+    (selected, n_sel, g_sel), (full, n_full, g_full) = results
+    assert n_sel == n_full == 7
+    assert math.isclose(selected, full, rel_tol=1e-6)
+    assert torch.allclose(g_sel, g_full, atol=1e-6)

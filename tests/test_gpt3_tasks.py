@@ -324,3 +324,14 @@ def test_untrained_classification_run_is_refused(tmp_path):
                       f"paths.results={tmp_path}")
     with pytest.raises(ValueError, match="nothing trainable"):
         run_experiment(cfg)
+
+
+def test_decoding_every_k_epochs_scores_those_and_the_last(tmp_path, smollm2_tokenizer):
+    cfg = compose_cfg(*smoke_overrides("sst2_gen", tmp_path, "train.epochs=3", "train.max_steps=0",
+                                       "data.max_train=4", "decode.every_epochs=2"))
+    record = json.loads(run_experiment(cfg).read_text())
+    history = record["train"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert ["dev/accuracy" in h for h in history] == [False, True, True]
+    assert record["best_epoch"] in (2, 3) and record["predictions_epoch"] == record["best_epoch"]
+    assert record["decode"]["wall_s"] == history[-1]["decode_wall_s"]
