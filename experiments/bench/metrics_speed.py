@@ -30,7 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from experiments.metrics import score_e2e  # noqa: E402
-from experiments.metrics._io import read_grouped_refs, read_lines, shared_dir  # noqa: E402
+from experiments.metrics._io import read_grouped_refs, read_lines  # noqa: E402
+from experiments.paths import shared_dir  # noqa: E402
 from experiments.metrics.java import Meteor, close_java, start_ptb_tokenizer  # noqa: E402
 
 CASE = "drop_third_word"  # a realistic, imperfect system output

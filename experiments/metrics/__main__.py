@@ -104,7 +104,7 @@ def run_e2e(args) -> dict:
     refs = read_grouped_refs(args.refs)
     hyps = read_lines(args.hyp)
     check_counts(len(hyps), len(refs), args.hyp, args.refs)
-    shared_meteor()  # start METEOR's ~6 s table load before the Python-side imports and work
+    shared_meteor()  # start METEOR's JVM before the Python-side imports and work
     return score_e2e(hyps, refs)
 
 

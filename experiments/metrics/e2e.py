@@ -40,11 +40,11 @@ def score_e2e(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, keep_java: 
       CIDEr-D (document frequencies from these references), as pycocoevalcap 1.2 computes them.
 
     Needs Java (MetricInputError if missing). The PTB tokenizer runs once on all sentences; the
-    METEOR JVM loads while Python computes the rest and, with ``keep_java`` (default), stays up
+    METEOR JVM starts at once, scores while Python computes the rest and, with ``keep_java`` (default), stays up
     for the next call in this process (see ``java.shared_meteor``).
     """
     hyps, refs = _clean(hyps, refs)
-    meteor = shared_meteor() if keep_java else Meteor()  # starts loading its tables now
+    meteor = shared_meteor() if keep_java else Meteor()  # its JVM starts now
     try:
         flat_refs = [r for group in refs for r in group]
         tokens = start_ptb_tokenizer(list(hyps) + flat_refs).result()  # one JVM for everything

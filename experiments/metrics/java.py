@@ -133,7 +133,8 @@ class Meteor:
     EVAL over all of them gives the corpus score from summed statistics), with two speed-ups that
     leave every number as the jar computes it: lines are written by a thread while answers are
     read (no round trip per segment), and, where javac is available, our MeteorParallel driver
-    (jsrc/) scores segments on several threads sharing one loaded paraphrase table.
+    (jsrc/) scores segments on several threads sharing one paraphrase table, which holds only the
+    entries the batch's words can use (the same numbers; a cold call reads the table once).
     ``parallel=False`` forces the jar's plain -stdio mode.
     """
 
@@ -242,9 +243,10 @@ _shared_lock = threading.Lock()
 
 
 def shared_meteor() -> Meteor:
-    """A METEOR JVM kept for the life of the process: loading its paraphrase table takes ~6 s
-    and ~1 GB, so repeated scoring (every epoch, every case) pays it once. Ended at exit or by
-    close_java()."""
+    """A METEOR JVM kept for the life of the process: it keeps the paraphrase entries loaded so
+    far and re-reads the table only for a batch with new words; without javac, loading the jar's
+    whole paraphrase table takes ~6 s and ~1 GB. Repeated scoring (every epoch, every case) pays
+    the JVM's start once. Ended at exit or by close_java()."""
     global _shared
     with _shared_lock:
         if _shared is None or not _shared.alive():

@@ -132,7 +132,7 @@ def score_webnlg(
     if "METEOR" in wanted and mode == "corrected":
         from .java import shared_meteor
 
-        meteor = shared_meteor()  # start the JVM first: it loads while we tokenise and run TER
+        meteor = shared_meteor()  # start the JVM first: it starts while we tokenise and run TER
 
     hyps_tok = [nltk_tokenize(h) for h in hyps_pp]
     refs_tok = [[nltk_tokenize(s[i]) for s in streams] for i in range(len(hyps_pp))]
