@@ -120,3 +120,13 @@ def test_parallel_meteor_driver_gives_the_jars_stdio_numbers(e2e_cases, java):
             pytest.skip("no javac here: METEOR runs in the jar's -stdio mode only")
         for a, b in ((0, 75), (75, 150), (0, 150)):
             assert driver.score(tok_hyps[a:b], tok_refs[a:b]) == plain.score(tok_hyps[a:b], tok_refs[a:b])
+
+
+def test_speed_benchmark_times_a_call_and_records_the_machine():
+    """The metrics benchmark's helpers (the script itself runs minutes, outside the suite)."""
+    from experiments.bench import metrics_speed
+
+    runs, value = metrics_speed.timed(lambda: 42, 2)
+    assert value == 42 and len(runs) == 2 and all(t >= 0 for t in runs)
+    info = metrics_speed.machine_info()
+    assert info["cpu_count"] >= 1 and "java" in info
