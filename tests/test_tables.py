@@ -193,6 +193,7 @@ From the paper:
 - The RTE few-shot number is taken from the GPT-3 paper; MNLI-m few-shot uses 2 demonstrations per class (6 in context).
 
 About our runs:
+- Cells whose configuration equals another table's cell read that cell's runs (shared_runs in experiments/paper/table8.yaml; the table's JSON lists each record's path): the fine-tuned rows come from Table 4's RTE LoRA r=8 run and Table 6's SST-2 Wq,Wv r=8 run.
 - Stand-in rows: SmolLM2-135M-Instruct (real weights, CPU), conf/experiment/table8_smollm2/<task>/. Few-shot: no training, 2 demonstrations per class drawn with seed 0 from the run's training subset, greedy decoding. Fine-tuned: LoRA r_q=r_v=8, 1 epoch on 400 RTE / 800 SST-2 training examples (the Table 4 stand-in budget). SST-2 as generation is a second classification column: at this budget RTE's fine-tuned run learnt no label word.
 
 Skipped records (not averaged):
@@ -467,3 +468,49 @@ def test_minilm_records_stay_out_of_table2(tmp_path):
     records, skipped = scan(tmp_path)
     assert [r.table for r in records] == ["2_minilm"] and not skipped
     assert not build(load_table(2), records, skipped).used_records
+
+
+# ------------------------------------------------------------------------------- shared runs
+def _gpt3_record(experiment, table, row, seed, accuracy, rerun=1):
+    data = {"experiment": experiment, "row": row, "model": "smollm2_135m", "profile": "paper",
+            "seed": seed, "status": "complete", "task": "sst2_gen", "metrics": {},
+            "train": {"history": [{"epoch": 1, "dev/accuracy": accuracy}]}}
+    return RunRecord(f"runs/{experiment}/seed{seed}/record.json", data, table, rerun)
+
+
+def test_a_shared_run_fills_the_other_tables_cell_and_yields_to_an_own_run():
+    from experiments.tables.aggregate import shared_records
+
+    t5 = load_table(5)
+    source = _gpt3_record("table6_smollm2/sst2_gen/qv_r4", 6, "Wq,Wv r=4", 1, 0.768)
+    [shared] = shared_records(t5, [source])
+    assert shared.table == 5 and shared.row == "Wq,Wv (r=4)"  # the Table 5 file's run.row
+    assert shared.data["shared_from"] == source.path and source.row == "Wq,Wv r=4"
+    cell = row_of(build(t5, [source], []), "Wq,Wv (r=4)").cells["SST-2-gen"]
+    assert cell.values == pytest.approx([76.8])
+    own = _gpt3_record("table5_smollm2/sst2_gen/qv_r4", 5, "Wq,Wv (r=4)", 1, 0.70)
+    both = build(t5, [source, own], [])
+    assert row_of(both, "Wq,Wv (r=4)").cells["SST-2-gen"].values == pytest.approx([70.0])
+    assert [s.reason for s in both.skipped if s.path == source.path] == [
+        f"a run shared from another table, where this table's own run {own.path} is read"]
+
+
+def test_shared_runs_name_experiments_of_the_same_configuration():
+    """Every shared_runs pair composes to the same configuration but for run name/table/row."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from experiments.paper_numbers import table_numbers
+    from experiments.paths import CONF_DIR
+
+    pairs = [pair for n in table_numbers() for pair in load_table(n).shared_runs]
+    assert len(pairs) >= 10
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        def config(experiment):
+            cfg = OmegaConf.to_container(compose(config_name="config",
+                                                 overrides=[f"experiment={experiment}"]))
+            for key in ("name", "table", "row"):
+                cfg["run"].pop(key)
+            return cfg
+        for source, target in pairs:
+            assert config(source) == config(target), (source, target)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+import yaml
+
 from ..paper_numbers import Column, PaperRow, PaperTable, normalise_row
+from ..paths import CONF_DIR
 from .collect import RunRecord, Skipped, is_number
 
 PROFILE_ORDER = {"paper": 0, "tiny": 1, "smoke": 2}
@@ -145,7 +148,9 @@ def _drop_superseded(records: list[RunRecord], skipped: list[Skipped]) -> list[R
         if winner is r:
             kept.append(r)
         else:
-            skipped.append(Skipped(r.path, f"superseded by the rerun {winner.path}", r.table))
+            why = (f"a run shared from another table, where this table's own run {winner.path} "
+                   "is read" if r.rerun == 0 else f"superseded by the rerun {winner.path}")
+            skipped.append(Skipped(r.path, why, r.table))
     return kept
 
 
@@ -188,13 +193,38 @@ def _fill_row(row: BuiltRow, records: list[RunRecord], table: PaperTable,
         row.model_display = kept[0].model_display
 
 
+def shared_records(table: PaperTable, records: list[RunRecord]) -> list[RunRecord]:
+    """Another table's runs of the same configuration (the yaml's shared_runs), read as runs of
+    this table's experiment: that experiment file's row, the source path kept in `shared_from`.
+    They rank below a run of this table's own for the same seed (rerun 0)."""
+    if not table.shared_runs:
+        return []
+    targets = {src: dst for src, dst in table.shared_runs}
+    rows = {dst: experiment_row(dst) for dst in targets.values()}
+    return [RunRecord(r.path, {**r.data, "experiment": targets[r.data["experiment"]],
+                               "row": rows[targets[r.data["experiment"]]], "shared_from": r.path},
+                      table.number, 0)
+            for r in records if r.data.get("experiment") in targets]
+
+
+def experiment_row(experiment: str) -> str:
+    """The `run.row` an experiment file gives its runs (read from the file, no composition)."""
+    path = CONF_DIR / "experiment" / f"{experiment}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"shared_runs names {experiment!r}, but {path} does not exist")
+    row = ((yaml.safe_load(path.read_text()) or {}).get("run") or {}).get("row")
+    if not row:
+        raise ValueError(f"{path}: no run.row to read shared runs as")
+    return str(row)
+
+
 def build(table: PaperTable, records: list[RunRecord], skipped: list[Skipped]) -> BuiltTable:
     """The table's rows: every paper row (one per profile and model that ran it, or one empty
     row), then rows the paper does not print, each compared with the paper row it stands in for.
     `skipped` holds what was skipped while reading; this table's share of it is kept."""
     mine_skipped = [s for s in skipped if s.table == table.number]
     mine = []
-    for r in records:
+    for r in records + shared_records(table, records):
         if r.table != table.number:
             continue
         if table.tasks and r.task not in table.tasks:
