@@ -14,6 +14,7 @@ from .adapters import apply_adapters, dropped_layers
 from .families import FAMILIES, family_of, find_blocks
 from .lora import LoRAConfig, apply_lora, set_trainable_modules
 from .partial import train_biases, train_top_blocks
+from .prefix import ATTRIBUTE as PREFIX_ATTRIBUTE
 from .prefix import apply_prefix_embedding, apply_prefix_layer
 
 MethodFn = Callable[..., nn.Module]
@@ -120,6 +121,37 @@ def _pre_layer(model: nn.Module, head_modules: list[str], family: str | None,
     """PreLayer: trainable slot activations at every block (MLP-reparameterised if `reparam`)."""
     return apply_prefix_layer(model, prefix_length, infix_length, infix_after_token, reparam,
                               reparam_hidden, family, head_modules)
+
+
+def _without_adapter_file(model: nn.Module) -> nn.Module:
+    # LoRA with a prefix: saved as the trainable tensors of both (a LoRA adapter file would drop
+    # the prefix); merging LoRA and folding the prefix still work through their own modules
+    del model.lora_config
+    return model
+
+
+@register_method("lora_pre_embed")
+def _lora_pre_embed(model: nn.Module, head_modules: list[str], family: str | None, targets: dict,
+                    prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
+                    alpha: float = 1.0, dropout: float = 0.0) -> nn.Module:
+    """LoRA+PE (App. E, Table 15): LoRA on `targets` and PreEmbed's l_p + l_i embeddings train
+    together."""
+    _pre_embed(model, head_modules, family, prefix_length, infix_length, infix_after_token)
+    _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, alpha, dropout)
+    return _without_adapter_file(model)
+
+
+@register_method("lora_pre_layer")
+def _lora_pre_layer(model: nn.Module, head_modules: list[str], family: str | None, targets: dict,
+                    prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
+                    alpha: float = 1.0, dropout: float = 0.0, reparam: bool = True,
+                    reparam_hidden: int = 512) -> nn.Module:
+    """LoRA+PL (App. E, Table 15): LoRA on `targets` and PreLayer's slot activations (through
+    their reparameterisation) train together."""
+    _pre_layer(model, head_modules, family, prefix_length, infix_length, infix_after_token,
+               reparam, reparam_hidden)
+    _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, alpha, dropout)
+    return _without_adapter_file(model)
 
 
 @register_method("adapter_h")

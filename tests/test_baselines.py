@@ -324,3 +324,35 @@ def test_every_method_config_applies(family):
         apply_method(model, name, head_modules=heads(model), **params)
         with torch.no_grad():
             model(**batch())
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+@pytest.mark.parametrize("combo,prefix", [("lora_pre_embed", "pre_embed"),
+                                          ("lora_pre_layer", "pre_layer")])
+def test_lora_with_a_prefix_trains_both_and_starts_as_the_prefix_alone(family, combo, prefix):
+    """LoRA+PE / LoRA+PL (Table 15): the count is LoRA's plus the prefix's; LoRA (B = 0) leaves
+    the prefix model's outputs unchanged at init; both parts get gradients, nothing else."""
+    prefix_params = {"prefix_length": L_P, "infix_length": L_I}
+    if prefix == "pre_layer":
+        prefix_params["reparam_hidden"] = 16
+    lora_params = {"targets": {"q": R, "v": R}, "alpha": 8}
+    counts = {}
+    for name, params in ((prefix, prefix_params), ("lora", lora_params),
+                         (combo, {**prefix_params, **lora_params})):
+        model = tiny(family)
+        apply_method(model, name, head_modules=heads(model), **params)
+        counts[name] = count_parameters(model, heads(model)).trainable_without_head
+        if name == prefix:
+            with torch.no_grad():
+                alone = model(**batch()).logits
+    assert counts[combo] == counts[prefix] + counts["lora"]
+    assert not hasattr(model, "lora_config")  # saved as trainable tensors, prefix included
+    with torch.no_grad():
+        assert torch.allclose(model(**batch()).logits, alone, atol=1e-6)
+    model.train()
+    _loss(model(**batch())).backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_" in n for n in trainable) and any("prefix_tuning" in n for n in trainable)
+    assert all("lora_" in n or "prefix_tuning" in n or is_head(n, model) for n in trainable)
+    assert all(p.grad is not None for n, p in model.named_parameters() if n in trainable)
+    assert all(p.grad is None for n, p in model.named_parameters() if n not in trainable)

@@ -335,3 +335,18 @@ def test_decoding_every_k_epochs_scores_those_and_the_last(tmp_path, smollm2_tok
     assert ["dev/accuracy" in h for h in history] == [False, True, True]
     assert record["best_epoch"] in (2, 3) and record["predictions_epoch"] == record["best_epoch"]
     assert record["decode"]["wall_s"] == history[-1]["decode_wall_s"]
+
+
+def test_lora_with_a_prefix_runs_and_keeps_both_parts(tmp_path, smollm2_tokenizer):
+    """Table 15's LoRA+PE end to end: both parts saved together (no LoRA-only adapter file)."""
+    from safetensors.torch import load_file
+
+    cfg = compose_cfg(*smoke_overrides("sst2_gen", tmp_path, "method=lora_pre_embed",
+                                       "method.prefix_length=2", "method.infix_length=1"))
+    record = json.loads(run_experiment(cfg).read_text())
+    assert record["status"] == "complete" and record["method"] == "lora_pre_embed"
+    run_dir = tmp_path / "runs" / record["experiment"] / "seed1"
+    saved = load_file(str(run_dir / "trainable.safetensors"))
+    assert any("lora_A" in k for k in saved) and any("prefix_tuning" in k for k in saved)
+    assert sum(t.numel() for t in saved.values()) == record["params"]["trainable"]
+    assert not (run_dir / "adapter").exists()
