@@ -1,4 +1,5 @@
-"""GLUE (Table 2) from the original GLUE tsv files (`<data>/glue/<TASK>/{train,dev}.tsv`).
+"""GLUE (Table 2) from the original GLUE tsv files (`<data>/glue/<TASK>/{train,dev}.tsv`), or
+from the hub's nyu-mll/glue when they are absent and the hub is allowed (same label ids).
 
 Each task yields `ClassificationExample`s with HF `glue` label ids (e.g. RTE/QNLI:
 entailment = 0), so metrics and checkpoints agree with the official run_glue.py.
@@ -10,7 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import find_data_file
+from .base import DataMissingError, find_data_file
+from .hub import HubSource, rows_from_hub
 
 csv.field_size_limit(sys.maxsize)
 
@@ -20,6 +22,7 @@ class ClassificationExample:
     text_a: str
     text_b: str | None
     label: float | int
+    source: str = ""  # the file read, or hub:<repo>/<config>/<split>
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,35 @@ GLUE_TASKS = {
 }
 
 
+# The hub's copy: nyu-mll/glue, one config per task, split names and text columns of its own;
+# its label ids are the order of GlueTask.labels.
+HUB = HubSource("nyu-mll/glue")
+HUB_SPLITS = {"dev": "validation", "dev_matched": "validation_matched",
+              "dev_mismatched": "validation_mismatched"}
+HUB_COLUMNS = {"mnli": ("premise", "hypothesis"), "sst2": ("sentence", None),
+               "mrpc": ("sentence1", "sentence2"), "cola": ("sentence", None),
+               "qnli": ("question", "sentence"), "qqp": ("question1", "question2"),
+               "rte": ("sentence1", "sentence2"), "stsb": ("sentence1", "sentence2")}
+
+
+def _hub_examples(task_name: str, split: str, missing: DataMissingError,
+                  limit: int | None) -> list[ClassificationExample]:
+    hub_split = HUB_SPLITS.get(split, split)
+    source = HubSource(HUB.repo, task_name)
+    rows = rows_from_hub(missing, source, hub_split)
+    a, b = HUB_COLUMNS[task_name]
+    regression = GLUE_TASKS[task_name].labels is None
+    out = []
+    for row in rows[:limit] if limit else rows:
+        label = float(row["label"]) if regression else int(row["label"])
+        if not regression and not 0 <= label < GLUE_TASKS[task_name].num_labels:
+            raise ValueError(f"{source.label(hub_split)}: label {label} is not a class id "
+                             "(the hub's test splits carry no labels)")
+        out.append(ClassificationExample(row[a], row[b] if b else None, label,
+                                         source.label(hub_split)))
+    return out
+
+
 def _rows(path: Path, task: GlueTask) -> list[dict]:
     # utf-8-sig: MRPC's files start with a byte-order mark
     with path.open(encoding="utf-8-sig", newline="") as f:
@@ -64,17 +96,23 @@ def _rows(path: Path, task: GlueTask) -> list[dict]:
 
 
 def load_glue(task_name: str, split: str, limit: int | None = None,
-              roots=None) -> list[ClassificationExample]:
+              roots=None, hub: bool = True) -> list[ClassificationExample]:
     """Examples of GLUE task `task_name` (mnli, sst2, mrpc, cola, qnli, qqp, rte, stsb);
-    `roots` replaces the data folders searched (tests point it at a fixture)."""
+    `roots` replaces the data folders searched (tests point it at a fixture); `hub=False`
+    never falls back to the hub."""
     if task_name not in GLUE_TASKS:
         raise ValueError(f"unknown GLUE task {task_name!r}: choose one of {sorted(GLUE_TASKS)}")
     task = GLUE_TASKS[task_name]
     if split not in task.splits:
         raise ValueError(f"GLUE {task_name} split {split!r}: choose one of {list(task.splits)}")
-    path = find_data_file("glue", [f"{task.folder}/{split}.tsv"], roots=roots,
-                          hint="MNLI, QQP and QNLI's train split are not in the offline data "
-                               "(shared/data/README.md)" if task_name in ("mnli", "qqp", "qnli") else "")
+    try:
+        path = find_data_file("glue", [f"{task.folder}/{split}.tsv"], roots=roots,
+                              hint="MNLI, QQP and QNLI's train split are not in the offline data "
+                                   "(shared/data/README.md)" if task_name in ("mnli", "qqp", "qnli") else "")
+    except DataMissingError as missing:
+        if not hub:
+            raise
+        return _hub_examples(task_name, split, missing, limit)
     a, b, y = task.columns
     out = []
     for n, row in enumerate(_rows(path, task)):
@@ -89,5 +127,5 @@ def load_glue(task_name: str, split: str, limit: int | None = None,
             label = task.labels.index(raw)
         else:
             raise ValueError(f"{path}: row {n + 1} label {raw!r} not in {task.labels}")
-        out.append(ClassificationExample(row[a], row[b] if b else None, label))
+        out.append(ClassificationExample(row[a], row[b] if b else None, label, str(path)))
     return out

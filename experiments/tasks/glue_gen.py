@@ -37,17 +37,19 @@ def load_glue_generation(glue_name: str, split: str, limit: int | None = None,
                          f"{GLUE_TASKS[glue_name].num_labels} distinct words in GLUE label order "
                          f"{GLUE_TASKS[glue_name].labels}, got {list(words)}")
     try:
-        rows = load_glue(glue_name, split, limit=limit, roots=data_roots())
+        rows = load_glue(glue_name, split, limit=limit, roots=data_roots(), hub=not fixture)
         source = "data"
     except DataMissingError:
         if not fixture:
             raise
-        rows = load_glue(glue_name, split, limit=limit, roots=[FIXTURE_ROOT])
+        rows = load_glue(glue_name, split, limit=limit, roots=[FIXTURE_ROOT], hub=False)
         source = "fixture"
         print(f"[data] {glue_name} {split}: real data missing, using the test fixture")
     return [Example(pair_context(r.text_a, r.text_b), words[r.label],
                     # one test item per row: duplicate pairs in a dev set are scored twice
-                    group=f"{split}:{n}", meta={"label": r.label, "source": source})
+                    group=f"{split}:{n}",
+                    meta={"label": r.label,
+                          "source": r.source if r.source.startswith("hub:") else source})
             for n, r in enumerate(rows)]
 
 
