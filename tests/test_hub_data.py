@@ -84,3 +84,30 @@ def test_samsum_reads_the_hubs_parquet_conversion(hub):
     assert ex.context == "Amanda: I baked cookies.\nJerry: Sure!\n\n"
     assert ex.completion == "Amanda baked cookies." and ex.group == "13818513"
     assert ex.meta["source"] == "hub:Samsung/samsum/samsum/train"
+
+
+def test_wikisql_from_the_hub_matches_the_official_layout(hub):
+    """The fixture's questions in the hub's row shape give the same examples as its files."""
+    import json
+
+    from experiments.tasks.base import FIXTURE_ROOT
+    from experiments.tasks.wikisql import load_wikisql
+
+    folder = FIXTURE_ROOT / "wikisql"
+    tables = {t["id"]: t for t in map(json.loads, (folder / "dev.tables.jsonl").read_text().splitlines())}
+    questions = [json.loads(line) for line in (folder / "dev.jsonl").read_text().splitlines() if line]
+    hub["rows"] = [{"phase": q["phase"], "question": q["question"], "table": tables[q["table_id"]],
+                    "sql": {"human_readable": "", "sel": q["sql"]["sel"], "agg": q["sql"]["agg"],
+                            "conds": {"column_index": [c[0] for c in q["sql"]["conds"]],
+                                      "operator_index": [c[1] for c in q["sql"]["conds"]],
+                                      "condition": [str(c[2]) for c in q["sql"]["conds"]]}}}
+                   for q in questions]
+    from_hub = load_wikisql("dev")
+    assert hub["calls"] == [("Salesforce/wikisql", "default", "validation", "refs/convert/parquet")]
+    from_files = load_wikisql("dev", fixture=True)
+    assert len(from_hub) == len(from_files) == len(questions)
+    for h, f in zip(from_hub, from_files):
+        assert (h.context, h.meta["header"], h.meta["table_id"]) == (f.context, f.meta["header"], f.meta["table_id"])
+        # the hub keeps condition values as strings; the rendered query is the same
+        assert h.completion == f.completion
+    assert from_hub[0].meta["source"] == "hub:Salesforce/wikisql/default/validation"

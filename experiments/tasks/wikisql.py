@@ -1,6 +1,7 @@
 """WikiSQL (Table 4) in its official layout: `wikisql/{split}.jsonl` questions joined on
 `table_id` with `wikisql/{split}.tables.jsonl`, as context = table schema + question and
 completion = SQL in the suite's canonical form (metrics/wikisql.py renders and parses it).
+Without those files, the hub's parquet copy of Salesforce/wikisql where the hub is allowed.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from ..metrics.wikisql import wikisql_query_to_sql
 from .base import FIXTURE_ROOT, DataMissingError, Example, data_roots, find_data_file, register_task
+from .hub import HubSource, rows_from_hub
 
 SPLITS = ("train", "dev", "test")
 # the official tarball unpacks to data/; the shared data keeps the questions under jsonl/
@@ -51,7 +53,7 @@ def _find_questions(split: str, roots) -> tuple[Path, Path]:
 def _read(questions: Path, tables_path: Path, limit: int | None) -> list[Example]:
     tables = {t["id"]: t for t in _jsonl(tables_path)}
     rows = _jsonl(questions)
-    out = []
+    pairs = []
     for n, q in enumerate(rows[:limit] if limit else rows, 1):
         for key in ("table_id", "question", "sql"):
             if key not in q:
@@ -61,14 +63,36 @@ def _read(questions: Path, tables_path: Path, limit: int | None) -> list[Example
             raise ValueError(f"{questions}: question {n} names table {q['table_id']!r}, which "
                              f"{tables_path} does not hold: the two files are from different "
                              "releases")
-        header = list(table["header"])
-        out.append(Example(wikisql_context(header, q["question"].strip()),
-                           wikisql_query_to_sql(q["sql"], header),
-                           # questions on one table can repeat: keep each as its own test item
-                           group=f"{questions.name}:{n}",
-                           meta={"sql": q["sql"], "header": header, "table_id": q["table_id"],
-                                 "source": str(questions)}))
-    return out
+        pairs.append((q, list(table["header"])))
+    return _examples(pairs, questions.name, str(questions))
+
+
+def _examples(pairs: list[tuple[dict, list[str]]], name: str, source: str) -> list[Example]:
+    # questions on one table can repeat: each stays its own test item (group by position)
+    return [Example(wikisql_context(header, q["question"].strip()),
+                    wikisql_query_to_sql(q["sql"], header), group=f"{name}:{n}",
+                    meta={"sql": q["sql"], "header": header, "table_id": q["table_id"],
+                          "source": source})
+            for n, (q, header) in enumerate(pairs, 1)]
+
+
+# The hub's copy: Salesforce/wikisql is a loading-script dataset, which `datasets` no longer runs;
+# the hub's parquet conversion of it holds each question with its table and its query, the
+# conditions as parallel lists (values as strings).
+HUB = HubSource("Salesforce/wikisql", "default", revision="refs/convert/parquet")
+HUB_SPLITS = {"dev": "validation"}
+
+
+def _hub_pairs(rows: list[dict]) -> list[tuple[dict, list[str]]]:
+    pairs = []
+    for row in rows:
+        sql, conds = row["sql"], row["sql"]["conds"]
+        query = {"sel": sql["sel"], "agg": sql["agg"],
+                 "conds": [list(c) for c in zip(conds["column_index"], conds["operator_index"],
+                                                conds["condition"])]}
+        pairs.append(({"table_id": row["table"]["id"], "question": row["question"], "sql": query},
+                      list(row["table"]["header"])))
+    return pairs
 
 
 @register_task("wikisql")
@@ -80,9 +104,12 @@ def load_wikisql(split: str, limit: int | None = None, fixture: bool = False) ->
         raise ValueError(f"WikiSQL split {split!r}: choose one of {list(SPLITS)}")
     try:
         questions, tables = _find_questions(split, data_roots())
-    except DataMissingError:
+    except DataMissingError as missing:
         if not fixture:
-            raise
+            hub_split = HUB_SPLITS.get(split, split)
+            rows = rows_from_hub(missing, HUB, hub_split)
+            return _examples(_hub_pairs(rows[:limit] if limit else rows), f"hub-{split}",
+                             HUB.label(hub_split))
         questions, tables = _find_questions(split, [FIXTURE_ROOT])
         print(f"[data] wikisql {split}: real data missing, using the test fixture {questions}")
     return _read(questions, tables, limit)
