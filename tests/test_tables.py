@@ -514,3 +514,24 @@ def test_shared_runs_name_experiments_of_the_same_configuration():
             return cfg
         for source, target in pairs:
             assert config(source) == config(target), (source, target)
+
+
+def test_figure2_draws_our_rows_as_one_line_per_method():
+    """Stand-in rows of one method become one series of points sorted by parameter count."""
+    from experiments.tables.figures import score_vs_params
+
+    def run(experiment, row, seed, acc, trainable):
+        rec = _gpt3_record(experiment, 15, row, seed, acc)
+        rec.data["params"] = {"trainable": trainable}
+        return rec
+
+    records = [run("table15_smollm2/sst2_gen/lora_qv_r8", "LoRA r_q=r_v=8", 1, 0.70, 921_600),
+               run("table15_smollm2/sst2_gen/lora_qv_r1", "LoRA r_q=r_v=1", 1, 0.75, 115_200),
+               run("table15_smollm2/sst2_gen/ft", "Fine-Tune", 1, 0.87, 134_515_008)]
+    panels = score_vs_params(load_figure(2), build(load_table(15), records, []))
+    sst2 = next(p for p in panels if "SST-2" in p.title)
+    ours = {s.label: s for s in sst2.series if s.ours}
+    lora = ours["ours: LoRA (smollm2_135m, paper)"]
+    assert lora.xs == [115_200, 921_600] and lora.ys == pytest.approx([75.0, 70.0])
+    assert ours["ours: Fine-Tune (smollm2_135m, paper)"].ys == pytest.approx([87.0])
+    assert not any(s.ours for p in panels if "SST-2" not in p.title for s in p.series)

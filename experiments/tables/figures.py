@@ -52,8 +52,8 @@ def plot_panels(path: Path, title: str, panels: list[Panel], notes: list[str] = 
                 yerr = None
                 if s.errors and any(e is not None for e in s.errors):
                     yerr = [e or 0.0 for e in s.errors]
-                ax.errorbar(s.xs, s.ys, yerr=yerr, fmt="*", markersize=12, capsize=3,
-                            label=s.label, color=colours.get(s.label))
+                ax.errorbar(s.xs, s.ys, yerr=yerr, fmt="*--" if len(s.xs) > 1 else "*",
+                            markersize=12, capsize=3, label=s.label, color=colours.get(s.label))
             else:
                 order = sorted(range(len(s.xs)), key=lambda i: s.xs[i])
                 # several settings at one size (LoRA r_v=2 and r_q=r_v=1 are both 4.7M): a
@@ -96,13 +96,20 @@ def score_vs_params(spec: FigureSpec, built: BuiltTable) -> list[Panel]:
                     and r.params is not None and r.cells.get(column) is not None]
             panel.series.append(Series(f"paper: {method}", [r.params.value for r in rows],
                                        [r.cells[column].value for r in rows]))
+        # ours: one line per (method, model, profile), as the paper's, each point a row
+        ours: dict[tuple, list] = {}
         for row in built.rows:
             cell = row.cells.get(column)
             if not row.has_runs or cell is None or not row.params:
                 continue
-            panel.series.append(Series(f"ours: {row.row} ({row.model_display}, {row.profile})",
-                                       [sum(row.params) / len(row.params)], [cell.value],
-                                       ours=True, errors=[cell.std]))
+            method = getattr(row.paper_row, spec.series_by, None) if row.paper_row else None
+            key = (method or row.row, row.model_display, row.profile)
+            ours.setdefault(key, []).append((sum(row.params) / len(row.params), cell))
+        for (method, model, profile), points in ours.items():
+            points.sort(key=lambda point: point[0])
+            panel.series.append(Series(f"ours: {method} ({model}, {profile})",
+                                       [x for x, _ in points], [c.value for _, c in points],
+                                       ours=True, errors=[c.std for _, c in points]))
         panels.append(panel)
     return panels
 
