@@ -59,7 +59,10 @@ def apply_method(model: nn.Module, name: str, head_modules: Iterable[str] = (),
 def _lora(model: nn.Module, head_modules: list[str], family: str | None, targets: dict,
           alpha: float = 1.0, dropout: float = 0.0, bias: str = "none", embedding_r: int = 0,
           layers: list[int] | None = None) -> nn.Module:
-    config = LoRAConfig(targets=dict(targets), alpha=alpha, dropout=dropout, bias=bias,
+    # r = 0 leaves a type out: Hydra merges an experiment's `targets` into the method's default
+    # {q, v}, so a file adapting Wq alone must say v: 0 (the generators write every type)
+    targets = {name: r for name, r in dict(targets).items() if r != 0}
+    config = LoRAConfig(targets=targets, alpha=alpha, dropout=dropout, bias=bias,
                         embedding_r=embedding_r, layers=layers,
                         trainable_modules=list(head_modules), family=family)
     apply_lora(model, config)

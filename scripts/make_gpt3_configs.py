@@ -31,7 +31,9 @@ TYPE_SETS = {"q": "q", "k": "k", "v": "v", "o": "o", "qk": "qk", "qv": "qv", "qk
 
 
 def lora(types: str, r: int, **extra) -> dict:
-    targets = ", ".join(f"{t}: {r}" for t in types)
+    # every weight type named, 0 where not adapted: Hydra merges `targets` into the method's
+    # default {q: 4, v: 4}, which would otherwise add Wq / Wv to a Wk-only cell
+    targets = ", ".join(f"{t}: {r if t in types else 0}" for t in "qkvo")
     return dict(method="lora", args=f"{{targets: {{{targets}}}, alpha: {LORA_ALPHA}, dropout: 0.0}}",
                 **extra)
 
@@ -50,7 +52,7 @@ def pre_layer(lp: int, li: int) -> dict:
 
 
 def lora_with_prefix(method: str, r: int) -> dict:
-    return dict(method=method, args=f"{{targets: {{q: {r}, v: {r}}}, alpha: {LORA_ALPHA}, "
+    return dict(method=method, args=f"{{targets: {{q: {r}, k: 0, v: {r}, o: 0}}, alpha: {LORA_ALPHA}, "
                                     "dropout: 0.0, prefix_length: 8, infix_length: 4}")
 
 

@@ -258,3 +258,15 @@ def test_init_from_mnli_adapter_reinitialises_a_head_of_other_size(tmp_path):
     apply_lora(other_rank, LoRAConfig(targets={"q": 2, "v": 2}, trainable_modules=["classifier"]))
     with pytest.raises(ValueError, match="ranks differ"):
         init_from_adapter(other_rank, tmp_path / "mnli")
+
+
+def test_a_zero_rank_leaves_the_type_out():
+    """`targets: {q: 8, v: 0}` adapts Wq alone: how an experiment file switches off a type the
+    method's default targets name (Hydra merges the two)."""
+    from lora_core import apply_method, lora_layers
+
+    from .conftest import tiny_model
+
+    model = tiny_model("llama")
+    apply_method(model, "lora", targets={"q": 8, "k": 0, "v": 0, "o": 0})
+    assert lora_layers(model) and all(name.endswith("q_proj") for name in lora_layers(model))

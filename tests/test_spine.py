@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -42,6 +43,13 @@ def test_every_experiment_composes(experiment, hydra_conf):
     # the GPT-3 recipes for GPU users name the model in the run directory (model=... switches it)
     assert cfg.run.name in (experiment, f"{experiment}/{cfg.model.name}")
     assert cfg.profile.name == "paper" and cfg.model.init == "pretrained"
+    # the weight types adapted are the file's own: Hydra merges a file's `targets` into the
+    # method's defaults, so a type the file leaves out would otherwise be adapted too
+    written = (yaml.safe_load((CONF_DIR / "experiment" / f"{experiment}.yaml").read_text())
+               .get("method") or {}).get("targets")
+    if written is not None:
+        composed = {t: r for t, r in cfg.method.targets.items() if r}
+        assert composed == {t: r for t, r in written.items() if r}, (composed, written)
     if experiment not in FIRST_OF_FOLDER:  # the profile acts the same on every file of a folder
         return
     smoke = hydra_conf(f"experiment={experiment}", "profile=smoke")
