@@ -107,7 +107,11 @@ def test_invalid_config_values_stop_the_run(tmp_path):
     with pytest.raises(ValueError, match="known methods"):
         run_experiment(compose_cfg("profile=smoke", "method.name=lorax", f"paths.results={tmp_path}"))
     with pytest.raises(ValueError, match="must be > 0"):
-        run_experiment(compose_cfg("profile=smoke", "method.targets.q=0",
+        run_experiment(compose_cfg("profile=smoke", "method.targets.q=-1",
+                                   f"paths.results={tmp_path}"))
+    # r = 0 leaves a type out; leaving every type out is an error, not a run that trains nothing
+    with pytest.raises(ValueError, match="targets is empty"):
+        run_experiment(compose_cfg("profile=smoke", "method.targets.q=0", "method.targets.v=0",
                                    f"paths.results={tmp_path}"))
 
 
