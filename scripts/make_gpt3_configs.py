@@ -30,12 +30,15 @@ LORA_ALPHA = 8
 TYPE_SETS = {"q": "q", "k": "k", "v": "v", "o": "o", "qk": "qk", "qv": "qv", "qkvo": "qkvo"}
 
 
+def targets(types: str, r: int) -> str:
+    """Every weight type named, 0 where not adapted: Hydra merges `targets` into the method's
+    default {q: 4, v: 4}, which would otherwise add Wq / Wv to a Wk-only cell."""
+    return "{" + ", ".join(f"{t}: {r if t in types else 0}" for t in "qkvo") + "}"
+
+
 def lora(types: str, r: int, **extra) -> dict:
-    # every weight type named, 0 where not adapted: Hydra merges `targets` into the method's
-    # default {q: 4, v: 4}, which would otherwise add Wq / Wv to a Wk-only cell
-    targets = ", ".join(f"{t}: {r if t in types else 0}" for t in "qkvo")
-    return dict(method="lora", args=f"{{targets: {{{targets}}}, alpha: {LORA_ALPHA}, dropout: 0.0}}",
-                **extra)
+    return dict(method="lora", args=f"{{targets: {targets(types, r)}, alpha: {LORA_ALPHA}, "
+                                    "dropout: 0.0}", **extra)
 
 
 def weights(types: str) -> str:
@@ -52,7 +55,7 @@ def pre_layer(lp: int, li: int) -> dict:
 
 
 def lora_with_prefix(method: str, r: int) -> dict:
-    return dict(method=method, args=f"{{targets: {{q: {r}, k: 0, v: {r}, o: 0}}, alpha: {LORA_ALPHA}, "
+    return dict(method=method, args=f"{{targets: {targets('qv', r)}, alpha: {LORA_ALPHA}, "
                                     "dropout: 0.0, prefix_length: 8, infix_length: 4}")
 
 
@@ -78,8 +81,7 @@ TABLE5 = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} (r={r})")
 # Table 6: r in 1, 2, 4, 8, 64 for {Wq}, {Wq,Wv}, {Wq,Wk,Wv,Wo}.
 TABLE6 = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} r={r}")
           for t in ("q", "qv", "qkvo") for r in (1, 2, 4, 8, 64)}
-
-
+# Table 15 / Figure 2: every point, LoRA+PE / LoRA+PL (App. E) included.
 TABLE15 = {
     "ft": dict(method="ft", args=None, row="Fine-Tune"),
     **{f"pre_embed_lp{lp}": dict(pre_embed(lp, 8), row=f"PrefixEmbed l_p={lp}, l_i=8")

@@ -54,7 +54,7 @@ GLUE_TASKS = {
 
 # The hub's copy: nyu-mll/glue, one config per task, split names and text columns of its own;
 # its label ids are the order of GlueTask.labels.
-HUB = HubSource("nyu-mll/glue")
+HUB_REPO = "nyu-mll/glue"
 HUB_SPLITS = {"dev": "validation", "dev_matched": "validation_matched",
               "dev_mismatched": "validation_mismatched"}
 HUB_COLUMNS = {"mnli": ("premise", "hypothesis"), "sst2": ("sentence", None),
@@ -66,7 +66,7 @@ HUB_COLUMNS = {"mnli": ("premise", "hypothesis"), "sst2": ("sentence", None),
 def _hub_examples(task_name: str, split: str, missing: DataMissingError,
                   limit: int | None) -> list[ClassificationExample]:
     hub_split = HUB_SPLITS.get(split, split)
-    source = HubSource(HUB.repo, task_name)
+    source = HubSource(HUB_REPO, task_name)
     rows = rows_from_hub(missing, source, hub_split)
     a, b = HUB_COLUMNS[task_name]
     regression = GLUE_TASKS[task_name].labels is None
