@@ -175,7 +175,8 @@ Each cell: ours (paper as printed, ours − paper). — = no complete run of our
 from fewer seeds than its row. Ours: mean over seeds ± sample standard deviation (the paper's \
 statistic: mean), each seed at its best epoch by the column's metric where its record keeps that \
 metric per epoch; metrics computed once after training come from the record's final metrics. \
-Profile: paper = the paper's budget; tiny and smoke = pipeline checks on shrunk random-init \
+Profile: paper = the paper's budget; stand-in = the paper's recipe on another model at the \
+smaller budget the notes below state; tiny and smoke = pipeline checks on shrunk random-init \
 models, not comparable with the paper. Stand-in rows run another model than the paper's and are \
 never averaged with its rows.
 
@@ -184,10 +185,10 @@ never averaged with its rows.
 | GPT-3 few-shot | — | — | 0 | — (paper 40.6) | — (paper 69.0) | — |
 | GPT-3 fine-tuned | paper | GPT-3 175B | 3 | 88.5±0.2 (paper 89.5, −1.0) | 84.6±0.8 [n=2] (paper 85.4, −0.8) | — |
 | GPT-3 fine-tuned | tiny | GPT-3 175B shrunk to 4x128 (random init) | 1 | 41.2 (paper 89.5, −48.3) | 52.7 (paper 85.4, −32.7) | — |
-| SmolLM2-135M fine-tuned (stand-in) | paper | SmolLM2-135M-Instruct | 2 | 70.6±0.6 (paper 89.5, −18.9) | — (paper 85.4) | — |
+| SmolLM2-135M fine-tuned (stand-in) | stand-in | SmolLM2-135M-Instruct | 2 | 70.6±0.6 (paper 89.5, −18.9) | — (paper 85.4) | — |
 
 Rows the paper does not print, and the paper row each is compared with:
-- SmolLM2-135M fine-tuned (stand-in) (paper, SmolLM2-135M-Instruct) → GPT-3 fine-tuned
+- SmolLM2-135M fine-tuned (stand-in) (stand-in, SmolLM2-135M-Instruct) → GPT-3 fine-tuned
 
 From the paper:
 - The RTE few-shot number is taken from the GPT-3 paper; MNLI-m few-shot uses 2 demonstrations per class (6 in context).
@@ -229,7 +230,7 @@ def test_profiles_models_and_standins_keep_their_own_rows(scanned):
         ("GPT-3 few-shot", None, None),
         ("GPT-3 fine-tuned", "paper", "gpt3_175b"),
         ("GPT-3 fine-tuned", "tiny", "gpt3_175b"),
-        ("SmolLM2-135M fine-tuned (stand-in)", "paper", "smollm2_135m")]
+        ("SmolLM2-135M fine-tuned (stand-in)", "stand-in", "smollm2_135m")]
     tiny = row_of(t8, "GPT-3 fine-tuned", "tiny")
     assert tiny.cells["MNLI-m"].values == pytest.approx([41.2]) and tiny.seeds == [1]
     standin = t8.rows[-1]
@@ -256,7 +257,7 @@ def test_table3_paper_scale_mean_and_standin(scanned):
     md = to_markdown(t3)
     assert ("| GPT-2 M LoRA | paper | GPT-2 Medium | 3 | 0.39M (paper 0.35M, +0.04M) | "
             "70.3±0.2 (paper 70.4±.1, −0.1) | 8.82±0.02 (paper 8.85±.02, −0.03) |") in md
-    assert ("| SmolLM2-135M LoRA (stand-in) | paper | SmolLM2-135M-Instruct | 1 | "
+    assert ("| SmolLM2-135M LoRA (stand-in) | stand-in | SmolLM2-135M-Instruct | 1 | "
             "0.23M (paper 0.35M, −0.12M) | 65.2 (paper 70.4±.1, −5.2) |") in md
     # the stand-in is an extra row beside, not in place of, the paper's rows
     assert sum(1 for r in t3.rows if r.row == "GPT-2 M LoRA") == 1 and len(t3.rows) == 13
@@ -486,11 +487,11 @@ def test_a_shared_run_fills_the_other_tables_cell_and_yields_to_an_own_run():
     [shared] = shared_records(t5, [source])
     assert shared.table == 5 and shared.row == "Wq,Wv (r=4)"  # the Table 5 file's run.row
     assert shared.data["shared_from"] == source.path and source.row == "Wq,Wv r=4"
-    cell = row_of(build(t5, [source], []), "Wq,Wv (r=4)").cells["SST-2-gen"]
+    cell = row_of(build(t5, [source], []), "Wq,Wv (r=4)", "stand-in").cells["SST-2-gen"]
     assert cell.values == pytest.approx([76.8])
     own = _gpt3_record("table5_smollm2/sst2_gen/qv_r4", 5, "Wq,Wv (r=4)", 1, 0.70)
     both = build(t5, [source, own], [])
-    assert row_of(both, "Wq,Wv (r=4)").cells["SST-2-gen"].values == pytest.approx([70.0])
+    assert row_of(both, "Wq,Wv (r=4)", "stand-in").cells["SST-2-gen"].values == pytest.approx([70.0])
     assert [s.reason for s in both.skipped if s.path == source.path] == [
         f"a run shared from another table, where this table's own run {own.path} is read"]
 
@@ -531,7 +532,7 @@ def test_figure2_draws_our_rows_as_one_line_per_method():
     panels = score_vs_params(load_figure(2), build(load_table(15), records, []))
     sst2 = next(p for p in panels if "SST-2" in p.title)
     ours = {s.label: s for s in sst2.series if s.ours}
-    lora = ours["ours: LoRA (smollm2_135m, paper)"]
+    lora = ours["ours: LoRA (smollm2_135m, stand-in)"]
     assert lora.xs == [115_200, 921_600] and lora.ys == pytest.approx([75.0, 70.0])
-    assert ours["ours: Fine-Tune (smollm2_135m, paper)"].ys == pytest.approx([87.0])
+    assert ours["ours: Fine-Tune (smollm2_135m, stand-in)"].ys == pytest.approx([87.0])
     assert not any(s.ours for p in panels if "SST-2" not in p.title for s in p.series)

@@ -14,7 +14,16 @@ from ..paper_numbers import Column, PaperRow, PaperTable, normalise_row
 from ..paths import CONF_DIR
 from .collect import RunRecord, Skipped, is_number
 
-PROFILE_ORDER = {"paper": 0, "tiny": 1, "smoke": 2}
+PROFILE_ORDER = {"paper": 0, "stand-in": 1, "tiny": 2, "smoke": 3}
+
+
+def shown_profile(profile: str, model: str, paper_row: PaperRow | None) -> str:
+    """A `paper`-profile run of another model than the paper row's is a stand-in: the paper's
+    method and recipe on an open model, at the budget its experiment file sets."""
+    if profile == "paper" and paper_row is not None and paper_row.model \
+            and model != paper_row.model:
+        return "stand-in"
+    return profile
 
 
 @dataclass
@@ -247,7 +256,8 @@ def build(table: PaperTable, records: list[RunRecord], skipped: list[Skipped]) -
         keys = sorted((k for k in groups if k[0] == normalise_row(paper_row.row)), key=order)
         filled = []
         for key in keys:
-            row = BuiltRow(paper_row.label, paper_row, extra=False, profile=key[1], model=key[2])
+            row = BuiltRow(paper_row.label, paper_row, extra=False,
+                           profile=shown_profile(key[1], key[2], paper_row), model=key[2])
             _fill_row(row, groups[key], table, mine_skipped)
             if row.has_runs:
                 filled.append(row)
@@ -259,8 +269,9 @@ def build(table: PaperTable, records: list[RunRecord], skipped: list[Skipped]) -
                         key=lambda k: (k[0],) + order(k))
     for key in extra_keys:
         face = standins.get(key[0])
-        row = BuiltRow(groups[key][0].row, table.row(face) if face else None, extra=True,
-                       profile=key[1], model=key[2])
+        facing_row = table.row(face) if face else None
+        row = BuiltRow(groups[key][0].row, facing_row, extra=True,
+                       profile=shown_profile(key[1], key[2], facing_row), model=key[2])
         _fill_row(row, groups[key], table, mine_skipped)
         if row.has_runs:
             rows.append(row)

@@ -132,7 +132,8 @@ def intro(built: BuiltTable) -> list[str]:
         f"experiments/paper/table{t.number}.yaml). Each cell: ours (paper as printed, ours − "
         f"paper). {MISSING} = no complete run of ours; [n=k] = a cell from fewer seeds than its row.",
         _method_sentence(t),
-        "Profile: paper = the paper's budget; tiny and smoke = pipeline checks on shrunk "
+        "Profile: paper = the paper's budget; stand-in = the paper's recipe on another model "
+        "at the smaller budget the notes below state; tiny and smoke = pipeline checks on shrunk "
         "random-init models, not comparable with the paper. Stand-in rows run another model "
         "than the paper's and are never averaged with its rows.",
     ]
