@@ -496,6 +496,21 @@ def test_a_shared_run_fills_the_other_tables_cell_and_yields_to_an_own_run():
         f"a run shared from another table, where this table's own run {own.path} is read"]
 
 
+def test_runs_on_different_n_are_different_cells_not_reruns():
+    """Table 16: the same row and seed at n = 100 and 1k fill two columns; neither supersedes."""
+    t16 = load_table(16)
+    runs = []
+    for n, acc, rerun in ((100, 0.772, 1), (1000, 0.803, 1), (1000, 0.81, 2)):
+        r = _gpt3_record(f"table16_smollm2/sst2_gen/lora_n{n}", 16, "GPT-3 LoRA", 1, acc, rerun)
+        r.data["data"] = {"train_examples": n}
+        runs.append(r)
+    built16 = build(t16, runs, [])
+    row = row_of(built16, "GPT-3 LoRA", "stand-in")
+    assert row.cells["SST2-100"].values == pytest.approx([77.2])
+    assert row.cells["SST2-1k"].values == pytest.approx([81.0])   # the rerun, not both
+    assert [s.reason for s in built16.skipped] == [f"superseded by the rerun {runs[2].path}"]
+
+
 def test_shared_runs_name_experiments_of_the_same_configuration():
     """Every shared_runs pair composes to the same configuration but for run name/table/row."""
     from hydra import compose, initialize_config_dir

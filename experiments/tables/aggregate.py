@@ -144,16 +144,19 @@ def _group_key(record: RunRecord) -> tuple[str, str, str]:
 
 
 def _drop_superseded(records: list[RunRecord], skipped: list[Skipped]) -> list[RunRecord]:
-    """A rerun of the same seed and task (seed<k>-N) replaces the earlier run: the same seed
-    counted twice would weigh it double."""
+    """A rerun of the same seed, task and training-set size (seed<k>-N) replaces the earlier
+    run: the same seed counted twice would weigh it double. Runs on different n (Table 16's
+    columns) are different cells, never reruns of each other."""
+    def key(r: RunRecord) -> tuple:
+        return _group_key(r), r.seed, r.task, (r.data.get("data") or {}).get("train_examples")
+
     latest: dict = {}
     for r in records:
-        key = (_group_key(r), r.seed, r.task)
-        if key not in latest or r.rerun > latest[key].rerun:
-            latest[key] = r
+        if key(r) not in latest or r.rerun > latest[key(r)].rerun:
+            latest[key(r)] = r
     kept = []
     for r in records:
-        winner = latest[(_group_key(r), r.seed, r.task)]
+        winner = latest[key(r)]
         if winner is r:
             kept.append(r)
         else:
