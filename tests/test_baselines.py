@@ -152,6 +152,17 @@ def test_bitfit_refuses_llama_and_lists_combinations():
     assert "llama" not in SUPPORTED["bitfit"]
 
 
+def test_bitfit_on_qwen2_trains_the_attention_biases():
+    """Table 4's BitFit recipe for GPU users runs on Qwen2.5: its Wq/Wk/Wv biases, nothing else."""
+    from experiments.models import load_model
+    model = load_model("qwen2_5_0_5b", init="meta", with_tokenizer=False).model
+    apply_method(model, "bitfit")
+    trained = {n.split(".", 3)[3] for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}
+    # 24 blocks; Wq out 896, Wk / Wv out 128 (2 key-value heads of 64)
+    assert count_parameters(model).trainable == 24 * (896 + 128 + 128)
+
+
 def test_prelayer_reparam_count_by_hand():
     h = 16
     model = tiny("gpt2")
