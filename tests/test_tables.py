@@ -17,7 +17,7 @@ from experiments.tables import build, scan, to_csv, to_latex, to_markdown
 from experiments.tables.aggregate import _takes, seed_value
 from experiments.tables.cli import main
 from experiments.tables.collect import RunRecord
-from experiments.tables.figures import NO_RUNS_NOTE, Panel, Series, plot_panels
+from experiments.tables.figures import NO_RUNS_NOTE, Panel, Series, _joinable, plot_panels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -355,6 +355,12 @@ def test_figure_without_runs_is_written_and_says_so(tmp_path):
         xlog=True)])
     assert NO_RUNS_NOTE in notes
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_series_with_two_settings_at_one_size_are_points_only():
+    # Figure 2's LoRA: r_q=r_v=4 and four types at r=2 both train 0.23M on the stand-in
+    assert _joinable([5.8e4, 2.3e5, 4.6e5]) and not _joinable([5.8e4, 2.3e5, 2.3e5])
+    assert not _joinable([4.6e5])
 
 
 def test_cli_builds_table_figure_and_index(tmp_path):

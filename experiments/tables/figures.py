@@ -31,6 +31,12 @@ class Panel:
     xlog: bool = False
 
 
+def _joinable(xs: list[float]) -> bool:
+    """A line joins a series' points only where each size has one point: several settings at one
+    size (LoRA r_v=2 and r_q=r_v=1 are both 4.7M) would make it zigzag, so those are points only."""
+    return len(xs) > 1 and len(set(xs)) == len(xs)
+
+
 def plot_panels(path: Path, title: str, panels: list[Panel], notes: list[str] = ()) -> list[str]:
     """Write `panels` side by side to `path` (PNG). Returns the notes drawn on the image: the
     given ones, plus NO_RUNS_NOTE when no panel holds a series of ours."""
@@ -42,7 +48,7 @@ def plot_panels(path: Path, title: str, panels: list[Panel], notes: list[str] = 
     notes = list(notes)
     if not any(s.ours and s.xs for p in panels for s in p.series):
         notes.insert(0, NO_RUNS_NOTE)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 6.0), squeeze=False)
     colours = {}
     for ax, panel in zip(axes[0], panels):
         for s in panel.series:
@@ -52,13 +58,11 @@ def plot_panels(path: Path, title: str, panels: list[Panel], notes: list[str] = 
                 yerr = None
                 if s.errors and any(e is not None for e in s.errors):
                     yerr = [e or 0.0 for e in s.errors]
-                ax.errorbar(s.xs, s.ys, yerr=yerr, fmt="*--" if len(s.xs) > 1 else "*",
+                ax.errorbar(s.xs, s.ys, yerr=yerr, fmt="*--" if _joinable(s.xs) else "*",
                             markersize=12, capsize=3, label=s.label, color=colours.get(s.label))
             else:
                 order = sorted(range(len(s.xs)), key=lambda i: s.xs[i])
-                # several settings at one size (LoRA r_v=2 and r_q=r_v=1 are both 4.7M): a
-                # line through them would zigzag, so those series are points only
-                style = "o-" if len(set(s.xs)) == len(s.xs) else "o"
+                style = "o-" if _joinable(s.xs) else "o"
                 line = ax.plot([s.xs[i] for i in order], [s.ys[i] for i in order], style,
                                label=s.label, markersize=4)[0]
                 colours[s.label] = line.get_color()
@@ -69,7 +73,8 @@ def plot_panels(path: Path, title: str, panels: list[Panel], notes: list[str] = 
         ax.set_ylabel(panel.ylabel)
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")  # least overlap with our points
+            # below the axes: inside, it hides points (Figure 2's FT sits in a corner)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.suptitle(title)
     for i, note in enumerate(notes):
         fig.text(0.5, 0.02 + 0.04 * i, note, ha="center", va="bottom", fontsize=10,
