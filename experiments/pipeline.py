@@ -145,7 +145,8 @@ def run_experiment(cfg: DictConfig) -> Path:
         "status": "running", "config": resolved,
         # the paper counts neither heads nor classifier layers (issue #16): both are kept
         "params": {"trainable": count.trainable, "total": count.total, "head": count.head,
-                   "trainable_without_head": count.trainable_without_head},
+                   "trainable_without_head": count.trainable_without_head,
+                   "deployed": count.deployed},
         "data": job.data_summary(), "init_from": init_note,
     }
     record["environment"] = records.environment()

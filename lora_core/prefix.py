@@ -331,6 +331,10 @@ class PrefixLayer(PrefixTuning):
         flat = self.reparam(self.reparam_input)  # (l, L·d)
         return flat.view(self.n_slots, self.n_layers, self.d_model).transpose(0, 1)
 
+    def folded_numel(self) -> int:
+        """Parameters left once folded: L x (l_p + l_i) x d."""
+        return self.n_layers * self.n_slots * self.d_model
+
     @torch.no_grad()
     def fold(self) -> None:
         """Replace the reparameterisation by the activations it produces (same outputs)."""

@@ -168,9 +168,12 @@ def test_prelayer_reparam_count_by_hand():
     model = tiny("gpt2")
     apply_method(model, "pre_layer", prefix_length=L_P, infix_length=L_I, reparam_hidden=h)
     l = L_P + L_I
-    assert count_parameters(model).trainable == l * D + (D * h + h) + (h * L * D + L * D)
+    count = count_parameters(model)
+    assert count.trainable == l * D + (D * h + h) + (h * L * D + L * D)
+    assert count.deployed == L * D * l  # what a run records for the tables, before folding
     model.prefix_tuning.fold()
-    assert count_parameters(model).trainable == L * D * l
+    folded = count_parameters(model)
+    assert folded.trainable == folded.deployed == L * D * l
 
 
 def _loss(out) -> torch.Tensor:

@@ -502,6 +502,19 @@ def test_a_shared_run_fills_the_other_tables_cell_and_yields_to_an_own_run():
         f"a run shared from another table, where this table's own run {own.path} is read"]
 
 
+def test_the_params_column_counts_a_prefix_layer_folded():
+    """A PreLayer record's training-time count holds the reparameterisation MLP; the table shows
+    the deployed (folded) count the paper prints, and the training-time one where none is kept."""
+    t15 = load_table(15)
+    run = _gpt3_record("table15_smollm2/sst2_gen/pre_layer_lp2_li2", 15, "PrefixLayer l_p=2, l_i=2",
+                       1, 0.49)
+    run.data["params"] = {"trainable": 9_162_368, "trainable_without_head": 9_162_368, "head": 0}
+    row = lambda: row_of(build(t15, [run], []), "PrefixLayer l_p=2, l_i=2", "stand-in")
+    assert row().params == [9_162_368]
+    run.data["params"]["deployed"] = 69_120
+    assert row().params == [69_120]
+
+
 def test_runs_on_different_n_are_different_cells_not_reruns():
     """Table 16: the same row and seed at n = 100 and 1k fill two columns; neither supersedes."""
     t16 = load_table(16)

@@ -198,11 +198,21 @@ def _fill_row(row: BuiltRow, records: list[RunRecord], table: PaperTable,
     row.seeds = sorted({r.seed for r in kept})
     row.records = [r.path for r in kept]
     params_key = table.params_column.record_key if table.params_column else "trainable"
-    row.params = [r.data["params"][params_key] for r in kept
-                  if isinstance(r.data.get("params"), dict)
-                  and is_number(r.data["params"].get(params_key))]
+    row.params = [n for n in (record_params(r, params_key) for r in kept) if n is not None]
     if kept:
         row.model_display = kept[0].model_display
+
+
+def record_params(record: RunRecord, key: str) -> int | None:
+    """A run's trainable count for the table: the deployed count where the record has one
+    (a prefix-layer's reparameterisation folded away, as the paper counts), else `key`."""
+    params = record.data.get("params")
+    if not isinstance(params, dict):
+        return None
+    for k in ("deployed", key):
+        if is_number(params.get(k)):
+            return params[k]
+    return None
 
 
 def shared_records(table: PaperTable, records: list[RunRecord]) -> list[RunRecord]:
