@@ -163,11 +163,24 @@ def _gguf_to_cache(spec: ModelSpec, gguf_dir: Path) -> Path:
         del config.quantization_config
     net = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     net.load_state_dict(quantized.state_dict())
-    tmp = target.with_name(target.name + ".tmp")
+    # A temp dir per process: two runs started together both dequantise, and the one that
+    # renames second finds the cache already there and uses it.
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     net.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    tmp.rename(target)
+    return publish_dir(tmp, target)
+
+
+def publish_dir(tmp: Path, target: Path) -> Path:
+    """Move a finished `tmp` into place; if a concurrent run already published `target`,
+    keep theirs and drop ours (same content)."""
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

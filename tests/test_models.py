@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from experiments.models import ModelUnavailableError, load_model, model_spec
+from experiments.models import ModelUnavailableError, load_model, model_spec, publish_dir
 from experiments.paths import CONF_DIR
 from lora_core import count_parameters
 
@@ -47,6 +47,23 @@ def test_unreachable_weights_say_what_was_tried(monkeypatch, tmp_path):
         load_model("roberta_base")
     text = str(err.value)
     assert "nowhere" in text and "FacebookAI/roberta-base" in text and "init=random" in text
+
+
+def test_publishing_a_cache_dir_keeps_a_concurrent_runs_copy(tmp_path):
+    target = tmp_path / "model"
+    first, second = tmp_path / "model.tmp1", tmp_path / "model.tmp2"
+    for d, tag in ((first, "first"), (second, "second")):
+        d.mkdir()
+        (d / "config.json").write_text(tag)
+    assert publish_dir(first, target) == target
+    assert publish_dir(second, target) == target  # the run that lost the race
+    assert (target / "config.json").read_text() == "first" and not second.exists()
+    broken = tmp_path / "other.tmp"
+    broken.mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "junk").write_text("x")  # occupied but not a finished cache
+    with pytest.raises(OSError):
+        publish_dir(broken, tmp_path / "other")
 
 
 def test_meta_only_model_refuses_weights():
