@@ -8,6 +8,7 @@ attends to them and positions that count them; outputs come back at the caller's
 from __future__ import annotations
 
 import functools
+import inspect
 import types
 from dataclasses import dataclass
 from typing import Iterable
@@ -181,7 +182,7 @@ class PrefixTuning(nn.Module):
             inputs_embeds = model.get_input_embeddings()(input_ids)
         slots = self.slot_embeddings().to(inputs_embeds.dtype).expand(batch, -1, -1)
         call = dict(inputs_embeds=layout.insert(inputs_embeds, slots),
-                    attention_mask=layout.insert(mask, 1), past_key_values=past_key_values)
+                    attention_mask=layout.insert(mask, 1), **_cache_kwarg(model, past_key_values))
         if token_type_ids is not None:
             call["token_type_ids"] = layout.insert(token_type_ids, 0)
         if self.causal:
@@ -238,7 +239,7 @@ class PrefixTuning(nn.Module):
                              self.prefix_at, infix_at)
         ext_mask = layout.insert(attention_mask, 1)
         return base_forward(model, input_ids=input_ids, inputs_embeds=inputs_embeds,
-                            attention_mask=ext_mask, past_key_values=past_key_values,
+                            attention_mask=ext_mask, **_cache_kwarg(model, past_key_values),
                             position_ids=positions_from_mask(ext_mask)[:, -new:], labels=labels,
                             **({"token_type_ids": token_type_ids} if token_type_ids is not None
                                else {}), **kwargs)
@@ -248,14 +249,23 @@ class PrefixTuning(nn.Module):
                 f"d_model={self.d_model}, causal={self.causal}")
 
 
+def _cache_kwarg(model: nn.Module, cache) -> dict:
+    """The KV cache under the keyword this model's forward takes (`cache` from transformers
+    5.24 on, `past_key_values` before); a wrong name would be swallowed by **kwargs."""
+    names = inspect.signature(type(model).forward).parameters
+    return {"cache": cache} if "cache" in names else {"past_key_values": cache}
+
+
 def _prefixed_forward(self, input_ids=None, attention_mask=None, position_ids=None,
                       past_key_values=None, inputs_embeds=None, labels=None, token_type_ids=None,
-                      infix_position=None, **kwargs):
+                      infix_position=None, cache=None, **kwargs):
     """The model's forward with its prefix; `infix_position` (int or (B,) tensor) says before
-    which token the infix goes in each row."""
+    which token the infix goes in each row. transformers >= 5.24 hands the KV cache over as
+    `cache`, earlier versions as `past_key_values`: either is taken."""
     return getattr(self, ATTRIBUTE).run(
         self, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-        past_key_values=past_key_values, inputs_embeds=inputs_embeds, labels=labels,
+        past_key_values=cache if cache is not None else past_key_values,
+        inputs_embeds=inputs_embeds, labels=labels,
         token_type_ids=token_type_ids, infix_position=infix_position, **kwargs)
 
 
