@@ -8,7 +8,7 @@ set -u
 list=$1
 results=${LORA_REPRO_RESULTS:-results}
 py=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 while read -r run_dir overrides; do
   [[ -z "$run_dir" || "$run_dir" == \#* ]] && continue
   record="$results/runs/$run_dir/record.json"
