@@ -327,6 +327,7 @@ def test_untrained_classification_run_is_refused(tmp_path):
 
 
 def test_decoding_every_k_epochs_scores_those_and_the_last(tmp_path, smollm2_tokenizer):
+    shared_data_or_skip(*SHARED["sst2_gen"])
     cfg = compose_cfg(*smoke_overrides("sst2_gen", tmp_path, "train.epochs=3", "train.max_steps=0",
                                        "data.max_train=4", "decode.every_epochs=2"))
     record = json.loads(run_experiment(cfg).read_text())
@@ -341,6 +342,7 @@ def test_lora_with_a_prefix_runs_and_keeps_both_parts(tmp_path, smollm2_tokenize
     """Table 15's LoRA+PE end to end: both parts saved together (no LoRA-only adapter file)."""
     from safetensors.torch import load_file
 
+    shared_data_or_skip(*SHARED["sst2_gen"])
     cfg = compose_cfg(*smoke_overrides("sst2_gen", tmp_path, "method=lora_pre_embed",
                                        "method.prefix_length=2", "method.infix_length=1"))
     record = json.loads(run_experiment(cfg).read_text())
