@@ -35,6 +35,7 @@ class ComparisonResult:
     interval: Interval | None = None
     margin: float | None = None
     statistic_says: str | None = None      # the interval's verdict where a gate overrode it
+    gates: list[str] = field(default_factory=list)   # every run or mean that failed a gate
     missing: list[MissingEvidence] = field(default_factory=list)
 
 
@@ -93,14 +94,22 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
         says, why = INCONCLUSIVE, f"no interval: {point_why}; run more seeds"
     else:
         says, why = verdict_for(comp.relation, interval, margin)
-    gates = [f"{path}: {reason}" for ev in (a, b) for path, reason in ev.unconverged]
-    if comp.trained_floor is not None:
-        gates += [f"{ev.selector.describe()}: mean {ev.mean:.3g} is below {comp.trained_floor:g}, "
-                  "the level that shows training happened" for ev in (a, b)
-                  if ev.kind != "value" and ev.mean < comp.trained_floor]
-    if gates:
+    unconverged = [(path, why) for ev in (a, b) for path, why in ev.unconverged]
+    floors = [f"{ev.selector.describe()} mean {ev.mean:.3g} < {comp.trained_floor:g}"
+              for ev in (a, b) if comp.trained_floor is not None and ev.kind != "value"
+              and ev.mean < comp.trained_floor]
+    if unconverged or floors:
         result.statistic_says = says
-        result.reason = "under-trained: " + "; ".join(gates)
+        result.gates = [f"{path}: {why}" for path, why in unconverged] + \
+            [f"{f}, the level that shows training happened" for f in floors]
+        parts = []
+        if unconverged:
+            runs = len(set(a.records) | set(b.records))
+            parts.append(f"{len({p for p, _ in unconverged})} of {runs} runs not converged "
+                         f"(e.g. {unconverged[0][0]}: {unconverged[0][1]})")
+        if floors:
+            parts.append("below the level that shows training happened: " + ", ".join(floors))
+        result.reason = "under-trained: " + "; ".join(parts)
         return result
     result.verdict, result.reason = says, why
     return result
@@ -119,9 +128,14 @@ def evaluate_claim(claim: Claim, records: list[RunRecord], results: Path,
                            for r in done for m in r.missing})
         return ClaimResult(claim, NOT_RUN, "records missing; run: " + " && ".join(commands), done)
     if INCONCLUSIVE in verdicts:
-        under = [r for r in done if r.reason.startswith("under-trained")]
-        head = "under-trained" if under else "intervals too wide"
-        return ClaimResult(claim, INCONCLUSIVE, f"{head}: " + reasons(INCONCLUSIVE), done)
+        under = [r for r in done if r.gates]
+        if under:
+            return ClaimResult(claim, INCONCLUSIVE, f"under-trained: {len(under)} of "
+                               f"{len(done)} comparisons rest on runs that did not converge or "
+                               f"did not clear the trained level (e.g. {under[0].comparison.label}"
+                               f": {under[0].reason.removeprefix('under-trained: ')})", done)
+        return ClaimResult(claim, INCONCLUSIVE, "intervals too wide: " + reasons(INCONCLUSIVE),
+                           done)
     if REFUTED in verdicts:
         return ClaimResult(claim, REFUTED, reasons(REFUTED), done)
     return ClaimResult(claim, REPRODUCED, reasons(REPRODUCED), done)

@@ -47,6 +47,7 @@ def _comparison(r: ComparisonResult, results: Path) -> dict:
     c, iv = r.comparison, r.interval
     return {"label": c.label, "relation": c.relation, "margin": _round(r.margin),
             "verdict": r.verdict, "reason": r.reason, "statistic_says": r.statistic_says,
+            "gates": r.gates,
             "paper": {"a": paper_value(c.paper_a, results), "b": paper_value(c.paper_b, results)},
             "a": _evidence(r.a), "b": _evidence(r.b),
             "difference": None if iv is None else {
@@ -94,6 +95,12 @@ def _paper(p: dict) -> str:
     return f"{(a or {}).get('printed') or '—'} vs {(b or {}).get('printed') or '—'}"
 
 
+def _why(k: dict) -> str:
+    if k["statistic_says"]:
+        return f"{k['reason']} (the interval alone: {k['statistic_says']})"
+    return k["reason"]
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -122,12 +129,12 @@ def to_markdown(doc: dict) -> str:
                   f"*{c['where']}*" + (f" · ours: {c['stand_in']}" if c["stand_in"] else ""), "",
                   f"**Verdict: {c['verdict']}.** {c['reason']}", "",
                   "| comparison | paper (a vs b) | ours a | ours b | a − b, 95% interval | "
-                  "verdict |", "|---|---|---|---|---|---|"]
+                  "verdict | why |", "|---|---|---|---|---|---|---|"]
         for k in c["comparisons"]:
             rel = f"{k['relation']}" + (f", margin {k['margin']:g}" if k["margin"] else "")
             lines.append(f"| {_cell(k['label'])} ({rel}) | {_cell(_paper(k['paper']))} | "
                          f"{_ours(k['a'])} | {_ours(k['b'])} | {_diff(k['difference'])} | "
-                         f"{k['verdict']} |")
+                         f"{k['verdict']} | {_cell(_why(k))} |")
         budgets = sorted({b for k in c["comparisons"] for s in (k["a"], k["b"]) if s
                           for b in s["budget"]})
         if budgets:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import re
+
 import yaml
 
 from ..paper_numbers import PaperDataError, load_table
@@ -230,6 +232,12 @@ def parse_claim(data, path: Path) -> Claim:
             raise LedgerError(f"{where}: missing `{key}`")
     comparisons = tuple(parse_comparison(c, f"{where} comparisons[{i}]")
                         for i, c in enumerate(data["comparisons"]))
+    for command in _tuple(data.get("paper_scale")):
+        for names in re.findall(r"experiment=(\S+)", str(command)):
+            for name in names.split(","):
+                if not (CONF_DIR / "experiment" / f"{name}.yaml").is_file():
+                    raise LedgerError(f"{where}: paper_scale names experiment {name!r}, which "
+                                      f"has no conf/experiment/{name}.yaml")
     return Claim(id=str(data["id"]), statement=str(data["statement"]).strip(),
                  where=str(data["where"]), comparisons=comparisons,
                  stand_in=data.get("stand_in"), paper_scale=_tuple(data.get("paper_scale")),
