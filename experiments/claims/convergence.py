@@ -65,7 +65,7 @@ def check_convergence(data: dict, metric_keys, scale: float, better: str,
             break
     if len(series) < rule.min_evaluations:
         steps = (data.get("train") or {}).get("steps")
-        names = "/".join(k for k in metric_keys if k) or "a dev metric"
+        names = next((k for k in metric_keys if k), "a dev metric")
         return Convergence(False, f"{len(series)} evaluation(s) of {names} in "
                                   f"{steps} steps, fewer than the {rule.min_evaluations} that "
                                   "can show a plateau")

@@ -15,7 +15,7 @@ from __future__ import annotations
 # A claim is not run here if any comparison is; inconclusive if any comparison is; refuted
 # if any is refuted; reproduced when every comparison is.
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..tables.collect import RunRecord
@@ -54,19 +54,23 @@ def choose_interval(a: Evidence, b: Evidence, rules: Rules) -> tuple[Interval, s
         if len(a.values) >= 2:
             return one_sample_difference(a.values, b.values[0], level), None
         if a.per_example:
-            scores = next(iter(a.per_example.values()))[0]
-            return paired_bootstrap(scores, b.values[0], level, rules.n_resamples,
-                                    rules.bootstrap_seed), None
+            seed = min(a.per_example)
+            scores = a.per_example[seed][0]
+            iv = paired_bootstrap(scores, b.values[0], level, rules.n_resamples,
+                                  rules.bootstrap_seed)
+            return replace(iv, note=f"seed {seed}, {scores.size} items"), None
         return Interval(a.mean - b.values[0], None, None, "point", 1, 0, level), \
             "a single value and no per-example outputs"
     if len(a.values) >= 2 and len(b.values) >= 2:
         return seed_mean_difference(a.values, b.values, level), None
     if a.per_example and b.per_example:
+        # One seed a side: the same seed where both have it, else each side's first.
         common = sorted(set(a.per_example) & set(b.per_example))
         ka, kb = (common[0], common[0]) if common else (min(a.per_example), min(b.per_example))
         (sa, ia), (sb, ib) = a.per_example[ka], b.per_example[kb]
         if ia == ib:
-            return paired_bootstrap(sa, sb, level, rules.n_resamples, rules.bootstrap_seed), None
+            iv = paired_bootstrap(sa, sb, level, rules.n_resamples, rules.bootstrap_seed)
+            return replace(iv, note=f"seed {ka} vs seed {kb}, {sa.size} items"), None
         return Interval(a.mean - b.mean, None, None, "point", len(a.values), len(b.values),
                         level), "the two sides were evaluated on different items"
     why = "; ".join(n for n in (a.per_example_note, b.per_example_note) if n) or \
@@ -104,7 +108,7 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
             [f"{f}, the level that shows training happened" for f in floors]
         parts = []
         if unconverged:
-            runs = len(set(a.records) | set(b.records))
+            runs = len({p for p in a.records + b.records if p != a.artifact and p != b.artifact})
             parts.append(f"{len({p for p, _ in unconverged})} of {runs} runs not converged "
                          f"(e.g. {unconverged[0][0]}: {unconverged[0][1]})")
         if floors:

@@ -46,6 +46,7 @@ class Evidence:
     unconverged: list[tuple[str, str]] = field(default_factory=list)
     budget: list[str] = field(default_factory=list)
     model: str | None = None
+    artifact: str | None = None         # the results JSON read, for an artifact side
 
     @property
     def mean(self) -> float:
@@ -192,7 +193,8 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
     else:
         raise MissingEvidence(f"{path}: key {sel.key!r} (absent or not a number)", sel.command,
                               False)
-    ev.records.append(str(Path(sel.file)))
+    ev.artifact = str(Path(sel.file))
+    ev.records.append(ev.artifact)
     ev.model = data.get("model_display") or data.get("model")
     runs = _dotted(data, sel.runs_key) if sel.runs_key else None
     for run in runs or []:

@@ -52,7 +52,7 @@ def _comparison(r: ComparisonResult, results: Path) -> dict:
             "a": _evidence(r.a), "b": _evidence(r.b),
             "difference": None if iv is None else {
                 "value": _round(iv.difference), "low": _round(iv.low), "high": _round(iv.high),
-                "method": iv.method, "level": iv.level},
+                "method": iv.method, "level": iv.level, "note": iv.note or None},
             "missing": [{"what": m.what, "command": m.command, "gpu": m.gpu} for m in r.missing]}
 
 
@@ -87,7 +87,8 @@ def _diff(d: dict | None) -> str:
         return "—"
     if d["low"] is None:
         return f"{d['value']:+.2f} (point)"
-    return f"{d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({d['method']})"
+    how = d["method"] + (f", {d['note']}" if d.get("note") else "")
+    return f"{d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] ({how})"
 
 
 def _paper(p: dict) -> str:
@@ -97,7 +98,7 @@ def _paper(p: dict) -> str:
 
 def _why(k: dict) -> str:
     if k["statistic_says"]:
-        return f"{k['reason']} (the interval alone: {k['statistic_says']})"
+        return f"{k['reason']} (the statistic alone: {k['statistic_says']})"
     return k["reason"]
 
 

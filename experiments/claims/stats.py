@@ -26,6 +26,7 @@ class Interval:
     n_a: int
     n_b: int
     level: float = 0.95
+    note: str = ""       # what the values are where it is not plain, e.g. "seed 1 vs seed 1"
 
     @property
     def is_point(self) -> bool:
@@ -94,19 +95,19 @@ def verdict_for(relation: str, interval: Interval, margin: float = 0.0) -> tuple
         raise ValueError(f"relation {relation!r}: choose one of {', '.join(RELATIONS)}")
     lo = interval.difference if interval.is_point else interval.low
     hi = interval.difference if interval.is_point else interval.high
-    span = f"[{lo:.3g}, {hi:.3g}]"
+    span = "(a point, no interval)" if interval.is_point else f"[{lo:.3g}, {hi:.3g}]"
     d = margin
     rules = {
         "greater": (lo > 0, hi < 0, f"the interval {span} contains 0"),
         "less": (hi < 0, lo > 0, f"the interval {span} contains 0"),
-        "at_least": (lo >= -d, hi < -d, f"the interval {span} contains −{d:g} (the margin)"),
-        "at_most": (hi <= d, lo > d, f"the interval {span} contains {d:g} (the margin)"),
+        "at_least": (lo >= -d, hi < -d, f"the interval {span} contains −{d:.3g} (the margin)"),
+        "at_most": (hi <= d, lo > d, f"the interval {span} contains {d:.3g} (the margin)"),
         "equivalent": (-d <= lo and hi <= d, lo > d or hi < -d,
-                       f"the interval {span} is neither inside nor outside ±{d:g}"),
+                       f"the interval {span} is neither inside nor outside ±{d:.3g}"),
     }
     ok, bad, why = rules[relation]
     if ok:
-        return REPRODUCED, f"d = {interval.difference:.3g}, interval {span}: {relation} holds"
+        return REPRODUCED, f"d = {interval.difference:.3g} {span}: {relation} holds"
     if bad:
-        return REFUTED, f"d = {interval.difference:.3g}, interval {span}: {relation} fails"
+        return REFUTED, f"d = {interval.difference:.3g} {span}: {relation} fails"
     return INCONCLUSIVE, why
