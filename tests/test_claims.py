@@ -299,3 +299,43 @@ def test_cli_writes_the_ledger_files(tmp_path):
     assert len(comp["a"]["records"]) == 3
     md = (tmp_path / "CLAIMS.md").read_text()
     assert "LoRA beats FT" in md and "**reproduced**" in md
+
+
+# --- artifacts: bench timings and analysis JSONs ------------------------------------------
+
+def artifact_claim(a: dict, b, relation: str, **extra):
+    return parse_claim({"id": "art", "statement": "s", "where": "w", "comparisons": [
+        {"label": "l", "relation": relation, "a": a, "b": b, **extra}]}, Path("art.yaml"))
+
+
+def test_timing_trials_in_a_bench_file_get_welchs_interval(tmp_path):
+    (tmp_path / "bench").mkdir()
+    base, adapter = [10.0, 10.2, 9.9, 10.1], [12.0, 12.3, 11.8, 12.1]
+    (tmp_path / "bench" / "latency.json").write_text(json.dumps(
+        {"cells": [{"base": base, "adapter": adapter}]}))
+    side = {"file": "bench/latency.json", "command": "make table1"}
+    c = artifact_claim({**side, "key": "cells.0.adapter"}, {**side, "key": "cells.0.base"},
+                       "greater")
+    result = judge(tmp_path, c)
+    ci = sps.ttest_ind(adapter, base, equal_var=False).confidence_interval(0.95)
+    comp = result.comparisons[0]
+    assert (comp.interval.low, comp.interval.high) == pytest.approx((ci.low, ci.high))
+    assert result.verdict == REPRODUCED
+
+
+def test_an_analysis_of_unconverged_adapters_is_under_trained(tmp_path):
+    write_record(tmp_path, "table6_smollm2/sst2_gen/qv_r4", 1, [0.7], task="sst2_gen")
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "table7.json").write_text(json.dumps(
+        {"ours": {"4": {"amplification": 20.0}},
+         "runs": [{"experiment": "table6_smollm2/sst2_gen/qv_r4", "seed": 1}]}))
+    c = artifact_claim({"file": "analysis/table7.json", "key": "ours.4.amplification",
+                        "runs_key": "runs", "command": "make table7"}, {"value": 1.0},
+                       "greater", point_decides=True)
+    result = judge(tmp_path, c)
+    comp = result.comparisons[0]
+    assert result.verdict == INCONCLUSIVE and comp.statistic_says == REPRODUCED
+    assert comp.gates[0].startswith("runs/table6_smollm2/sst2_gen/qv_r4/seed1/record.json")
+    (tmp_path / "analysis" / "table7.json").unlink()
+    missing = judge(tmp_path, c)
+    assert missing.verdict == NOT_RUN and "make table7" in missing.reason
