@@ -121,10 +121,13 @@ def to_markdown(doc: dict) -> str:
              f"more than {doc['rules']['convergence']['tolerance']:g}; a claim resting on a run "
              "that did not converge is inconclusive, never reproduced or refuted.", "",
              "Summary: " + ", ".join(f"{n} {v}" for v, n in doc["summary"].items()), "",
-             "| claim | where | verdict |", "|---|---|---|"]
+             "| claim | where | ours | verdict | why |", "|---|---|---|---|---|"]
     for c in doc["claims"]:
+        why = c["reason"].split(":")[0].split(";")[0] \
+            if c["verdict"] in (INCONCLUSIVE, NOT_RUN) else ""
         lines.append(f"| [{_cell(c['statement'])}](#{c['id']}) | {_cell(c['where'])} | "
-                     f"**{c['verdict']}** |")
+                     f"{_cell(c['stand_in'] or 'the paper setting only')} | "
+                     f"**{c['verdict']}** | {_cell(why)} |")
     for c in doc["claims"]:
         lines += ["", f"<a id=\"{c['id']}\"></a>", f"## {c['statement']}", "",
                   f"*{c['where']}*" + (f" · ours: {c['stand_in']}" if c["stand_in"] else ""), "",
