@@ -339,3 +339,25 @@ def test_an_analysis_of_unconverged_adapters_is_under_trained(tmp_path):
     (tmp_path / "analysis" / "table7.json").unlink()
     missing = judge(tmp_path, c)
     assert missing.verdict == NOT_RUN and "make table7" in missing.reason
+
+
+def test_one_clear_failure_refutes_the_conjunction(tmp_path):
+    seeds(tmp_path, LORA, [0.801, 0.803, 0.802])          # clearly below FT
+    seeds(tmp_path, FT, [0.850, 0.852, 0.851])
+    seeds(tmp_path, "table2_minilm/lora_mrpc", [0.70, 0.80, 0.75], task="mrpc")
+    seeds(tmp_path, "table2_minilm/ft_mrpc", [0.74, 0.76, 0.75], task="mrpc")
+    c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
+        {"label": task, "relation": "at_least", "margin": 1.0,
+         "a": {"experiment": f"table2_minilm/lora_{task}", "table": 2, "column": col},
+         "b": {"experiment": f"table2_minilm/ft_{task}", "table": 2, "column": col}}
+        for task, col in (("sst2", "SST-2"), ("mrpc", "MRPC"))]}, Path("x.yaml"))
+    result = judge(tmp_path, c)
+    assert [r.verdict for r in result.comparisons] == [REFUTED, INCONCLUSIVE]
+    assert result.verdict == REFUTED
+
+
+def test_a_record_without_the_metric_asks_for_a_new_run_directory(tmp_path):
+    seeds(tmp_path, LORA, [0.90, 0.91, 0.92], metric="dev/f1")
+    with pytest.raises(MissingEvidence, match=r"hold no such value.*run.new_dir=true"):
+        gather(claim("greater").comparisons[0].a, scan(tmp_path)[0], tmp_path,
+               ConvergenceRule())

@@ -12,8 +12,10 @@ from __future__ import annotations
 #   4. a point decides only where the claim allows it (a measured property, not a noisy
 #      metric); otherwise inconclusive: one seed and no per-example outputs
 #   5. verdict_for(relation, interval, margin)
-# A claim is not run here if any comparison is; inconclusive if any comparison is; refuted
-# if any is refuted; reproduced when every comparison is.
+# A claim is the conjunction of its comparisons: not run here if any comparison is;
+# inconclusive (under-trained) if any rests on a run that did not converge; otherwise refuted
+# if any is refuted (one clear failure refutes a conjunction, whatever the others say);
+# inconclusive if any interval is too wide; reproduced when every comparison is.
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -131,15 +133,15 @@ def evaluate_claim(claim: Claim, records: list[RunRecord], results: Path,
         commands = sorted({m.command + (" (GPU + hub)" if m.gpu else "")
                            for r in done for m in r.missing})
         return ClaimResult(claim, NOT_RUN, "records missing; run: " + " && ".join(commands), done)
-    if INCONCLUSIVE in verdicts:
-        under = [r for r in done if r.gates]
-        if under:
-            return ClaimResult(claim, INCONCLUSIVE, f"under-trained: {len(under)} of "
-                               f"{len(done)} comparisons rest on runs that did not converge or "
-                               f"did not clear the trained level (e.g. {under[0].comparison.label}"
-                               f": {under[0].reason.removeprefix('under-trained: ')})", done)
-        return ClaimResult(claim, INCONCLUSIVE, "intervals too wide: " + reasons(INCONCLUSIVE),
-                           done)
+    under = [r for r in done if r.gates]
+    if under:
+        return ClaimResult(claim, INCONCLUSIVE, f"under-trained: {len(under)} of "
+                           f"{len(done)} comparisons rest on runs that did not converge or "
+                           f"did not clear the trained level (e.g. {under[0].comparison.label}"
+                           f": {under[0].reason.removeprefix('under-trained: ')})", done)
     if REFUTED in verdicts:
         return ClaimResult(claim, REFUTED, reasons(REFUTED), done)
+    if INCONCLUSIVE in verdicts:
+        return ClaimResult(claim, INCONCLUSIVE, "intervals too wide: " + reasons(INCONCLUSIVE),
+                           done)
     return ClaimResult(claim, REPRODUCED, reasons(REPRODUCED), done)

@@ -169,9 +169,10 @@ def _from_records(sel: Selector, records: list[RunRecord], results: Path,
             else:
                 ev.per_example_note = note
     if not ev.values:
+        # Its records are complete, so a rerun must go to a new directory.
         raise MissingEvidence(f"{sel.describe()}: its records hold no such value "
-                              f"({', '.join(ev.records or [r.path for r in chosen])})",
-                              command, gpu)
+                              f"({', '.join(r.path for r in chosen)})",
+                              command + " run.new_dir=true", gpu)
     ev.budget = sorted(set(ev.budget))
     return ev
 
