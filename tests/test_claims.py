@@ -139,6 +139,7 @@ def test_a_mean_below_the_trained_floor_is_under_trained(tmp_path):
     result = judge(tmp_path, claim("greater", trained_floor=85))
     assert result.verdict == INCONCLUSIVE
     assert "below the level that shows training happened" in result.comparisons[0].reason
+    assert "median 70.2 < 85" in result.comparisons[0].reason
 
 
 # --- missing records ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 # The order, for each comparison:
 #   1. missing records or artifact    -> not run here, with the command that makes them
 #   2. a run that did not converge,
-#      or a mean below the floor that
+#      or a median below the floor that
 #      shows training happened        -> inconclusive: under-trained (never reproduced/refuted)
 #   3. the interval of d = a − b: Welch's t over seeds (≥ 2 a side); else a paired bootstrap
 #      over evaluation items of one seed a side (same items); else a point
@@ -17,6 +17,7 @@ from __future__ import annotations
 # if any is refuted (one clear failure refutes a conjunction, whatever the others say);
 # inconclusive if any interval is too wide; reproduced when every comparison is.
 
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -101,9 +102,11 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
     else:
         says, why = verdict_for(comp.relation, interval, margin)
     unconverged = [(path, why) for ev in (a, b) for path, why in ev.unconverged]
-    floors = [f"{ev.selector.describe()} mean {ev.mean:.3g} < {comp.trained_floor:g}"
-              for ev in (a, b) if comp.trained_floor is not None and ev.kind != "value"
-              and ev.mean < comp.trained_floor]
+    # The levels that show training happened are on the median over seeds.
+    floors = [f"{ev.selector.describe()} median {statistics.median(ev.values):.3g} < "
+              f"{comp.trained_floor:g}" for ev in (a, b)
+              if comp.trained_floor is not None and ev.kind != "value"
+              and statistics.median(ev.values) < comp.trained_floor]
     if unconverged or floors:
         result.statistic_says = says
         result.gates = [f"{path}: {why}" for path, why in unconverged] + \

@@ -83,7 +83,7 @@ class Comparison:
     relative_margin: float | None = None   # δ = relative_margin × |mean(b)|
     paper_a: PaperRef | None = None
     paper_b: PaperRef | None = None
-    trained_floor: float | None = None     # both sides' means must clear it to count as trained
+    trained_floor: float | None = None     # both sides' seed medians must clear it
     point_decides: bool = False            # may a point value (no interval) decide the verdict?
 
 
