@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: setup demo test params tables figure2 table1 figure5 analysis figure3 figure4 figure6 \
-	figure7 figure8 table7 clean-venv
+	figure7 figure8 table7 claims clean-venv
 
 setup: $(VENV)/.installed
 
@@ -67,6 +67,11 @@ table1: setup
 	$(PY) -m experiments.bench.latency --device $(DEVICE) --part table1
 figure5: setup
 	$(PY) -m experiments.bench.latency --device $(DEVICE) --part figure5
+
+# The claims ledger (issue #23): every claim of the paper with a verdict, from the run records
+# and results/ artifacts (never trains): results/claims.json and results/CLAIMS.md.
+claims: setup
+	$(PY) -m experiments.claims
 
 clean-venv:
 	rm -rf $(VENV)

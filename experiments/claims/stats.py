@@ -1,0 +1,113 @@
+"""The ledger's statistics: a 95% interval for a difference d = a − b, and the rule that turns an
+interval into a verdict. Owns `seed_mean_difference`, `paired_bootstrap` and `verdict_for`."""
+from __future__ import annotations
+
+# Several seeds a side: Welch's t interval for mean(a) − mean(b) (seeds are independent runs,
+# with unequal spreads across methods). One seed a side, with per-example scores on the same
+# evaluation items: a paired bootstrap over items, d = mean(a_i − b_i), BCa interval
+# (scipy.stats.bootstrap, paired=True). A constant b (a threshold) is a one-sample interval.
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+RELATIONS = ("greater", "less", "at_least", "at_most", "equivalent")
+REPRODUCED, REFUTED, INCONCLUSIVE, NOT_RUN = "reproduced", "refuted", "inconclusive", "not run here"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """d = a − b on the claim's scale, with a confidence interval [low, high] (None: a point)."""
+    difference: float
+    low: float | None
+    high: float | None
+    method: str          # welch_t | one_sample_t | paired_bootstrap | point
+    n_a: int
+    n_b: int
+    level: float = 0.95
+    note: str = ""       # what the values are where it is not plain, e.g. "seed 1 vs seed 1"
+
+    @property
+    def is_point(self) -> bool:
+        return self.low is None
+
+
+def seed_mean_difference(a, b, level: float = 0.95) -> Interval:
+    """mean(a) − mean(b) over seeds with Welch's t interval; both sides need ≥ 2 values."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < 2 or b.size < 2:
+        raise ValueError(f"Welch's interval needs two or more values a side (got {a.size} and "
+                         f"{b.size}); use paired_bootstrap for one seed with per-example scores")
+    d = float(a.mean() - b.mean())
+    if np.ptp(a) == 0 and np.ptp(b) == 0:   # no spread at all: the interval is the point
+        return Interval(d, d, d, "welch_t", a.size, b.size, level)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=level)
+    return Interval(d, float(ci.low), float(ci.high), "welch_t", a.size, b.size, level)
+
+
+def one_sample_difference(a, threshold: float, level: float = 0.95) -> Interval:
+    """mean(a) − threshold with a one-sample t interval (a: ≥ 2 seeds or trials)."""
+    a = np.asarray(a, float)
+    if a.size < 2:
+        raise ValueError("a one-sample interval needs two or more values")
+    d = float(a.mean() - threshold)
+    if np.ptp(a) == 0:
+        return Interval(d, d, d, "one_sample_t", a.size, 0, level)
+    ci = stats.ttest_1samp(a, threshold).confidence_interval(confidence_level=level)
+    return Interval(d, float(ci.low), float(ci.high), "one_sample_t", a.size, 0, level)
+
+
+def paired_bootstrap(a, b, level: float = 0.95, n_resamples: int = 10000,
+                     seed: int = 0) -> Interval:
+    """mean(a_i) − mean(b_i) over the same evaluation items i, resampling items with
+    replacement (BCa). `b` may be a scalar: then a one-sample bootstrap of mean(a) − b."""
+    a = np.asarray(a, float)
+    if np.ndim(b) == 0:
+        diffs, n_b = a - float(b), 0
+    else:
+        b = np.asarray(b, float)
+        if a.shape != b.shape:
+            raise ValueError(f"a paired bootstrap needs scores on the same items: {a.size} vs "
+                             f"{b.size} per-example scores")
+        diffs, n_b = a - b, b.size
+    d = float(diffs.mean())
+    if diffs.size < 2 or np.ptp(diffs) == 0:  # every resample gives the same mean
+        return Interval(d, d, d, "paired_bootstrap", a.size, n_b, level)
+    res = stats.bootstrap((diffs,), np.mean, confidence_level=level, n_resamples=n_resamples,
+                          method="BCa", rng=np.random.default_rng(seed))
+    return Interval(d, float(res.confidence_interval.low), float(res.confidence_interval.high),
+                    "paired_bootstrap", a.size, n_b, level)
+
+
+def verdict_for(relation: str, interval: Interval, margin: float = 0.0) -> tuple[str, str]:
+    """(verdict, reason) for the claim `a RELATION b` given d = a − b's interval.
+
+    greater:     a > b          reproduced if low > 0;         refuted if high < 0
+    less:        a < b          reproduced if high < 0;        refuted if low > 0
+    at_least:    a ≥ b − δ      reproduced if low ≥ −δ;        refuted if high < −δ
+    at_most:     a ≤ b + δ      reproduced if high ≤ δ;        refuted if low > δ
+    equivalent:  |a − b| ≤ δ    reproduced if [low, high] ⊂ [−δ, δ]; refuted if it lies outside
+    Anything else is inconclusive: the interval straddles the boundary. A point (no interval)
+    is judged as an interval of width zero; callers decide whether a point may decide.
+    """
+    if relation not in RELATIONS:
+        raise ValueError(f"relation {relation!r}: choose one of {', '.join(RELATIONS)}")
+    lo = interval.difference if interval.is_point else interval.low
+    hi = interval.difference if interval.is_point else interval.high
+    span = "(a point, no interval)" if interval.is_point else f"[{lo:.3g}, {hi:.3g}]"
+    d = margin
+    rules = {
+        "greater": (lo > 0, hi < 0, f"the interval {span} contains 0"),
+        "less": (hi < 0, lo > 0, f"the interval {span} contains 0"),
+        "at_least": (lo >= -d, hi < -d, f"the interval {span} contains −{d:.3g} (the margin)"),
+        "at_most": (hi <= d, lo > d, f"the interval {span} contains {d:.3g} (the margin)"),
+        "equivalent": (-d <= lo and hi <= d, lo > d or hi < -d,
+                       f"the interval {span} is neither inside nor outside ±{d:.3g}"),
+    }
+    ok, bad, why = rules[relation]
+    if ok:
+        return REPRODUCED, f"d = {interval.difference:.3g} {span}: {relation} holds"
+    if bad:
+        return REFUTED, f"d = {interval.difference:.3g} {span}: {relation} fails"
+    return INCONCLUSIVE, why

@@ -1,0 +1,364 @@
+"""The claims ledger: verdict rules on constructed records, missing records refused with their
+command, the paired bootstrap on cases with a known answer, the convergence test, the CLI."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from experiments.claims.__main__ import main
+from experiments.claims.convergence import ConvergenceRule, check_convergence
+from experiments.claims.evaluate import evaluate_claim
+from experiments.claims.evidence import MissingEvidence, gather
+from experiments.claims.spec import LedgerError, load_ledger, parse_claim
+from experiments.claims.stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval,
+                                      paired_bootstrap, seed_mean_difference, verdict_for)
+from experiments.tables.collect import scan
+
+LORA, FT = "table2_minilm/lora_sst2", "table2_minilm/ft_sst2"
+
+
+def write_record(results: Path, experiment: str, seed: int, history: list[float], *,
+                 task: str = "sst2", converged: bool | None = None, metric="dev/accuracy",
+                 predictions: list[str] | None = None, references: list[str] | None = None):
+    """A complete record whose dev metric (0-1) went through `history`, one value an epoch."""
+    run = results / "runs" / experiment / f"seed{seed}"
+    run.mkdir(parents=True)
+    hist = [{"epoch": i + 1, "step": 10 * (i + 1), "train_loss": 1.0 / (i + 1), metric: v}
+            for i, v in enumerate(history)]
+    best = max(range(len(history)), key=lambda i: history[i])
+    data = {"experiment": experiment, "row": experiment, "model": "minilm_l6",
+            "model_display": "MiniLM-L6", "profile": "paper", "seed": seed, "status": "complete",
+            "task": task, "data": {"train_examples": 600},
+            "train": {"steps": 10 * len(history), "history": hist, "tokens_per_s": 50.0},
+            "metrics": {metric: history[best]}, "predictions_epoch": best + 1,
+            "peak_memory_mb": 1000.0}
+    if converged is not None:
+        data["converged"] = converged
+    (run / "record.json").write_text(json.dumps(data))
+    if predictions is not None:
+        (run / "predictions.txt").write_text("\n".join(predictions) + "\n")
+        (run / "references.txt").write_text("\n\n".join(references) + "\n")
+    return run
+
+
+
+
+def plateau(final: float) -> list[float]:
+    return [final - 0.05, final + 0.0, final - 0.002]
+
+
+def claim(relation: str, margin: float = 0.0, a: str = LORA, b: str = FT, **extra) -> object:
+    data = {"id": "test_claim", "statement": "LoRA vs FT on SST-2", "where": "Table 2",
+            "comparisons": [{"label": "SST-2", "relation": relation, "margin": margin,
+                             "a": {"experiment": a, "table": 2, "column": "SST-2"},
+                             "b": {"experiment": b, "table": 2, "column": "SST-2"},
+                             "paper": {"a": {"table": 2, "row": "RoB-base LoRA",
+                                             "column": "SST-2"}}, **extra}]}
+    return parse_claim(data, Path("test_claim.yaml"))
+
+
+def judge(results: Path, c) -> object:
+    ledger_rules = load_ledger().rules
+    records, _ = scan(results)
+    return evaluate_claim(c, records, results, ledger_rules)
+
+
+def seeds(results: Path, experiment: str, finals: list[float], **kw) -> None:
+    for s, final in enumerate(finals, start=1):
+        write_record(results, experiment, s, plateau(final), **kw)
+
+
+# --- verdict rules on constructed records -------------------------------------------------
+
+def test_reproduced_when_the_interval_clears_zero(tmp_path):
+    seeds(tmp_path, LORA, [0.901, 0.903, 0.902])
+    seeds(tmp_path, FT, [0.850, 0.852, 0.851])
+    result = judge(tmp_path, claim("greater"))
+    comp = result.comparisons[0]
+    assert result.verdict == REPRODUCED, result.reason
+    # best epoch of each seed (the middle one) on the paper's scale: 90.2 vs 85.1
+    assert comp.a.values == pytest.approx([90.1, 90.3, 90.2])
+    assert comp.interval.difference == pytest.approx(5.1)
+    ci = sps.ttest_ind([90.1, 90.3, 90.2], [85.0, 85.2, 85.1], equal_var=False) \
+        .confidence_interval(0.95)
+    assert (comp.interval.low, comp.interval.high) == pytest.approx((ci.low, ci.high))
+    assert comp.interval.method == "welch_t" and comp.interval.low > 0
+
+
+def test_refuted_when_the_interval_lies_below(tmp_path):
+    seeds(tmp_path, LORA, [0.801, 0.803, 0.802])
+    seeds(tmp_path, FT, [0.850, 0.852, 0.851])
+    result = judge(tmp_path, claim("at_least", margin=1.0))
+    assert result.verdict == REFUTED, result.reason
+    assert result.comparisons[0].interval.high < -1.0
+
+
+def test_inconclusive_at_equal_means_with_wide_intervals(tmp_path):
+    seeds(tmp_path, LORA, [0.80, 0.90, 0.85])
+    seeds(tmp_path, FT, [0.84, 0.86, 0.85])
+    result = judge(tmp_path, claim("greater"))
+    comp = result.comparisons[0]
+    assert comp.interval.difference == pytest.approx(0.0, abs=1e-9)
+    assert comp.interval.low < 0 < comp.interval.high
+    assert result.verdict == INCONCLUSIVE and "contains 0" in comp.reason
+
+
+def test_equivalence_needs_the_whole_interval_inside_the_margin(tmp_path):
+    seeds(tmp_path, LORA, [0.851, 0.852, 0.850])
+    seeds(tmp_path, FT, [0.850, 0.851, 0.852])
+    assert judge(tmp_path, claim("equivalent", margin=0.5)).verdict == REPRODUCED
+    assert judge(tmp_path, claim("equivalent", margin=0.01)).verdict == INCONCLUSIVE
+
+
+def test_under_trained_runs_make_the_claim_inconclusive_whatever_the_interval(tmp_path):
+    for s, (a, b) in enumerate([(0.90, 0.85), (0.91, 0.86), (0.92, 0.84)], start=1):
+        write_record(tmp_path, LORA, s, [a])          # one evaluation: no plateau shown
+        write_record(tmp_path, FT, s, [b - 0.1, b])   # still improving at its last epoch
+    result = judge(tmp_path, claim("greater"))
+    comp = result.comparisons[0]
+    assert result.verdict == INCONCLUSIVE and result.reason.startswith("under-trained")
+    assert comp.statistic_says == REPRODUCED          # the interval alone would have said so
+    assert len(comp.gates) == 6
+
+
+def test_a_record_that_says_it_converged_is_believed(tmp_path):
+    for s, (a, b) in enumerate([(0.90, 0.85), (0.91, 0.86), (0.92, 0.84)], start=1):
+        write_record(tmp_path, LORA, s, [a], converged=True)
+        write_record(tmp_path, FT, s, [b], converged=True)
+    assert judge(tmp_path, claim("greater")).verdict == REPRODUCED
+
+
+def test_a_mean_below_the_trained_floor_is_under_trained(tmp_path):
+    seeds(tmp_path, LORA, [0.701, 0.703, 0.702])
+    seeds(tmp_path, FT, [0.650, 0.652, 0.651])
+    result = judge(tmp_path, claim("greater", trained_floor=85))
+    assert result.verdict == INCONCLUSIVE
+    assert "below the level that shows training happened" in result.comparisons[0].reason
+    assert "median 70.2 < 85" in result.comparisons[0].reason
+
+
+# --- missing records ----------------------------------------------------------------------
+
+def test_missing_records_are_refused_with_the_command_that_makes_them(tmp_path):
+    seeds(tmp_path, LORA, [0.90, 0.91, 0.92])
+    c = claim("greater")
+    with pytest.raises(MissingEvidence) as err:
+        gather(c.comparisons[0].b, scan(tmp_path)[0], tmp_path, ConvergenceRule())
+    assert f"python -m experiments.run -m experiment={FT} seed=1,2,3" in str(err.value)
+    assert not err.value.gpu                       # MiniLM is a CPU stand-in
+    result = judge(tmp_path, c)
+    assert result.verdict == NOT_RUN
+    assert f"experiment={FT}" in result.reason
+
+
+def test_a_paper_scale_experiment_says_it_needs_a_gpu(tmp_path):
+    c = claim("greater", a="table2/roberta_base_lora/sst2", b="table2/roberta_base_ft/sst2")
+    result = judge(tmp_path, c)
+    assert result.verdict == NOT_RUN and "(GPU + hub)" in result.reason
+
+
+def test_an_unfinished_record_counts_as_missing(tmp_path):
+    seeds(tmp_path, LORA, [0.90, 0.91, 0.92])
+    run = write_record(tmp_path, FT, 1, plateau(0.85))
+    data = json.loads((run / "record.json").read_text())
+    (run / "record.json").write_text(json.dumps({**data, "status": "running"}))
+    assert judge(tmp_path, claim("greater")).verdict == NOT_RUN
+
+
+# --- the paired bootstrap -----------------------------------------------------------------
+
+def test_paired_bootstrap_matches_the_normal_interval_on_a_large_sample():
+    rng = np.random.default_rng(1)
+    a = rng.normal(1.0, 1.0, 4000)
+    b = a - 0.25 + rng.normal(0.0, 0.5, 4000)        # paired: b tracks a, d ~ N(0.25, 0.5²)
+    iv = paired_bootstrap(a, b, n_resamples=4000, seed=0)
+    d = a - b
+    half = 1.959964 * d.std(ddof=1) / math.sqrt(d.size)
+    assert iv.difference == pytest.approx(d.mean())
+    assert iv.low == pytest.approx(d.mean() - half, abs=0.004)
+    assert iv.high == pytest.approx(d.mean() + half, abs=0.004)
+    # pairing matters: the unpaired (Welch) interval on the same data is about twice as wide
+    welch = seed_mean_difference(a, b)
+    assert (welch.high - welch.low) > 1.8 * (iv.high - iv.low)
+
+
+def test_paired_bootstrap_of_identical_differences_is_a_point():
+    iv = paired_bootstrap(np.ones(50), np.zeros(50))
+    assert (iv.difference, iv.low, iv.high) == (1.0, 1.0, 1.0)
+
+
+def test_one_seed_a_side_uses_the_saved_outputs(tmp_path):
+    refs = ["positive", "negative"] * 50
+    lora_preds = refs[:80] + ["negative" if r == "positive" else "positive" for r in refs[80:]]
+    ft_preds = refs[:60] + ["negative" if r == "positive" else "positive" for r in refs[60:]]
+    a, b = "table4_smollm2/sst2_gen/lora_qv_r8", "table4_smollm2/sst2_gen/ft"
+    write_record(tmp_path, "table6_smollm2/sst2_gen/qv_r8", 1, [0.78, 0.80, 0.79],
+                 task="sst2_gen", predictions=lora_preds, references=refs)
+    write_record(tmp_path, b, 1, [0.58, 0.60, 0.59], task="sst2_gen", predictions=ft_preds,
+                 references=refs)
+    # the best epoch (0.80, 0.60) is the one whose outputs were saved: 80 and 60 correct
+    c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
+        {"label": "l", "relation": "greater", "a": {"experiment": a, "table": 4,
+                                                    "column": "SST-2-gen"},
+         "b": {"experiment": b, "table": 4, "column": "SST-2-gen"}}]}, Path("x.yaml"))
+    result = judge(tmp_path, c)
+    comp = result.comparisons[0]
+    # a reads Table 6's run through Table 4's shared_runs
+    assert comp.a.records == ["runs/table6_smollm2/sst2_gen/qv_r8/seed1/record.json"]
+    assert comp.interval.method == "paired_bootstrap"
+    assert comp.interval.difference == pytest.approx(20.0)
+    # items 60..79: LoRA right, FT wrong; elsewhere both agree: d_i = 100 on 20 of 100 items
+    d = np.r_[np.zeros(60), np.full(20, 100.0), np.zeros(20)]
+    half = 1.96 * d.std(ddof=1) / 10
+    assert comp.interval.low == pytest.approx(20 - half, abs=2.5)
+    assert result.verdict == REPRODUCED
+
+
+def test_outputs_that_do_not_give_the_records_value_are_not_used(tmp_path):
+    refs = ["positive", "negative"] * 10
+    write_record(tmp_path, "table4_smollm2/sst2_gen/ft", 1, [0.5, 0.7, 0.6], task="sst2_gen",
+                 predictions=refs, references=refs)   # all right, but the record says 0.7
+    c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
+        {"label": "l", "relation": "greater", "point_decides": False,
+         "a": {"experiment": "table4_smollm2/sst2_gen/ft", "table": 4, "column": "SST-2-gen"},
+         "b": {"value": 50}}]}, Path("x.yaml"))
+    comp = judge(tmp_path, c).comparisons[0]
+    assert not comp.a.per_example and "the record says 70" in comp.a.per_example_note
+    assert comp.interval.is_point and comp.verdict == INCONCLUSIVE
+
+
+# --- the pieces ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("relation,low,high,margin,want", [
+    ("greater", 0.1, 2.0, 0, REPRODUCED), ("greater", -2.0, -0.1, 0, REFUTED),
+    ("greater", -0.1, 2.0, 0, INCONCLUSIVE), ("less", -2.0, -0.1, 0, REPRODUCED),
+    ("at_least", -0.9, 3.0, 1.0, REPRODUCED), ("at_least", -3.0, -1.1, 1.0, REFUTED),
+    ("at_least", -1.5, 0.5, 1.0, INCONCLUSIVE), ("at_most", -3.0, 0.9, 1.0, REPRODUCED),
+    ("equivalent", -0.4, 0.4, 0.5, REPRODUCED), ("equivalent", 0.6, 0.9, 0.5, REFUTED),
+    ("equivalent", -0.4, 0.6, 0.5, INCONCLUSIVE)])
+def test_verdict_rules(relation, low, high, margin, want):
+    iv = Interval((low + high) / 2, low, high, "welch_t", 3, 3)
+    assert verdict_for(relation, iv, margin)[0] == want
+
+
+def test_convergence_test_reads_the_dev_history():
+    rule = ConvergenceRule(min_evaluations=3, patience=1, tolerance=0.0)
+
+    def conv(values, **kw):
+        data = {"train": {"steps": 30, "history": [{"dev/accuracy": v} for v in values]}, **kw}
+        return check_convergence(data, ("dev/accuracy",), 100, "higher", rule)
+
+    assert not conv([0.70, 0.75, 0.755]).converged          # still rising at the end
+    assert conv([0.70, 0.76, 0.755]).converged              # stopped improving
+    assert not conv([0.70, 0.76]).converged                 # too few evaluations
+    assert conv([0.7], converged=True).converged            # the record's own word
+    assert check_convergence({"train": {"history": [{"l": 3}, {"l": 2}, {"l": 2.5}]}}, ("l",),
+                             1, "lower", rule).converged
+
+
+def test_the_shipped_ledger_lists_every_claim_of_the_issue():
+    ids = {c.id for c in load_ledger().claims}
+    assert ids >= {"glue_lora_vs_ft", "glue_lora_vs_bitfit_adapters", "e2e_lora_best",
+                   "webnlg_dart_lora_best", "gpt3_lora_vs_others", "prefix_degrades_lora_scales",
+                   "multiple_weight_types", "small_rank_suffices", "top_direction_shared",
+                   "dwq_higher_intrinsic_rank", "delta_w_amplifies", "no_inference_latency",
+                   "training_efficiency", "sample_efficiency", "fine_tuning_beats_few_shot",
+                   "lora_plus_prefix"}
+
+
+def test_a_bad_claim_file_is_named_with_the_fix(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "id: b\nstatement: s\nwhere: w\ncomparisons:\n  - {label: l, relation: greater, "
+        "a: {experiment: table99/nothing}, b: {value: 1}}\n")
+    with pytest.raises(LedgerError, match=r"bad.yaml.*table99/nothing.*conf/experiment"):
+        load_ledger(tmp_path)
+    (tmp_path / "bad.yaml").write_text("id: b\nstatement: s\nwhere: w\ncomparisons: []\n"
+                                       "verdict: reproduced\n")
+    with pytest.raises(LedgerError, match=r"unknown key.*verdict"):
+        load_ledger(tmp_path)
+
+
+def test_cli_writes_the_ledger_files(tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    (ledger / "c.yaml").write_text(
+        f"id: lora_beats_ft\nstatement: LoRA beats FT\nwhere: Table 2\ncomparisons:\n"
+        f"  - {{label: SST-2, relation: greater, a: {{experiment: {LORA}, table: 2, "
+        f"column: SST-2}}, b: {{experiment: {FT}, table: 2, column: SST-2}}}}\n")
+    seeds(tmp_path, LORA, [0.901, 0.903, 0.902])
+    seeds(tmp_path, FT, [0.850, 0.852, 0.851])
+    assert main(["--results", str(tmp_path), "--ledger", str(ledger)]) == 0
+    doc = json.loads((tmp_path / "claims.json").read_text())
+    assert doc["summary"][REPRODUCED] == 1
+    comp = doc["claims"][0]["comparisons"][0]
+    assert comp["difference"]["value"] == pytest.approx(5.1)
+    assert len(comp["a"]["records"]) == 3
+    md = (tmp_path / "CLAIMS.md").read_text()
+    assert "LoRA beats FT" in md and "**reproduced**" in md
+
+
+# --- artifacts: bench timings and analysis JSONs ------------------------------------------
+
+def artifact_claim(a: dict, b, relation: str, **extra):
+    return parse_claim({"id": "art", "statement": "s", "where": "w", "comparisons": [
+        {"label": "l", "relation": relation, "a": a, "b": b, **extra}]}, Path("art.yaml"))
+
+
+def test_timing_trials_in_a_bench_file_get_welchs_interval(tmp_path):
+    (tmp_path / "bench").mkdir()
+    base, adapter = [10.0, 10.2, 9.9, 10.1], [12.0, 12.3, 11.8, 12.1]
+    (tmp_path / "bench" / "latency.json").write_text(json.dumps(
+        {"cells": [{"base": base, "adapter": adapter}]}))
+    side = {"file": "bench/latency.json", "command": "make table1"}
+    c = artifact_claim({**side, "key": "cells.0.adapter"}, {**side, "key": "cells.0.base"},
+                       "greater")
+    result = judge(tmp_path, c)
+    ci = sps.ttest_ind(adapter, base, equal_var=False).confidence_interval(0.95)
+    comp = result.comparisons[0]
+    assert (comp.interval.low, comp.interval.high) == pytest.approx((ci.low, ci.high))
+    assert result.verdict == REPRODUCED
+
+
+def test_an_analysis_of_unconverged_adapters_is_under_trained(tmp_path):
+    write_record(tmp_path, "table6_smollm2/sst2_gen/qv_r4", 1, [0.7], task="sst2_gen")
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "table7.json").write_text(json.dumps(
+        {"ours": {"4": {"amplification": 20.0}},
+         "runs": [{"experiment": "table6_smollm2/sst2_gen/qv_r4", "seed": 1}]}))
+    c = artifact_claim({"file": "analysis/table7.json", "key": "ours.4.amplification",
+                        "runs_key": "runs", "command": "make table7"}, {"value": 1.0},
+                       "greater", point_decides=True)
+    result = judge(tmp_path, c)
+    comp = result.comparisons[0]
+    assert result.verdict == INCONCLUSIVE and comp.statistic_says == REPRODUCED
+    assert comp.gates[0].startswith("runs/table6_smollm2/sst2_gen/qv_r4/seed1/record.json")
+    (tmp_path / "analysis" / "table7.json").unlink()
+    missing = judge(tmp_path, c)
+    assert missing.verdict == NOT_RUN and "make table7" in missing.reason
+
+
+def test_one_clear_failure_refutes_the_conjunction(tmp_path):
+    seeds(tmp_path, LORA, [0.801, 0.803, 0.802])          # clearly below FT
+    seeds(tmp_path, FT, [0.850, 0.852, 0.851])
+    seeds(tmp_path, "table2_minilm/lora_mrpc", [0.70, 0.80, 0.75], task="mrpc")
+    seeds(tmp_path, "table2_minilm/ft_mrpc", [0.74, 0.76, 0.75], task="mrpc")
+    c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
+        {"label": task, "relation": "at_least", "margin": 1.0,
+         "a": {"experiment": f"table2_minilm/lora_{task}", "table": 2, "column": col},
+         "b": {"experiment": f"table2_minilm/ft_{task}", "table": 2, "column": col}}
+        for task, col in (("sst2", "SST-2"), ("mrpc", "MRPC"))]}, Path("x.yaml"))
+    result = judge(tmp_path, c)
+    assert [r.verdict for r in result.comparisons] == [REFUTED, INCONCLUSIVE]
+    assert result.verdict == REFUTED
+
+
+def test_a_record_without_the_metric_asks_for_a_new_run_directory(tmp_path):
+    seeds(tmp_path, LORA, [0.90, 0.91, 0.92], metric="dev/f1")
+    with pytest.raises(MissingEvidence, match=r"hold no such value.*run.new_dir=true"):
+        gather(claim("greater").comparisons[0].a, scan(tmp_path)[0], tmp_path,
+               ConvergenceRule())
