@@ -175,7 +175,7 @@ def run_experiment(cfg: DictConfig) -> Path:
         result = TrainResult(0, 0.0, 0.0, [], 0)
     else:
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
-                       checkpoint=run_dir / "checkpoints" / "last.pt", on_step=tracker.log,
+                       checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device)
     if rank != 0:
         torch.distributed.barrier()
