@@ -82,6 +82,8 @@ def check_run_config(cfg) -> None:
     problems = []
     for key, (ok, what) in _RULES.items():
         value = _get(tree, key)
+        if key == "train.lr" and _get(tree, "method.name") == "none" and value == 0:
+            continue  # method=none trains nothing (few-shot prompting): its recipe says lr 0
         if value is not _MISSING and not ok(value):
             problems.append(f"{key}={value!r} must be {what}")
     name_problem = run_name_problem(_get(tree, "run.name"))
