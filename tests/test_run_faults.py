@@ -115,3 +115,52 @@ def test_resume_with_the_recorded_config_completes(tmp_path):
     _unfinished_record(cfg, run_dir)
     record = json.loads(run_experiment(cfg).read_text())
     assert record["status"] == "complete" and record["train"]["steps"] == 2
+
+
+def test_run_killed_while_decoding_resumes_to_the_uninterrupted_record(tmp_path, monkeypatch):
+    from experiments.jobs import GenerationJob
+
+    from .conftest import shared_data_or_skip
+
+    shared_data_or_skip("data", "e2e")
+    # max_steps ends training inside epoch 1 of 2: the case that gained an epoch with loss 0.0
+    overrides = ["profile=smoke", "train.epochs=2", "train.max_steps=3", "logger=none"]
+    full = json.loads(run_experiment(compose_cfg(*overrides, f"paths.results={tmp_path / 'a'}"))
+                      .read_text())
+
+    finish = GenerationJob.finish
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while decoding")
+
+    monkeypatch.setattr(GenerationJob, "finish", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(compose_cfg(*overrides, f"paths.results={tmp_path / 'b'}"))
+    monkeypatch.setattr(GenerationJob, "finish", finish)
+    resumed = json.loads(run_experiment(compose_cfg(*overrides, f"paths.results={tmp_path / 'b'}",
+                                                    "run.resume=true")).read_text())
+    assert resumed["status"] == "complete" and resumed["train"]["resumed_from_step"] == 3
+    assert len(full["train"]["history"]) == 1
+    assert resumed["train"]["history"] == full["train"]["history"]
+    assert resumed["metrics"] == full["metrics"]
+    assert list(resumed["weights"].values()) == list(full["weights"].values())  # same adapter
+
+
+@pytest.mark.slow
+def test_two_runs_started_at_once_into_one_directory(tmp_path):
+    from .conftest import shared_data_or_skip
+
+    shared_data_or_skip("data", "e2e")
+    cmd = [sys.executable, "-m", "experiments.run", "profile=smoke", "logger=none",
+           f"paths.results={tmp_path / 'results'}", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes[0] == 0 and codes[1] != 0, outs  # before: both exited 0
+    refused = next(err for p, (_, err) in zip(procs, outs) if p.returncode)
+    assert "in use by another run" in refused or "never overwritten" in refused
+    records_written = list((tmp_path / "results").rglob("record.json"))
+    assert len(records_written) == 1
+    assert json.loads(records_written[0].read_text())["status"] == "complete"
