@@ -99,3 +99,13 @@ def test_table_build_lists_the_unknown_table_record(tmp_path, capsys):
                    str(tmp_path / "out"), "--no-wandb"])
     assert [s.path for s in report.skipped] == ["runs/table99/gpt2_m_lora/seed1/record.json"]
     assert "names Table 99" in capsys.readouterr().err
+
+
+def test_webnlg_scorer_refuses_non_text_inputs():
+    from experiments.metrics import score_webnlg
+
+    with pytest.raises(MetricInputError, match=r"output 1 is NoneType"):
+        score_webnlg(["a b", None], [["a b"], ["c"]], metrics=("BLEU",))
+    with pytest.raises(MetricInputError, match=r"reference group 0 must be a list of str"):
+        score_webnlg(["a b"], ["a b"], metrics=("BLEU",))
+    assert score_webnlg(["a b c d"], [["a b c d"]], metrics=("BLEU",))["BLEU"] == pytest.approx(100)
