@@ -154,8 +154,9 @@ def _resume(checkpoint: Path, model: nn.Module, opt, sched) -> dict:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
-        for key in ("step", "history", "epoch", "batch_in_epoch"):
-            state[key]  # noqa: B018  (every field must be there before any is used)
+        missing = [k for k in ("step", "history", "epoch", "batch_in_epoch") if k not in state]
+        if missing:
+            raise KeyError(f"no {missing}")
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise CheckpointError(f"{checkpoint}: does not fit this run ({type(err).__name__}: "
                               f"{err}); move {checkpoint.parent} away to restart the run "

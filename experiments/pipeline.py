@@ -206,6 +206,10 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
                              "use a method that trains")
         result = TrainResult(0, 0.0, 0.0, [], 0)
     else:
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            print(f"[run] {run_dir / 'checkpoints' / 'last.pt'} is a torch.save pickle from an "
+                  "older version: not loaded (a pickle can run code); training starts from "
+                  "step 0, to the same result")
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device)

@@ -2,7 +2,8 @@
 
 A record holds everything needed to rebuild its table row. A complete record is never
 overwritten: a rerun is refused, or goes to a new directory on request; an incomplete one is
-resumed or refused.
+resumed or refused. A running run holds a lock on its directory (`run_lock`), so a second run
+started into it is refused; `run.name` cannot leave `<results>/runs`.
 """
 from __future__ import annotations
 
