@@ -107,3 +107,14 @@ def test_unsupported_peft_options_are_refused_by_name(tmp_path):
     peft_adapter("llama", tmp_path, r=4, target_modules=["q_proj"], use_dora=True)
     with pytest.raises(ValueError, match=r"adapter_config.json: only plain LoRA.*use_dora"):
         import_peft(tiny_model("llama"), tmp_path / "peft")
+
+
+def test_regex_target_modules_import(tmp_path):
+    # a string target_modules is a regex PEFT full-matches; it was refused before
+    made = peft_adapter("llama", tmp_path, r=2, lora_alpha=4,
+                        target_modules=r".*\.0\.self_attn\.(q|v)_proj")
+    batch = tiny_batch()
+    back, _ = check_import_and_reload("llama", tmp_path / "peft", logits(made, batch), batch,
+                                      tmp_path)
+    assert sorted(lora_layers(back)) == ["model.layers.0.self_attn.q_proj",
+                                         "model.layers.0.self_attn.v_proj"]
