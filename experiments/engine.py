@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lora_core.state import copy_strict
+
 from .batching import IGNORE
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, int]]
 
@@ -137,10 +140,28 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a checkpoint is either the old one or the new one, never half
+    # safetensors + JSON (experiments/checkpoints.py): no pickle, so reading one runs no code;
+    # the manifest is swapped in last, so a checkpoint is either the old one or the new one
+    save_checkpoint(path, state)
+
+
+def _resume(checkpoint: Path, model: nn.Module, opt, sched) -> dict:
+    """Put the checkpoint's weights, optimizer, schedule and RNG back; errors name the file."""
+    state = load_checkpoint(checkpoint)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    try:
+        copy_strict(model, state["trainable"], trainable, str(checkpoint), what="checkpoint")
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        missing = [k for k in ("step", "history", "epoch", "batch_in_epoch") if k not in state]
+        if missing:
+            raise KeyError(f"no {missing}")
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{checkpoint}: does not fit this run ({type(err).__name__}: "
+                              f"{err}); move {checkpoint.parent} away to restart the run "
+                              "from the beginning") from None
+    return state
 
 
 def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict],
@@ -171,17 +192,15 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         wrapped = nn.parallel.DistributedDataParallel(model)
 
     step, history, start_epoch, skip = 0, [], 0, 0
+    # the loss so far of the epoch a checkpoint cuts, so its train_loss covers all its batches
+    partial_loss = (0.0, 0)
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for n, t in state["trainable"].items():
-                params[n].copy_(t)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        state = _resume(checkpoint, model, opt, sched)
         step, history = state["step"], state["history"]
         start_epoch, skip = state["epoch"], state["batch_in_epoch"]
+        partial_loss = (float(state.get("epoch_loss_sum", 0.0)), int(state.get("epoch_batches", 0)))
+        if step >= total:  # training had ended (killed while decoding): no epoch to add
+            start_epoch = cfg.epochs
         print(f"[train] resumed from {checkpoint} at step {step} (epoch {start_epoch + 1})")
     resumed_from = step
 
@@ -190,13 +209,15 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             _save_checkpoint(checkpoint, {
                 "trainable": trainable_state(model), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                "history": history, "epoch": epoch, "batch_in_epoch": batch_in_epoch})
+                "history": history, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+                "epoch_loss_sum": running if batch_in_epoch else 0.0,
+                "epoch_batches": n_loss if batch_in_epoch else 0})
 
     started, tokens = time.perf_counter(), 0
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         batches = epoch_batches(len(items), cfg.batch_size, cfg.seed, epoch)
-        running, n_loss = 0.0, 0
+        running, n_loss = partial_loss if skip else (0.0, 0)
         for b in range(skip, len(batches)):
             if step >= total:
                 break

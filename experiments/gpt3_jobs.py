@@ -14,6 +14,7 @@ from torch import nn
 from lora_core import prepare_for_inference
 
 from . import records
+from .best_epoch import best_epoch
 from .batching import collate_causal, encode_examples
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss
@@ -139,7 +140,10 @@ class GPT3GenerationJob:
         started = time.perf_counter()
         scored = [h for h in history if key in h]
         if scored:
-            best = max(scored, key=lambda h: h[key])
+            best = best_epoch(scored, key)
+            if best is None:  # no scored epoch has a finite value
+                best = scored[-1]
+                record["best_epoch_note"] = f"no epoch has a finite {key}: the last is reported"
             record["best_epoch"] = best["epoch"]
             record["metrics_last_epoch"] = {k: v for k, v in scored[-1].items() if "/" in k}
             metrics = {k: v for k, v in best.items() if "/" in k}

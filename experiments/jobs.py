@@ -15,6 +15,7 @@ from torch import nn
 from lora_core import FAMILIES, prepare_for_inference
 
 from . import records
+from .best_epoch import best_epoch
 from .batching import collate_causal, collate_pairs, encode_examples, encode_pairs
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss, classification_loss, evaluate_loss
@@ -174,7 +175,10 @@ class ClassificationJob:
     def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
         first_split = self.cfg.task.splits.eval[0]
         key = f"{first_split}/{self.main_metric}"
-        best = max(history, key=lambda h: h[key])
+        best = best_epoch(history, key)
+        if best is None:  # no epoch scored a number (e.g. STS-B's Pearson of constant output)
+            best = history[-1]
+            record["best_epoch_note"] = f"no epoch has a finite {key}: the last one is reported"
         record["best_epoch"] = best["epoch"]
         record["metrics_last_epoch"] = {k: v for k, v in history[-1].items() if "/" in k}
         record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)

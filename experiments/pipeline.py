@@ -5,9 +5,11 @@ returns the record path; `experiments.run` only hands it the config.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from . import records
 from .engine import TrainConfig, TrainResult, train
 from .jobs import GenerationJob, job_num_labels, make_job, present_heads
 from .models import load_model, model_spec, shrink_spec
+from .run_checks import check_run_config, resume_differences
 from .tracking import make_tracker
 
 # Adapter files above this size stay out of git (results/weights/, hash in the record).
@@ -117,13 +120,42 @@ def load_trained_weights(model, path: str | Path) -> None:
 
 
 def run_experiment(cfg: DictConfig) -> Path:
-    seed = int(cfg.seed)
+    """Check the config (nothing is written for a run that cannot start), then run it while
+    holding the lock on its directory (a second run into the same directory is refused)."""
+    check_run_config(cfg)
     device = _device(cfg)
     rank, world = _init_distributed(device)
+    run_dir = records.run_directory(Path(cfg.paths.results), cfg.run.name, int(cfg.seed),
+                                    new_dir=cfg.run.new_dir)
+    with records.run_lock(run_dir) if rank == 0 else nullcontext():
+        return _run_in(cfg, run_dir, device, rank, world)
+
+
+def _previous_record(cfg, run_dir: Path) -> dict | None:
+    """The unfinished record to resume (None for a fresh run); refused where the config now
+    differs from the one it recorded, naming the keys."""
+    previous = records.check_can_start(run_dir, resume=cfg.run.resume)
+    if previous is None:
+        return None
+    recorded = previous.get("config")
+    if not isinstance(recorded, dict):
+        raise records.RunExistsError(f"{run_dir / records.RECORD} holds no `config` to resume "
+                                     "with; move the directory away to start over")
+    now = json.loads(json.dumps(OmegaConf.to_container(cfg, resolve=True), default=str))
+    changed = resume_differences(recorded, now)
+    if changed:
+        raise records.RunExistsError(
+            f"run.resume=true: the config differs from the one {run_dir / records.RECORD} was "
+            "started with:\n  " + "\n  ".join(changed) + "\nResume with the recorded values, "
+            "or start over with run.new_dir=true (a fresh seed<k>-N directory).")
+    return previous
+
+
+def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, world: int) -> Path:
+    seed = int(cfg.seed)
     results = Path(cfg.paths.results)
     experiment = cfg.run.name
-    run_dir = records.run_directory(results, experiment, seed, new_dir=cfg.run.new_dir)
-    previous = records.check_can_start(run_dir, resume=cfg.run.resume) if rank == 0 else None
+    previous = _previous_record(cfg, run_dir) if rank == 0 else None
     if previous and previous.get("status") == "decoded":
         return GenerationJob.score_decoded_run(cfg, run_dir, previous)
     seed_everything(seed)
@@ -174,8 +206,12 @@ def run_experiment(cfg: DictConfig) -> Path:
                              "use a method that trains")
         result = TrainResult(0, 0.0, 0.0, [], 0)
     else:
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            print(f"[run] {run_dir / 'checkpoints' / 'last.pt'} is a torch.save pickle from an "
+                  "older version: not loaded (a pickle can run code); training starts from "
+                  "step 0, to the same result")
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
-                       checkpoint=run_dir / "checkpoints" / "last.pt", on_step=tracker.log,
+                       checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device)
     if rank != 0:
         torch.distributed.barrier()

@@ -2,16 +2,19 @@
 
 A record holds everything needed to rebuild its table row. A complete record is never
 overwritten: a rerun is refused, or goes to a new directory on request; an incomplete one is
-resumed or refused.
+resumed or refused. A running run holds a lock on its directory (`run_lock`), so a second run
+started into it is refused; `run.name` cannot leave `<results>/runs`.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import sys
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -27,8 +30,14 @@ class RunExistsError(RuntimeError):
 
 
 def run_directory(results: Path, experiment: str, seed: int, new_dir: bool = False) -> Path:
-    """`<results>/runs/<experiment>/seed<k>`; with `new_dir`, the first free `seed<k>-N`."""
-    base = Path(results) / "runs" / experiment / f"seed{seed}"
+    """`<results>/runs/<experiment>/seed<k>`; with `new_dir`, the first free `seed<k>-N`.
+    `experiment` (run.name) must stay inside `<results>/runs`: no absolute path, no `..`."""
+    runs = Path(results) / "runs"
+    base = runs / experiment / f"seed{seed}"
+    if (Path(experiment).is_absolute() or ".." in Path(experiment).parts
+            or not base.resolve().is_relative_to(runs.resolve())):
+        raise RunExistsError(f"run.name={experiment!r} would write outside {runs}: give a "
+                             "relative name without '..' (move paths.results instead)")
     if not new_dir or not (base / RECORD).exists():
         return base
     n = 2
@@ -61,6 +70,40 @@ def check_can_start(run_dir: Path, resume: bool) -> dict | None:
             f"{run_dir} holds an unfinished run (status {record.get('status')!r}); continue it "
             "with run.resume=true, or move the directory away to start over.")
     return record
+
+
+class RunLockedError(RunExistsError):
+    """Another process is running into the same run directory."""
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold an exclusive lock on `run_dir` for a run's whole life, so that two runs started
+    into one directory (same experiment and seed) cannot both write it: the second is refused.
+
+    The lock is flock(2) on the directory itself: the kernel drops it when the process dies,
+    so a killed run leaves no stale lock, and no lock file lands among the committed results.
+    Directories created here and left empty (a run refused before writing) are removed."""
+    run_dir = Path(run_dir)
+    created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLockedError(
+                f"{run_dir} is in use by another run (same experiment and seed) that has not "
+                "finished; wait for it, or start this one with another seed or "
+                "run.new_dir=true") from None
+        yield run_dir
+    finally:
+        os.close(fd)  # releases the lock
+        for d in created:  # deepest first
+            try:
+                d.rmdir()
+            except OSError:
+                break  # not empty: the run wrote something
 
 
 def write_record(run_dir: Path, record: dict) -> Path:

@@ -70,7 +70,11 @@ def load_adapter(model: nn.Module, directory: str | Path) -> LoRAConfig:
     """Load an adapter into `model` (injecting LoRA first if it has none); strict on keys."""
     config = read_adapter_config(directory)
     if not lora_layers(model):
-        apply_lora(model, config)
+        if _is_full_path_config(model, config):  # saved from an imported PEFT adapter
+            inject_lora_by_path(model, config.targets, config.alpha, config.dropout)
+            mark_only_lora_as_trainable(model, config.bias, config.trainable_modules)
+        else:
+            apply_lora(model, config)
     tensors = load_file(str(Path(directory) / ADAPTER_WEIGHTS))
     copy_strict(model, tensors, adapter_state_dict(model, config), str(directory))
     return config
@@ -115,69 +119,145 @@ def _check_peft_representable(layers: dict) -> None:
             "adapted (and trained) too. Export adapters on separate projections, or all slices.")
 
 
+def _peft_rank_alpha(layer) -> tuple[int, float]:
+    """The (r, alpha) PEFT stores for `layer`. A fused projection with every slice on (GPT-2's
+    c_attn with Wq, Wk, Wv) holds n updates of rank r, one per slice: PEFT's single A, B over
+    the whole output represents them exactly as one update of rank n·r whose B is
+    block-diagonal, with alpha n·alpha so that the scale alpha/r stays the same."""
+    n = getattr(layer, "n_on", 1)
+    return layer.r * n, layer.alpha * n
+
+
+def _peft_tensor(name: str, value: torch.Tensor, layers: dict) -> torch.Tensor:
+    owner, _, leaf = name.rpartition(".")
+    layer = layers.get(owner)
+    if leaf == "lora_B" and isinstance(layer, LoRALinear) and layer.n_on > 1:
+        # rows k·slice.. of B hold slice k's B_k (slice, r): place it at columns k·r..
+        return torch.block_diag(*value.view(layer.n_on, layer.slice_out, layer.r))
+    return value
+
+
+def _most_common(values) -> object:
+    return Counter(values).most_common(1)[0][0]
+
+
 def export_peft(model: nn.Module, config: LoRAConfig, directory: str | Path,
                 base_model_name_or_path: str | None = None) -> Path:
-    """Write `model`'s adapter as PEFT's adapter_config.json + adapter_model.safetensors."""
+    """Write `model`'s adapter as PEFT's adapter_config.json + adapter_model.safetensors.
+    Per-module ranks and alphas go to rank_pattern / alpha_pattern under full module names."""
     import peft  # interop only; lora_core itself does not need peft
 
     layers = lora_layers(model)
     _check_peft_representable(layers)
-    ranks = {n: l.r for n, l in layers.items()}
-    default_r = Counter(ranks.values()).most_common(1)[0][0]
+    entries = {n: _peft_rank_alpha(l) for n, l in layers.items()}
+    default_r = _most_common(r for r, _ in entries.values())
+    default_alpha = _most_common(a for _, a in entries.values())
     peft_config = peft.LoraConfig(
-        r=default_r, lora_alpha=config.alpha, lora_dropout=config.dropout, bias=config.bias,
-        target_modules=sorted(layers), rank_pattern={n: r for n, r in ranks.items() if r != default_r},
+        r=default_r, lora_alpha=default_alpha, lora_dropout=config.dropout, bias=config.bias,
+        target_modules=sorted(layers),
+        rank_pattern={n: r for n, (r, _) in entries.items() if r != default_r},
+        alpha_pattern={n: a for n, (_, a) in entries.items() if a != default_alpha},
         fan_in_fan_out=any(getattr(l, "fan_in_fan_out", False) for l in layers.values()),
         modules_to_save=list(config.trainable_modules) or None,
         base_model_name_or_path=base_model_name_or_path)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     peft_config.save_pretrained(str(directory))
-    tensors = {_peft_key(k, layers): v.contiguous().cpu()
+    tensors = {_peft_key(k, layers): _peft_tensor(k, v, layers).contiguous().cpu()
                for k, v in adapter_state_dict(model, config).items()}
     save_file(tensors, str(directory / PEFT_WEIGHTS), metadata={"format": "pt"})
     return directory
 
 
+# PEFT options that change what an adapter computes and that LoRALinear does not implement
+_PEFT_UNSUPPORTED = ("use_dora", "use_rslora", "target_parameters", "trainable_token_indices",
+                     "layer_replication", "lora_bias", "use_qalora", "alora_invocation_tokens")
+
+
+def _read_peft_config(directory: Path):
+    import peft
+
+    path = directory / PEFT_CONFIG
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable PEFT adapter config ({err})") from None
+    flags = [k for k in _PEFT_UNSUPPORTED if raw.get(k)]
+    if raw.get("peft_type") != "LORA" or flags:
+        raise ValueError(f"{path}: only plain LoRA adapters can be imported "
+                         f"(peft_type={raw.get('peft_type')}, unsupported options {flags})")
+    return peft.LoraConfig.from_pretrained(str(directory))
+
+
+def inject_lora_by_path(model: nn.Module, ranks: dict[str, int], alpha: float,
+                        dropout: float = 0.0) -> None:
+    """Wrap each module named by its full path with its rank (Linear / Conv1D: LoRALinear,
+    Embedding: LoRAEmbedding): how imported PEFT adapters, and their saved configs, apply."""
+    for name, r in ranks.items():
+        parent_path, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_path) if parent_path else model
+        base = getattr(parent, attr)
+        if isinstance(base, nn.Embedding):
+            wrapper = LoRAEmbedding(base, r, alpha)
+        elif isinstance(base, nn.Linear) or type(base).__name__ == "Conv1D":
+            wrapper = LoRALinear(base, r, alpha, dropout)
+        else:
+            raise ValueError(f"LoRA target {name} is a {type(base).__name__}: only Linear, "
+                             "Conv1D and Embedding layers can be adapted")
+        setattr(parent, attr, wrapper)
+
+
+def _is_full_path_config(model: nn.Module, config: LoRAConfig) -> bool:
+    """Targets that are all full module paths of `model` (an imported PEFT adapter's config),
+    rather than weight types or paths inside a block."""
+    names = dict(model.named_modules())
+    return all(t in names and t.split(".")[0] in dict(model.named_children())
+               for t in config.targets)
+
+
 def import_peft(model: nn.Module, directory: str | Path, family: str | None = None) -> LoRAConfig:
-    """Inject and load a PEFT LoRA adapter (plain LoRA: no DoRA, rsLoRA or per-module alpha)."""
+    """Inject and load a PEFT LoRA adapter (plain LoRA: no DoRA, rsLoRA and the like).
+
+    Which modules are adapted, with which rank and alpha, is decided by PEFT's own rules
+    (`check_target_module_exists`: exact names or `.`-suffixes, a regex string,
+    `layers_to_transform` / `layers_pattern`, modules_to_save excluded; `get_pattern_key` for
+    rank_pattern / alpha_pattern). modules_to_save names absent from the model are ignored, as
+    PEFT does (a SEQ_CLS adapter lists both `classifier` and `score`). The returned config holds
+    full module paths and can be saved with `save_adapter` and loaded on a fresh model."""
+    from peft.tuners.tuners_utils import check_target_module_exists
+    from peft.utils.other import get_pattern_key
+
     directory = Path(directory)
-    raw = json.loads((directory / PEFT_CONFIG).read_text())
-    unsupported = [k for k in ("use_dora", "use_rslora") if raw.get(k)]
-    if raw.get("peft_type") != "LORA" or unsupported or raw.get("alpha_pattern"):
-        raise ValueError(f"{directory / PEFT_CONFIG}: only plain LoRA adapters can be imported "
-                         f"(peft_type={raw.get('peft_type')}, flags {unsupported}, "
-                         f"alpha_pattern={raw.get('alpha_pattern')})")
-    targets = raw["target_modules"]
-    if isinstance(targets, str):
-        raise ValueError(f"{directory / PEFT_CONFIG}: target_modules is a regex ({targets!r}); "
-                         "import needs a list of module names")
-    rank_pattern = raw.get("rank_pattern") or {}
-    # Inject on exactly the modules PEFT names (full paths), one wrapper each.
-    modules = dict(model.named_modules())
-    for target in targets:
-        hits = [n for n in modules if n == target or n.endswith("." + target)]
-        if not hits:
-            raise ValueError(f"PEFT target {target!r} matches no module of this model")
-        for name in hits:
-            r = rank_pattern.get(name, rank_pattern.get(target, raw["r"]))
-            parent_path, _, attr = name.rpartition(".")
-            parent = model.get_submodule(parent_path) if parent_path else model
-            base = getattr(parent, attr)
-            wrapper = (LoRAEmbedding(base, r, raw["lora_alpha"]) if isinstance(base, nn.Embedding)
-                       else LoRALinear(base, r, raw["lora_alpha"], raw.get("lora_dropout", 0.0)))
-            setattr(parent, attr, wrapper)
+    pcfg = _read_peft_config(directory)
+    module_names = [n for n, _ in model.named_modules() if n]
+    to_save = [m for m in (pcfg.modules_to_save or [])
+               if any(n == m or n.endswith("." + m) for n in module_names)]
+    # PEFT's exclusion of modules_to_save reads the config; judge with the names found only
+    pcfg.modules_to_save = to_save or None
+    # True or a regex match adapts; an excluded module is falsy (PEFT's _ExcludedModule)
+    targets = [n for n in module_names if check_target_module_exists(pcfg, n)]
+    if not targets:
+        raise ValueError(f"{directory / PEFT_CONFIG}: target_modules {pcfg.target_modules!r} "
+                         f"(layers_to_transform {pcfg.layers_to_transform}) match no module "
+                         "of this model: another architecture?")
+    ranks = {n: pcfg.rank_pattern.get(get_pattern_key(pcfg.rank_pattern.keys(), n), pcfg.r)
+             for n in targets}
+    alphas = {n: pcfg.alpha_pattern.get(get_pattern_key(pcfg.alpha_pattern.keys(), n),
+                                        pcfg.lora_alpha) for n in targets}
+    inject_lora_by_path(model, ranks, pcfg.lora_alpha, pcfg.lora_dropout)
     layers = lora_layers(model)
-    # targets hold full module paths here: a record of what PEFT adapted, not a recipe.
-    config = LoRAConfig(targets={n: l.r for n, l in layers.items()}, alpha=raw["lora_alpha"],
-                        dropout=raw.get("lora_dropout", 0.0), bias=raw.get("bias", "none"),
-                        trainable_modules=list(raw.get("modules_to_save") or []), family=family)
+    config = LoRAConfig(targets=ranks, alpha=pcfg.lora_alpha, dropout=pcfg.lora_dropout,
+                        bias=pcfg.bias, trainable_modules=to_save, family=family)
     mark_only_lora_as_trainable(model, config.bias, config.trainable_modules)
     expected = adapter_state_dict(model, config)
     tensors = load_file(str(directory / PEFT_WEIGHTS))
     by_peft = {_peft_key(k, layers): k for k in expected}
     renamed = {by_peft.get(k, k): v for k, v in tensors.items()}
     copy_strict(model, renamed, expected, str(directory))
+    with torch.no_grad():  # a per-module alpha: one config alpha, the ratio folded into B
+        for name, alpha in alphas.items():
+            if alpha != pcfg.lora_alpha:
+                layers[name].lora_B.mul_(alpha / pcfg.lora_alpha)
     return config
 
 

@@ -165,7 +165,7 @@ def test_bad_samsum_file_is_named(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=rf"{bad}: record 0 lacks .*summary"):
         load_examples("samsum", "test")
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match=rf"{bad}: not valid JSON"):
+    with pytest.raises(ValueError, match=rf"{bad}:1: not valid JSON"):
         load_examples("samsum", "test")
 
 

@@ -15,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from experiments.paths import CONF_DIR, REPO_ROOT
 from experiments.pipeline import run_experiment
 from experiments.records import RunExistsError
+from experiments.run_checks import check_run_config
 
 EXPERIMENTS = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix(""))
                      for p in (CONF_DIR / "experiment").rglob("*.yaml"))
@@ -40,6 +41,7 @@ def hydra_conf():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(experiment, hydra_conf):
     cfg = hydra_conf(f"experiment={experiment}")
+    check_run_config(cfg)  # every shipped experiment passes the checks made before a run
     # the GPT-3 recipes for GPU users name the model in the run directory (model=... switches it)
     assert cfg.run.name in (experiment, f"{experiment}/{cfg.model.name}")
     assert cfg.profile.name == "paper" and cfg.model.init == "pretrained"

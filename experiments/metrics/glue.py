@@ -3,6 +3,7 @@ Owns score_glue: accuracy, F1 (MRPC/QQP), Matthews correlation (CoLA), Pearson/S
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import numpy as np
@@ -64,6 +65,17 @@ def matthews_corrcoef(labels, preds) -> float:
     return float(cov_ytyp / math.sqrt(cov_ytyt * cov_ypyp))
 
 
+def _check_values(values: Sequence, what: str, task: str, class_ids: bool) -> None:
+    """Each value a finite real number, and a whole number where it is a class id: a string
+    or None compared with the labels would silently score 0.0, so it is an error instead."""
+    for i, v in enumerate(values):
+        number = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+        if not number or not math.isfinite(v) or (class_ids and float(v) != int(v)):
+            kind = "class ids (whole numbers)" if class_ids else "finite numbers"
+            raise MetricInputError(f"GLUE {task}: {what} {i} is {v!r} ({type(v).__name__}); "
+                                   f"{what}s must be {kind}; map label words to ids first")
+
+
 def score_glue(task: str, preds: Sequence, labels: Sequence) -> dict:
     """HF `glue` metric for ``task``: cola -> matthews_correlation; stsb -> pearson, spearmanr;
     mrpc/qqp -> accuracy, f1; the others -> accuracy. All on the 0-1 scale, as HF returns them.
@@ -72,6 +84,8 @@ def score_glue(task: str, preds: Sequence, labels: Sequence) -> dict:
     """
     name = normalise_task(task)
     check_counts(len(preds), len(labels), "predictions", "labels")
+    _check_values(preds, "prediction", name, class_ids=name != "stsb")
+    _check_values(labels, "label", name, class_ids=name != "stsb")
     if name == "cola":
         return {"matthews_correlation": matthews_corrcoef(labels, preds)}
     if name == "stsb":

@@ -29,6 +29,9 @@ def score_mnli_generation(
         raise MetricInputError(f"label words must be distinct non-empty words, got {list(label_words)}")
     correct = unrecognised = 0
     for i, (pred, gold) in enumerate(zip(preds, labels)):
+        if not isinstance(pred, str):
+            raise MetricInputError(f"generation {i} is {type(pred).__name__} {pred!r}, "
+                                   "expected the generated text")
         if isinstance(gold, numbers.Integral) and not isinstance(gold, bool):
             if not 0 <= gold < len(words):
                 raise MetricInputError(f"label {i} is id {gold}, outside 0..{len(words) - 1}")

@@ -119,6 +119,12 @@ def score_webnlg(
     if mode not in MODES:
         raise MetricInputError(f"mode must be one of {MODES}, not {mode!r}")
     check_counts(len(hyps), len(refs))
+    for i, hyp in enumerate(hyps):
+        if not isinstance(hyp, str):
+            raise MetricInputError(f"output {i} is {type(hyp).__name__}, expected str")
+    for i, group in enumerate(refs):
+        if isinstance(group, str) or not all(isinstance(r, str) for r in group):
+            raise MetricInputError(f"reference group {i} must be a list of str")
     wanted = {m.upper() for m in metrics}
     unknown = wanted - {"BLEU", "METEOR", "TER"}
     if unknown:

@@ -118,6 +118,10 @@ def score_wikisql(preds: Sequence[str], golds: Sequence[dict], headers: Sequence
     Execution accuracy is not computed (it needs the tables' rows)."""
     check_counts(len(preds), len(golds), "generations", "gold queries")
     check_counts(len(preds), len(headers), "generations", "table headers")
+    for i, pred in enumerate(preds):
+        if not isinstance(pred, str):
+            raise MetricInputError(f"generation {i} is {type(pred).__name__} {pred!r}, "
+                                   "expected a SQL string")
     lf = em = bad = 0
     for pred, gold, header in zip(preds, golds, headers):
         form = parse_wikisql_sql(pred, header)

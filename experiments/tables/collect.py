@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paper_numbers import table_numbers
 from ..records import RECORD
 
 REQUIRED = ("experiment", "row", "model", "profile", "seed", "status")
@@ -113,6 +114,11 @@ def read_one(path: Path, results: Path) -> RunRecord | Skipped:
         return Skipped(rel, f"experiment {data['experiment']!r} says Table {from_name} but its "
                             f"`table` field says {from_field}", from_name)
     table = from_name if from_name is not None else from_field
+    if isinstance(table, int) and table not in table_numbers():
+        # no build would ever pick it up: say so rather than let it vanish from every table
+        return Skipped(rel, f"names Table {table}, which has no paper numbers "
+                            f"(experiments/paper/table{table}.yaml), so no table build reads "
+                            "it: fix its experiment name or `table` field", table)
     missing = [k for k in REQUIRED if data.get(k) is None or data.get(k) == ""]
     if missing:
         return Skipped(rel, f"lacks {', '.join(missing)}", table)

@@ -20,6 +20,37 @@ class DataMissingError(FileNotFoundError):
     """A dataset file is absent from every place looked at; the message names them all."""
 
 
+class DataFormatError(ValueError):
+    """A dataset file that is not in its task's layout; the message names the file and line."""
+
+
+def read_data_text(path: Path) -> str:
+    """A data file as text (UTF-8, a byte-order mark allowed); a bad byte or an empty file is
+    an error naming the file and the line."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[err.start]:02x} at "
+                              f"byte offset {err.start}); re-save the file as UTF-8") from None
+    if not text.strip():
+        raise DataFormatError(f"{path}: the file is empty; put the dataset's own file there "
+                              "(see data/README.md)")
+    return text
+
+
+def read_data_json(path: Path):
+    """A JSON data file, parsed; errors name the file and the line."""
+    import json
+
+    try:
+        return json.loads(read_data_text(path))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{path}:{err.lineno}: not valid JSON ({err.msg}, column "
+                              f"{err.colno}); the file may be cut off") from None
+
+
 @dataclass
 class Example:
     """One line of a generation task: a source (context) and one reference (completion).

@@ -7,11 +7,12 @@ entailment = 0), so metrics and checkpoints agree with the official run_glue.py.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import DataMissingError, find_data_file
+from .base import DataFormatError, DataMissingError, find_data_file, read_data_text
 from .hub import HubSource, rows_from_hub
 
 csv.field_size_limit(sys.maxsize)
@@ -81,18 +82,33 @@ def _hub_examples(task_name: str, split: str, missing: DataMissingError,
     return out
 
 
-def _rows(path: Path, task: GlueTask) -> list[dict]:
+def _rows(path: Path, task: GlueTask) -> list[tuple[int, dict]]:
+    """(line number, fields by column) of each non-blank row; a short row, a header without
+    the task's columns, bad bytes or an empty file is an error naming the file and line."""
     # utf-8-sig: MRPC's files start with a byte-order mark
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        rows = list(reader)
-    if not task.header:
-        return [{str(i): v for i, v in enumerate(r)} for r in rows if r]
-    head = rows[0]
-    missing = [c for c in task.columns if c is not None and c not in head]
-    if missing:
-        raise ValueError(f"{path}: columns {missing} missing from the header {head}")
-    return [dict(zip(head, r)) for r in rows[1:] if r]
+    reader = csv.reader(io.StringIO(read_data_text(path), newline=""), delimiter="\t",
+                        quoting=csv.QUOTE_NONE)
+    rows = [(reader.line_num, r) for r in reader if r]
+    if task.header:
+        if not rows:
+            raise DataFormatError(f"{path}: no header row")
+        head = rows.pop(0)[1]
+        missing = [c for c in task.columns if c is not None and c not in head]
+        if missing:
+            raise DataFormatError(f"{path}:1: columns {missing} missing from the header {head}")
+        need = max(head.index(c) for c in task.columns if c is not None) + 1
+    else:
+        head = [str(i) for i in range(max(len(r) for _, r in rows))] if rows else []
+        need = max(int(c) for c in task.columns if c is not None) + 1
+    if not rows:
+        raise DataFormatError(f"{path}: a header and no examples")
+    for line, r in rows:
+        if len(r) < need:
+            raise DataFormatError(
+                f"{path}:{line}: {len(r)} tab-separated field(s), the task's columns need "
+                f"{need} ({', '.join(str(c) for c in task.columns if c is not None)}); the "
+                "line is cut off or holds a stray tab / newline")
+    return [(line, dict(zip(head, r))) for line, r in rows]
 
 
 def load_glue(task_name: str, split: str, limit: int | None = None,
@@ -115,17 +131,20 @@ def load_glue(task_name: str, split: str, limit: int | None = None,
         return _hub_examples(task_name, split, missing, limit)
     a, b, y = task.columns
     out = []
-    for n, row in enumerate(_rows(path, task)):
+    for line, row in _rows(path, task):
         if limit and len(out) >= limit:
             break
         raw = row.get(y)
         if raw is None:
-            raise ValueError(f"{path}: row {n + 1} has no {y!r} field")
+            raise DataFormatError(f"{path}:{line}: no {y!r} field")
         if task.labels is None:
-            label: float | int = float(raw)
+            try:
+                label: float | int = float(raw)
+            except ValueError:
+                raise DataFormatError(f"{path}:{line}: score {raw!r} is not a number") from None
         elif raw in task.labels:
             label = task.labels.index(raw)
         else:
-            raise ValueError(f"{path}: row {n + 1} label {raw!r} not in {task.labels}")
+            raise DataFormatError(f"{path}:{line}: label {raw!r} not in {task.labels}")
         out.append(ClassificationExample(row[a], row[b] if b else None, label, str(path)))
     return out

@@ -7,7 +7,7 @@ LoRA layout when present, otherwise converted from the datasets' own releases.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import re
 import xml.etree.ElementTree as ET
 from functools import lru_cache
@@ -15,7 +15,8 @@ from pathlib import Path
 
 # the official decode script's 10 seen categories (the paper's text says 9, paper_spec App. C)
 from ..metrics.webnlg import SEEN_CATEGORIES
-from .base import DataMissingError, Example, find_data_file, register_task
+from .base import (DataFormatError, DataMissingError, Example, find_data_file, read_data_json,
+                   read_data_text, register_task)
 
 # ---------------------------------------------------------------------------------- E2E
 
@@ -56,24 +57,34 @@ def e2e_context(mr: str) -> str:
 
 def _read_lora_lines(path: Path) -> list[Example]:
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+    for n, line in enumerate(read_data_text(path).split("\n"), 1):
         if not line.strip():
             continue
         if "||" not in line:
-            raise ValueError(f"{path}:{n}: expected 'context||completion', got {line[:80]!r}")
+            raise DataFormatError(f"{path}:{n}: expected 'context||completion', got {line[:80]!r}")
         context, completion = line.split("||", 1)
         out.append(Example(context, completion))
     return out
 
 
 def _read_e2e_csv(path: Path, limit: int | None = None) -> list[Example]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"mr", "ref"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{path}: expected columns 'mr' and 'ref', got {reader.fieldnames}")
-        rows = list(reader)[:limit] if limit else list(reader)
-    # The official refs end with one space after the last token.
-    return [Example(e2e_context(row["mr"]), spacy_tokenize(row["ref"]) + " ") for row in rows]
+    reader = csv.DictReader(io.StringIO(read_data_text(path), newline=""))
+    if not {"mr", "ref"} <= set(reader.fieldnames or []):
+        raise DataFormatError(f"{path}:1: expected columns 'mr' and 'ref', got {reader.fieldnames}")
+    out = []
+    for row in reader:
+        if limit and len(out) >= limit:
+            break
+        if row["mr"] is None or row["ref"] is None:  # DictReader fills a short row with None
+            raise DataFormatError(f"{path}:{reader.line_num}: a row without its 'ref' field "
+                                  "(cut off?)")
+        try:
+            context = e2e_context(row["mr"])
+        except ValueError as err:
+            raise DataFormatError(f"{path}:{reader.line_num}: {err}") from None
+        # The official refs end with one space after the last token.
+        out.append(Example(context, spacy_tokenize(row["ref"]) + " "))
+    return out
 
 
 @register_task("e2e")
@@ -96,12 +107,45 @@ def _webnlg_example(category: str, triples: list[tuple[str, str, str]], lex: str
 
 
 def _webnlg_from_json(path: Path) -> list[Example]:
+    data = read_data_json(path)
     out = []
-    for entry in json.loads(path.read_text(encoding="utf-8"))["entries"]:
-        (body,) = entry.values()
-        triples = [(t["subject"], t["property"], t["object"]) for t in body["modifiedtripleset"]]
-        out += [_webnlg_example(body["category"], triples, lex["lex"])
-                for lex in body["lexicalisations"] if lex["comment"] == "good"]
+    for n, entry in enumerate(data.get("entries", []) if isinstance(data, dict) else [], 1):
+        try:
+            (body,) = entry.values()
+            triples = [(t["subject"], t["property"], t["object"])
+                       for t in body["modifiedtripleset"]]
+            out += [_webnlg_example(body["category"], triples, lex["lex"])
+                    for lex in body["lexicalisations"] if lex["comment"] == "good"]
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DataFormatError(f"{path}: entry {n} is not in the WebNLG layout "
+                                  f"({type(err).__name__}: {err}; needs category, "
+                                  "modifiedtripleset, lexicalisations)") from None
+    if not out:
+        raise DataFormatError(f"{path}: no entries with a good lexicalisation "
+                              "(expected {\"entries\": [...]})")
+    return out
+
+
+def _parse_xml(path: Path) -> ET.Element:
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as err:
+        line, col = err.position
+        raise DataFormatError(f"{path}:{line}: not well-formed XML ({err}, column {col}); the "
+                              "file may be cut off or not UTF-8") from None
+
+
+def _triples(path: Path, entry: ET.Element, n: int) -> list[list[str]]:
+    tripleset = entry.find("modifiedtripleset")
+    if tripleset is None:
+        raise DataFormatError(f"{path}: entry {n} has no <modifiedtripleset>")
+    out = []
+    for m in tripleset.iter("mtriple"):
+        parts = [x.strip() for x in (m.text or "").split(" | ")]
+        if len(parts) != 3:
+            raise DataFormatError(f"{path}: entry {n} has a triple {m.text!r} that is not "
+                                  "'subject | property | object'")
+        out.append(parts)
     return out
 
 
@@ -109,11 +153,12 @@ def _webnlg_from_xml(path: Path) -> list[Example]:
     files = sorted(path.rglob("*.xml")) if path.is_dir() else [path]
     out = []
     for f in files:
-        for entry in ET.parse(f).getroot().iter("entry"):
-            triples = [tuple(x.strip() for x in m.text.split(" | "))
-                       for m in entry.find("modifiedtripleset").iter("mtriple")]
+        for n, entry in enumerate(_parse_xml(f).iter("entry"), 1):
+            triples = [tuple(t) for t in _triples(f, entry, n)]
             out += [_webnlg_example(entry.get("category"), triples, lex.text or "")
                     for lex in entry.iter("lex") if lex.get("comment") == "good"]
+    if not out:
+        raise DataFormatError(f"{path}: no <entry> with a good <lex> in {len(files)} XML file(s)")
     return out
 
 
@@ -134,17 +179,29 @@ def _dart_context(triples) -> str:
 
 
 def _dart_from_json(path: Path) -> list[Example]:
-    return [Example(_dart_context(item["tripleset"]), ann["text"])
-            for item in json.loads(path.read_text(encoding="utf-8"))
-            for ann in item["annotations"]]
+    data = read_data_json(path)
+    if not isinstance(data, list) or not data:
+        raise DataFormatError(f"{path}: expected a non-empty JSON list of "
+                              "{tripleset, annotations} items")
+    out = []
+    for n, item in enumerate(data, 1):
+        try:
+            out += [Example(_dart_context(item["tripleset"]), ann["text"])
+                    for ann in item["annotations"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataFormatError(f"{path}: item {n} is not in the DART layout "
+                                  f"({type(err).__name__}: {err}; needs tripleset and "
+                                  "annotations[].text)") from None
+    return out
 
 
 def _dart_from_xml(path: Path) -> list[Example]:
     out = []
-    for entry in ET.parse(path).getroot().iter("entry"):
-        triples = [[x.strip() for x in m.text.split(" | ")]
-                   for m in entry.find("modifiedtripleset").iter("mtriple")]
+    for n, entry in enumerate(_parse_xml(path).iter("entry"), 1):
+        triples = _triples(path, entry, n)
         out += [Example(_dart_context(triples), lex.text or "") for lex in entry.iter("lex")]
+    if not out:
+        raise DataFormatError(f"{path}: no <entry> with a <lex>")
     return out
 
 

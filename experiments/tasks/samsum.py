@@ -7,11 +7,11 @@ InstructDS copy in the shared data, `samsum/instructds_format/{validation,test}.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from .base import DataMissingError, Example, find_data_file, register_task
+from .base import (DataFormatError, DataMissingError, Example, find_data_file, read_data_json,
+                   register_task)
 from .hub import HubSource, rows_from_hub
 
 # split name -> file names tried, official corpus first (corpus.7z names its dev file val.json)
@@ -31,22 +31,20 @@ def samsum_context(dialogue: str) -> str:
 
 
 def _read(path: Path, split: str, limit: int | None) -> list[Example]:
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); expected a list of "
-                         "{{id, dialogue, summary}} records") from None
-    if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a JSON list of {{id, dialogue, summary}} records")
+    rows = read_data_json(path)
+    if not isinstance(rows, list) or not rows:
+        raise DataFormatError(f"{path}: expected a non-empty JSON list of "
+                              "{id, dialogue, summary} records")
     return _examples(rows, str(path), split, limit)
 
 
 def _examples(rows: list, where: str, split: str, limit: int | None) -> list[Example]:
     out = []
     for n, row in enumerate(rows[:limit] if limit else rows):
-        missing = [k for k in ("dialogue", "summary") if not isinstance(row.get(k), str)]
+        missing = [k for k in ("dialogue", "summary")
+                   if not isinstance(row, dict) or not isinstance(row.get(k), str)]
         if missing:
-            raise ValueError(f"{where}: record {n} lacks the string field(s) {missing}")
+            raise DataFormatError(f"{where}: record {n} lacks the string field(s) {missing}")
         # the InstructDS copy has no ids: the position in the split stands in for one
         ident = str(row.get("id", f"{split}-{n}"))
         # group by id: two dialogues with the same text stay two test items

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from ..metrics.wikisql import wikisql_query_to_sql
-from .base import FIXTURE_ROOT, DataMissingError, Example, data_roots, find_data_file, register_task
+from .base import (FIXTURE_ROOT, DataFormatError, DataMissingError, Example, data_roots,
+                   find_data_file, read_data_text, register_task)
 from .hub import HubSource, rows_from_hub
 
 SPLITS = ("train", "dev", "test")
@@ -24,15 +25,19 @@ def wikisql_context(header: list[str], question: str) -> str:
     return "Table: " + " | ".join(header) + "\nQuestion: " + question
 
 
-def _jsonl(path: Path) -> list[dict]:
+def _jsonl(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-blank line."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_data_text(path).splitlines(), 1):
         if not line.strip():
             continue  # the shared dev.jsonl ends with one blank line
         try:
-            out.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not a JSON line ({err})") from None
+            raise DataFormatError(f"{path}:{n}: not a JSON line ({err}); cut off?") from None
+        if not isinstance(row, dict):
+            raise DataFormatError(f"{path}:{n}: a JSON {type(row).__name__}, not an object")
+        out.append((n, row))
     return out
 
 
@@ -51,18 +56,23 @@ def _find_questions(split: str, roots) -> tuple[Path, Path]:
 
 
 def _read(questions: Path, tables_path: Path, limit: int | None) -> list[Example]:
-    tables = {t["id"]: t for t in _jsonl(tables_path)}
+    tables = {}
+    for n, t in _jsonl(tables_path):
+        if not isinstance(t.get("id"), str) or not isinstance(t.get("header"), list):
+            raise DataFormatError(f"{tables_path}:{n}: a table needs an 'id' string and a "
+                                  "'header' list")
+        tables[t["id"]] = t
     rows = _jsonl(questions)
     pairs = []
-    for n, q in enumerate(rows[:limit] if limit else rows, 1):
+    for n, q in rows[:limit] if limit else rows:
         for key in ("table_id", "question", "sql"):
             if key not in q:
-                raise ValueError(f"{questions}: question {n} has no {key!r} field")
+                raise DataFormatError(f"{questions}:{n}: no {key!r} field")
         table = tables.get(q["table_id"])
         if table is None:
-            raise ValueError(f"{questions}: question {n} names table {q['table_id']!r}, which "
-                             f"{tables_path} does not hold: the two files are from different "
-                             "releases")
+            raise DataFormatError(f"{questions}:{n}: names table {q['table_id']!r}, which "
+                                  f"{tables_path} does not hold: the two files are from "
+                                  "different releases")
         pairs.append((q, list(table["header"])))
     return _examples(pairs, questions.name, str(questions))
 
