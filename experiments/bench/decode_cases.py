@@ -20,7 +20,8 @@ BEAM_E2E = DecodeConfig()  # the official E2E decoder: beam 10, no-repeat 4, 64 
 
 
 @torch.no_grad()
-def plain_generate(model, tokenizer, contexts: list[str], cfg: DecodeConfig) -> tuple[list[str], int]:
+def plain_generate(model, tokenizer, contexts: list[str], cfg: DecodeConfig,
+                   device: str = "cpu") -> tuple[list[str], int]:
     """`generate` called plainly; returns the outputs and the new tokens up to each row's stop."""
     sep = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep
@@ -30,6 +31,7 @@ def plain_generate(model, tokenizer, contexts: list[str], cfg: DecodeConfig) -> 
         prompts = [(tokenizer.encode(c, add_special_tokens=False) + [sep])[-cfg.max_context_tokens:]
                    for c in contexts[start:start + cfg.batch_size]]
         ids, mask = _left_padded(prompts, pad)
+        ids, mask = ids.to(device), mask.to(device)
         beam = ({"length_penalty": cfg.length_penalty, "early_stopping": cfg.early_stopping}
                 if cfg.num_beams > 1 else {})
         out = model.generate(input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams,
@@ -44,13 +46,22 @@ def plain_generate(model, tokenizer, contexts: list[str], cfg: DecodeConfig) -> 
     return outputs, new_tokens
 
 
-def time_decoding(name: str, model, tokenizer, contexts: list[str], cfg: DecodeConfig) -> dict:
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_decoding(name: str, model, tokenizer, contexts: list[str], cfg: DecodeConfig,
+                  device: str = "cpu") -> dict:
     model.eval()
+    _sync(device)
     started = time.perf_counter()
-    plain, new_tokens = plain_generate(model, tokenizer, contexts, cfg)
+    plain, new_tokens = plain_generate(model, tokenizer, contexts, cfg, device)
+    _sync(device)
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
-    ours = generate_completions(model, tokenizer, contexts, cfg, progress=False)
+    ours = generate_completions(model, tokenizer, contexts, cfg, device=device, progress=False)
+    _sync(device)
     ours_s = time.perf_counter() - started
     same = sum(a == b for a, b in zip(plain, ours))
     out = {"sources": len(contexts), "num_beams": cfg.num_beams, "batch_size": cfg.batch_size,
@@ -64,13 +75,15 @@ def time_decoding(name: str, model, tokenizer, contexts: list[str], cfg: DecodeC
     return out
 
 
-def smollm2_decoding(model, tokenizer, n_greedy: int = 48, n_beam: int = 8) -> dict:
+def smollm2_decoding(model, tokenizer, n_greedy: int = 48, n_beam: int = 16, beam_batch: int = 8,
+                     device: str = "cpu") -> dict:
     from ..tasks import group_references, load_examples
 
     sst2 = [ex.context for ex in load_examples("sst2_gen", "dev", limit=n_greedy)]
     _, _, last = group_references(load_examples("e2e", "test"))
     e2e = [ex.context for ex in last[:n_beam]]
-    beam = DecodeConfig(**{**BEAM_E2E.__dict__, "batch_size": n_beam})
+    beam = DecodeConfig(**{**BEAM_E2E.__dict__, "batch_size": beam_batch})
     return {"smollm2_sst2_greedy_b16": time_decoding("sst2 greedy", model, tokenizer, sst2,
-                                                     GREEDY_SST2),
-            "smollm2_e2e_beam10": time_decoding("e2e beam 10", model, tokenizer, e2e, beam)}
+                                                     GREEDY_SST2, device),
+            "smollm2_e2e_beam10": time_decoding("e2e beam 10", model, tokenizer, e2e, beam,
+                                                device)}

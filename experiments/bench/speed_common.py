@@ -19,16 +19,20 @@ from torch import nn
 MATMUL_SHAPES = ((2048, 2048, 2048), (640, 576, 1536))  # square, and SmolLM2's MLP at 640 rows
 
 
-def matmul_rate(repeats: int = 5) -> dict:
-    """Best-of-`repeats` fp32 GFLOP/s per shape; `reference` is the higher of the two."""
+def matmul_rate(repeats: int = 5, device: str = "cpu", dtype: torch.dtype = torch.float32) -> dict:
+    """Best-of-`repeats` GFLOP/s per shape (fp32 on CPU); `reference` is the higher of the two."""
     rates = {}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for m, k, n in MATMUL_SHAPES:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a = torch.randn(m, k, device=device, dtype=dtype)
+        b = torch.randn(k, n, device=device, dtype=dtype)
         a @ b  # first call allocates and warms the kernels
+        sync()
         best = float("inf")
         for _ in range(repeats):
             started = time.perf_counter()
             a @ b
+            sync()
             best = min(best, time.perf_counter() - started)
         rates[f"{m}x{k}x{n}"] = round(2 * m * k * n / best / 1e9, 1)
     return {"gflops": rates, "reference": max(rates.values())}

@@ -41,6 +41,7 @@ class Case:
     batch_size: int
     causal: bool
     heads: tuple[str, ...] = ()
+    device: str = "cpu"
 
 
 def smollm2_items(tokenizer, task: str, n: int) -> list:
@@ -72,7 +73,7 @@ def _plain_loss(model: nn.Module, batch: dict, causal: bool) -> torch.Tensor:
 
 
 def _prepared(case: Case) -> nn.Module:
-    model = copy.deepcopy(case.model)
+    model = copy.deepcopy(case.model).to(case.device)
     apply_method(model, case.method, head_modules=list(case.heads), **case.method_params)
     return model.train()
 
@@ -96,10 +97,13 @@ def plain_loop(case: Case, steps: int, reference: float) -> dict:
     log = []
     for indices in batches:
         started = time.perf_counter()
-        batch = case.collate([case.items[i] for i in indices])
+        batch = {k: v.to(case.device) for k, v in
+                 case.collate([case.items[i] for i in indices]).items()}
         _plain_loss(model, batch, case.causal).backward()
         opt.step()
         opt.zero_grad()
+        if case.device == "cuda":
+            torch.cuda.synchronize()
         log.append({"s": time.perf_counter() - started, "flops": counter.take(),
                     "tokens": int(batch["attention_mask"].sum()),
                     "positions": batch["attention_mask"].numel()})
@@ -122,7 +126,8 @@ def engine_loop(case: Case, steps: int, reference: float, order: str) -> dict:
     cfg = TrainConfig(lr=1e-5, batch_size=case.batch_size, max_steps=steps + 1, log_every=0,
                       seed=SEED, batch_order=order, progress=False)
     loss = causal_lm_loss() if case.causal else classification_loss()
-    result = train(model, case.items, case.collate, loss, cfg, on_step=on_step)
+    result = train(model, case.items, case.collate, loss, cfg, on_step=on_step,
+                   device=case.device)
     counter.remove()
     log = []
     for k, indices in enumerate(batches[: steps + 1]):
@@ -145,10 +150,11 @@ def time_case(case: Case, steps: int, reference: float) -> dict:
     return out
 
 
-def smollm2_cases(n_sst2: int = 800, n_e2e: int = 400) -> list[Case]:
+def smollm2_cases(n_sst2: int = 800, n_e2e: int = 400, device: str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> list[Case]:
     from ..models import load_model
 
-    loaded = load_model("smollm2_135m")
+    loaded = load_model("smollm2_135m", dtype=dtype)
     lora = {"targets": {"q": 4, "v": 4}, "alpha": 8, "dropout": 0.0}
     collate = lambda items: collate_causal(items, pad_id=0)  # noqa: E731
     cases = []
@@ -156,7 +162,7 @@ def smollm2_cases(n_sst2: int = 800, n_e2e: int = 400) -> list[Case]:
         items = smollm2_items(loaded.tokenizer, task, n)
         for method, params in (("lora", lora), ("ft", {})):
             cases.append(Case(f"smollm2_{task}_{method}", loaded.model, method, params, items,
-                              collate, batch, causal=True))
+                              collate, batch, causal=True, device=device))
     return cases
 
 
