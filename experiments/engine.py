@@ -328,11 +328,14 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, items: Sequence[Any], collate: Callable, loss_fn: LossFn,
                   batch_size: int = 8, device: torch.device | str = "cpu") -> float:
-    """Token-weighted mean loss over `items` (the official validation loss)."""
+    """Token-weighted mean loss over `items` (the official validation loss). Items go in length
+    order (the mean does not depend on the order; batches of similar length pad less)."""
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(items), batch_size):
-        batch = {k: v.to(device) for k, v in collate(list(items[i:i + batch_size])).items()}
+    order = sorted(range(len(items)), key=lambda i: item_length(items[i]))
+    for i in range(0, len(order), batch_size):
+        chunk = [items[j] for j in order[i:i + batch_size]]
+        batch = {k: v.to(device) for k, v in collate(chunk).items()}
         loss, n = loss_fn(model, batch)
         total, count = total + loss.item() * n, count + n
     return total / max(count, 1)

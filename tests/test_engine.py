@@ -198,3 +198,14 @@ def test_optimizer_state_only_for_trainable_tensors():
     assert len(held) == 4 and opt.defaults["fused"] is True
     with pytest.raises(ValueError, match="optimizer_impl='adam'"):
         make_optimizer(parameter_groups(model, TrainConfig()), TrainConfig(optimizer_impl="adam"))
+
+
+def test_evaluate_loss_does_not_depend_on_batching():
+    from experiments.engine import evaluate_loss
+
+    from .test_bucketing import varied_items
+
+    model, data = _lora_gpt2(), varied_items(13)
+    per_item = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=1)
+    batched = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=4)
+    assert math.isclose(per_item, batched, rel_tol=1e-4)
