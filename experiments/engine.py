@@ -130,6 +130,7 @@ class TrainResult:
     padded_tokens: int = 0  # positions computed, padding included
     threads: int = 0
     batch_order: str = "official"
+    attention: str | None = None  # the model's attention kernel (sdpa, eager, ...)
 
     def summary(self) -> dict:
         """What a run record keeps: training and evaluation apart."""
@@ -139,6 +140,7 @@ class TrainResult:
                 "tokens_per_s": round(self.tokens_per_s, 1), "tokens": self.tokens,
                 "padding_fraction": round(1 - self.tokens / max(1, self.padded_tokens), 3),
                 "threads": self.threads, "batch_order": self.batch_order,
+                "attention": self.attention,
                 "history": self.history, "resumed_from_step": self.resumed_from}
 
 
@@ -266,7 +268,8 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         wall = time.perf_counter() - started
         train_wall = max(wall - eval_wall, 1e-9)
         return TrainResult(steps, wall, tokens * world / train_wall, history, resumed_from,
-                           train_wall, eval_wall, tokens, positions, threads, cfg.batch_order)
+                           train_wall, eval_wall, tokens, positions, threads, cfg.batch_order,
+                           getattr(getattr(model, "config", None), "_attn_implementation", None))
 
     bar = _progress_bar(total, step, cfg.progress and rank == 0)
     model.train()
