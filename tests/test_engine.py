@@ -209,3 +209,20 @@ def test_evaluate_loss_does_not_depend_on_batching():
     per_item = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=1)
     batched = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=4)
     assert math.isclose(per_item, batched, rel_tol=1e-4)
+
+
+def test_threads_default_to_the_cores_divided_among_side_by_side_jobs(monkeypatch):
+    from experiments.engine import configure_threads, usable_cores
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("LORA_REPRO_JOBS", raising=False)
+        assert configure_threads(0) == usable_cores() == torch.get_num_threads()
+        monkeypatch.setenv("LORA_REPRO_JOBS", str(usable_cores() * 2))
+        assert configure_threads(0) == 1  # never below one, never oversubscribed
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert configure_threads(0) == 1 == torch.get_num_threads()
+        assert configure_threads(3) == 3 == torch.get_num_threads()  # asked for: obeyed
+    finally:
+        torch.set_num_threads(before)
