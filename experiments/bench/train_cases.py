@@ -123,8 +123,10 @@ def engine_loop(case: Case, steps: int, reference: float, order: str) -> dict:
         stamps.append(time.perf_counter())
         flops.append(counter.take())
 
+    # the plain loop's thread count, so that only the loops differ
     cfg = TrainConfig(lr=1e-5, batch_size=case.batch_size, max_steps=steps + 1, log_every=0,
-                      seed=SEED, batch_order=order, progress=False)
+                      seed=SEED, batch_order=order, progress=False,
+                      threads=torch.get_num_threads())
     loss = causal_lm_loss() if case.causal else classification_loss()
     result = train(model, case.items, case.collate, loss, cfg, on_step=on_step,
                    device=case.device)
