@@ -1,15 +1,18 @@
-"""Beam-search (or greedy, num_beams=1) decoding for the generation tasks, through transformers'
-`generate`.
+"""Beam-search (or greedy, num_beams=1) decoding for the generation tasks: beams through
+transformers' `generate`, greedy through a batched KV-cache loop that drops each row from the
+batch at its own end.
 
 Settings follow the official gpt2_beam.py (paper_spec §2.8): beam 10, length penalty, no-repeat
 4-grams, 64 new tokens, stop at eos or "\\n\\n"; outputs are cut at the first stop and stripped
 (gpt2_decode.py). Each distinct source is decoded once: decoding is deterministic, so this
 equals the official per-line decoding that keeps the last line's output, at 1/7 of the cost
-on E2E.
+on E2E. Prompts are decoded longest first (batches of similar length pad less) and the
+outputs put back in the caller's order.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+import sys
 from typing import Sequence
 
 import torch
@@ -44,37 +47,118 @@ def cut_output(text: str, eos_text: str | None) -> str:
     return text.split("\n\n")[0].strip()
 
 
+def _left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left padding, so every prompt ends where generation starts."""
+    width = max(map(len, prompts))
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p)
+        mask[row, width - len(p):] = 1
+    return ids, mask
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids under left padding, as `generate` makes them (pads get 1; they are masked)."""
+    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+
+
+@torch.no_grad()
+def greedy_decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
+                  stops: Sequence[int]) -> list[list[int]]:
+    """Greedy decoding with a KV cache; a row leaves the batch (and the cache) as soon as it
+    emits a stop token, so the rows still running cost what they alone cost. Returns each row's
+    new tokens, its stop token included: what `generate(do_sample=False, num_beams=1)` returns
+    before its padding."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=getattr(model, "config", None))
+    rows = torch.arange(len(ids), device=ids.device)
+    stop = torch.tensor(list(stops), device=ids.device)
+    outputs: list[list[int]] = [[] for _ in range(len(ids))]
+    kv = {_cache_keyword(model): cache}
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+                   use_cache=True, logits_to_keep=1, **kv).logits[:, -1]
+    for step in range(max_new_tokens):
+        token = logits.float().argmax(-1)
+        for row, t in zip(rows.tolist(), token.tolist()):
+            outputs[row].append(t)
+        running = ~torch.isin(token, stop)
+        if step == max_new_tokens - 1 or not running.any():
+            break
+        if not running.all():
+            keep = running.nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, token, mask = rows[keep], token[keep], mask[keep]
+        mask = torch.cat([mask, mask.new_ones(len(mask), 1)], dim=1)
+        logits = model(input_ids=token[:, None], attention_mask=mask,
+                       position_ids=_positions(mask)[:, -1:], use_cache=True, **kv).logits[:, -1]
+    return outputs
+
+
+def _cache_keyword(model: nn.Module) -> str:
+    """transformers >= 5.24 takes the KV cache as `cache`, earlier versions as `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters \
+        else "past_key_values"
+
+
+def _runs_own_loop(model: nn.Module, cfg: DecodeConfig) -> bool:
+    """Greedy, no n-gram blocking, a plain transformers causal LM: prefix-wrapped models (their
+    forward replaced on the instance) place their own positions and go through `generate`."""
+    import inspect
+
+    if cfg.num_beams != 1 or cfg.no_repeat_ngram_size or "forward" in vars(model):
+        return False
+    return "logits_to_keep" in inspect.signature(type(model).forward).parameters
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="src", desc="decode", dynamic_ncols=True, leave=False,
+                disable=not (enabled and sys.stdout.isatty()))
+
+
 @torch.no_grad()
 def generate_completions(model: nn.Module, tokenizer, contexts: Sequence[str], cfg: DecodeConfig,
-                         device: torch.device | str = "cpu", progress: bool = True) -> list[str]:
-    """Decode one completion per context (context + separator as the prompt)."""
+                         device: torch.device | str = "cpu", progress: bool = True,
+                         sort_by_length: bool = True) -> list[str]:
+    """Decode one completion per context (context + separator as the prompt), in the order of
+    `contexts`. Greedy without n-gram blocking runs `greedy_decode`; beams run `generate`."""
     model.eval()
     sep = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep
     stops = stop_token_ids(tokenizer)
-    outputs: list[str] = []
-    for start in range(0, len(contexts), cfg.batch_size):
-        chunk = contexts[start:start + cfg.batch_size]
-        prompts = [(tokenizer.encode(c, add_special_tokens=False) + [sep])[-cfg.max_context_tokens:]
-                   for c in chunk]
-        width = max(map(len, prompts))
-        # left padding, so every prompt ends where generation starts
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, p in enumerate(prompts):
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
-        # beam-only options are left out of greedy decoding (transformers warns about them)
-        beam = ({"length_penalty": cfg.length_penalty, "early_stopping": cfg.early_stopping}
-                if cfg.num_beams > 1 else {})
-        out = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device),
-            num_beams=cfg.num_beams, no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-            max_new_tokens=cfg.max_new_tokens, eos_token_id=stops, pad_token_id=pad,
-            do_sample=False, **beam)
-        for row in out[:, width:].tolist():
-            outputs.append(cut_output(tokenizer.decode(row, skip_special_tokens=False),
-                                      tokenizer.eos_token))
-        if progress:
-            print(f"[decode] {len(outputs)}/{len(contexts)} sources", flush=True)
+    prompts = [(tokenizer.encode(c, add_special_tokens=False) + [sep])[-cfg.max_context_tokens:]
+               for c in contexts]
+    order = list(range(len(prompts)))
+    if sort_by_length:  # longest first: the first batch shows the peak memory at once
+        order.sort(key=lambda i: -len(prompts[i]))
+    own_loop = _runs_own_loop(model, cfg)
+    outputs: list[str | None] = [None] * len(prompts)
+    bar = _progress(len(prompts), progress)
+    for start in range(0, len(order), cfg.batch_size):
+        chunk = order[start:start + cfg.batch_size]
+        ids, mask = _left_padded([prompts[i] for i in chunk], pad)
+        ids, mask = ids.to(device), mask.to(device)
+        if own_loop:
+            rows = greedy_decode(model, ids, mask, cfg.max_new_tokens, stops)
+        else:
+            # beam-only options are left out of greedy decoding (transformers warns about them)
+            beam = ({"length_penalty": cfg.length_penalty, "early_stopping": cfg.early_stopping}
+                    if cfg.num_beams > 1 else {})
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams,
+                no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_new_tokens=cfg.max_new_tokens,
+                eos_token_id=stops, pad_token_id=pad, do_sample=False, **beam)
+            rows = out[:, ids.shape[1]:].tolist()
+        for i, row in zip(chunk, rows):
+            outputs[i] = cut_output(tokenizer.decode(row, skip_special_tokens=False),
+                                    tokenizer.eos_token)
+        bar.update(len(chunk))
+        if progress and bar.disable:
+            print(f"[decode] {start + len(chunk)}/{len(prompts)} sources", flush=True)
+    bar.close()
     return outputs

@@ -216,9 +216,8 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     if rank != 0:
         torch.distributed.barrier()
         return run_dir / records.RECORD
-    record["train"] = {"steps": result.steps, "wall_s": round(result.wall_s, 2),
-                       "tokens_per_s": round(result.tokens_per_s, 1), "history": result.history,
-                       "resumed_from_step": result.resumed_from}
+    # training and per-epoch evaluation timed apart; tokens/s is training's own
+    record["train"] = result.summary()
     record["weights"] = (_save_trained_weights(model, run_dir, results, experiment, seed)
                          if count.trainable else {})
 

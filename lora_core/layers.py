@@ -123,6 +123,19 @@ class LoRALinear(LoRALayer):
         full = update.new_zeros(*update.shape[:-1], self.out_features)
         return full.index_copy_(full.dim() - 1, self.lora_index, update)
 
+    def _full_width_B(self) -> torch.Tensor:
+        """scaling · B laid out as one (out, r · n_on) matrix: slice k's B_k in its own output
+        rows and its own r columns, zeros elsewhere. One matmul of the LoRA hidden state with
+        it gives every slice's update at full width, the disabled slices' columns exactly zero
+        (their rows of this matrix are zero constants, not parameters), at PEFT's cost for a
+        whole-block update: no scatter of the (tokens, out) update, no extra pass over it."""
+        _, B = self._blocks()
+        blocks = torch.block_diag(*(B[k] * self.scaling for k in range(self.n_on)))
+        if self._full:
+            return blocks
+        full = blocks.new_zeros(self.out_features, self.r * self.n_on)
+        return full.index_copy(0, self.lora_index, blocks)
+
     def delta_weight(self) -> torch.Tensor:
         A, B = self._blocks()
         delta = torch.bmm(B, A).reshape(self.n_on * self.slice_out, self.in_features)
@@ -134,13 +147,11 @@ class LoRALinear(LoRALayer):
         if self.merged:
             return result
         hidden = F.linear(self.lora_dropout(x), self.lora_A)  # (..., r · n_on)
-        if self.n_on == 1:
-            update = F.linear(hidden, self.lora_B)
-        else:
-            _, B = self._blocks()
-            hidden = hidden.unflatten(-1, (self.n_on, self.r))
-            update = torch.einsum("...kr,kor->...ko", hidden, B).flatten(-2)
-        return result + self._scatter(update * self.scaling).to(result.dtype)
+        if self._full and self.n_on == 1:
+            update = F.linear(hidden, self.lora_B) * self.scaling
+        else:  # slices of a fused projection: scaling is folded into the small B matrix
+            update = F.linear(hidden, self._full_width_B())
+        return result + update.to(result.dtype)
 
     def extra_repr(self) -> str:
         mask = "" if self._full else f", enable={self.enable}"

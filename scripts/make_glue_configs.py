@@ -187,6 +187,8 @@ def render_minilm(method: str, task: str) -> str:
              f"  name: table2_minilm/{method}_{task}", "  table: 2_minilm", f"  row: \"{m['row']}\"",
              *([f"method: {m['args']}"] if m["args"] else []),
              "train:", f"  lr: {m['lr']}", "  batch_size: 32", "  epochs: 3", "  log_every: 10",
+             # the CPU fast path: batches of similar length (experiments/batch_order.py)
+             "  batch_order: length_buckets",
              "task:", "  seq_len: 128",
              "data:", f"  max_train: {MINILM_TASKS[task]}", "  sample_seed: 0"]
     return "\n".join(lines) + "\n"

@@ -122,3 +122,107 @@ def test_loss_on_selected_logits_equals_full_head(family):
     assert n_sel == n_full == 7
     assert math.isclose(selected, full, rel_tol=1e-6)
     assert torch.allclose(g_sel, g_full, atol=1e-6)
+
+
+def test_fast_path_loss_equals_straightforward_loop():
+    """The engine's fast path (fused AdamW, SDPA attention, the head at target positions only)
+    gives the losses and weights of a straightforward loop (per-tensor AdamW, eager attention,
+    the head over every position, the loss written out) to float rounding."""
+    from experiments.batch_order import epoch_batches as order_of
+
+    cfg = TrainConfig(lr=1e-2, epochs=1, batch_size=4, warmup_steps=2, log_every=0,
+                      progress=False, optimizer_impl="fused")
+    data = items()
+    fast = tiny_model("llama")
+    apply_lora(fast, LoRAConfig(targets={"q": 4, "v": 4}, alpha=8))
+    assert fast.config._attn_implementation == "sdpa"
+    fast_losses = []
+    train(fast, data, collate_causal, causal_lm_loss(),
+          cfg, on_step=lambda step, m: fast_losses.append(m["train/loss"]))
+
+    slow = tiny_model("llama")
+    slow.set_attn_implementation("eager")
+    apply_lora(slow, LoRAConfig(targets={"q": 4, "v": 4}, alpha=8))
+    torch.manual_seed(cfg.seed)
+    params = [p for p in slow.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                            weight_decay=cfg.weight_decay, foreach=False)
+    batches = order_of(len(data), 4, cfg.seed, 0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(2, len(batches)))
+    slow.train()
+    slow_losses = []
+    for b in batches:
+        batch = collate_causal([data[i] for i in b])
+        logits = slow(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        target = batch["labels"][:, 1:]
+        mask = target != -100
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1][mask], target[mask], reduction="sum")
+        loss = nll / (mask.sum() + 1e-4)
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        slow_losses.append(loss.item())
+    assert len(fast_losses) == len(slow_losses) == 6
+    assert fast_losses[-1] != fast_losses[0]  # it trained
+    torch.testing.assert_close(torch.tensor(fast_losses), torch.tensor(slow_losses),
+                               rtol=1e-5, atol=1e-6)
+    for (name, a), (_, b) in zip(fast.named_parameters(), slow.named_parameters()):
+        if a.requires_grad:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_result_keeps_training_and_evaluation_time_apart():
+    def slow_eval(epoch, model):
+        import time
+        time.sleep(0.3)
+        return {"valid_loss": 1.0}
+
+    result = train(_lora_gpt2(), items(), collate_causal, causal_lm_loss(),
+                   TrainConfig(batch_size=4, log_every=0, progress=False, threads=1),
+                   on_epoch_end=slow_eval)
+    summary = result.summary()
+    assert summary["eval_wall_s"] >= 0.3 and result.threads == 1 and summary["attention"] == "sdpa"
+    assert math.isclose(result.wall_s, result.train_wall_s + result.eval_wall_s, rel_tol=1e-6)
+    assert summary["tokens"] == 24 * 9 and summary["padding_fraction"] == 0.0
+    assert math.isclose(result.tokens_per_s, result.tokens / result.train_wall_s, rel_tol=1e-6)
+
+
+def test_optimizer_state_only_for_trainable_tensors():
+    from experiments.engine import make_optimizer, parameter_groups
+
+    model = _lora_gpt2()
+    opt = make_optimizer(parameter_groups(model, TrainConfig()), TrainConfig())
+    held = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert held == {id(p) for p in model.parameters() if p.requires_grad}
+    assert len(held) == 4 and opt.defaults["fused"] is True
+    with pytest.raises(ValueError, match="optimizer_impl='adam'"):
+        make_optimizer(parameter_groups(model, TrainConfig()), TrainConfig(optimizer_impl="adam"))
+
+
+def test_evaluate_loss_does_not_depend_on_batching():
+    from experiments.engine import evaluate_loss
+
+    from .test_bucketing import varied_items
+
+    model, data = _lora_gpt2(), varied_items(13)
+    per_item = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=1)
+    batched = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=4)
+    assert math.isclose(per_item, batched, rel_tol=1e-4)
+
+
+def test_threads_default_to_the_cores_divided_among_side_by_side_jobs(monkeypatch):
+    from experiments.engine import configure_threads, usable_cores
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("LORA_REPRO_JOBS", raising=False)
+        assert configure_threads(0) == usable_cores() == torch.get_num_threads()
+        monkeypatch.setenv("LORA_REPRO_JOBS", str(usable_cores() * 2))
+        assert configure_threads(0) == 1  # never below one, never oversubscribed
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert configure_threads(0) == 1 == torch.get_num_threads()
+        assert configure_threads(3) == 3 == torch.get_num_threads()  # asked for: obeyed
+    finally:
+        torch.set_num_threads(before)
