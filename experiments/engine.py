@@ -26,6 +26,7 @@ from lora_core.state import copy_strict
 
 from .batch_order import epoch_batches, item_length
 from .batching import IGNORE
+from .curve import LossCurve
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, int]]
@@ -134,6 +135,7 @@ class TrainResult:
     threads: int = 0
     batch_order: str = "official"
     attention: str | None = None  # the model's attention kernel (sdpa, eager, ...)
+    curve: list[dict] = field(default_factory=list)  # experiments.curve: loss vs steps, tokens
 
     def summary(self) -> dict:
         """What a run record keeps: training and evaluation apart."""
@@ -144,7 +146,8 @@ class TrainResult:
                 "padding_fraction": round(1 - self.tokens / max(1, self.padded_tokens), 3),
                 "threads": self.threads, "batch_order": self.batch_order,
                 "attention": self.attention,
-                "history": self.history, "resumed_from_step": self.resumed_from}
+                "history": self.history, "resumed_from_step": self.resumed_from,
+                "curve": self.curve}
 
 
 def _dist() -> tuple[int, int]:
@@ -264,11 +267,13 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
     step, history, start_epoch, skip = 0, [], 0, 0
     # the loss so far of the epoch a checkpoint cuts, so its train_loss covers all its batches
     partial_loss = (0.0, 0)
+    curve = LossCurve(every=cfg.log_every or 1)
     if checkpoint is not None and checkpoint.exists():
         state = _resume(checkpoint, model, opt, sched)
         step, history = state["step"], state["history"]
         start_epoch, skip = state["epoch"], state["batch_in_epoch"]
         partial_loss = (float(state.get("epoch_loss_sum", 0.0)), int(state.get("epoch_batches", 0)))
+        curve.restore(state.get("curve"))
         if step >= total:  # training had ended (killed while decoding): no epoch to add
             start_epoch = cfg.epochs
         print(f"[train] resumed from {checkpoint} at step {step} (epoch {start_epoch + 1})")
@@ -281,7 +286,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "step": step,
                 "history": history, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
                 "epoch_loss_sum": running if batch_in_epoch else 0.0,
-                "epoch_batches": n_loss if batch_in_epoch else 0})
+                "epoch_batches": n_loss if batch_in_epoch else 0, "curve": curve.state()})
 
     started, tokens, positions, eval_wall = time.perf_counter(), 0, 0, 0.0
 
@@ -290,7 +295,8 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         train_wall = max(wall - eval_wall, 1e-9)
         return TrainResult(steps, wall, tokens * world / train_wall, history, resumed_from,
                            train_wall, eval_wall, tokens, positions, threads, cfg.batch_order,
-                           getattr(getattr(model, "config", None), "_attn_implementation", None))
+                           getattr(getattr(model, "config", None), "_attn_implementation", None),
+                           curve.points)
 
     bar = _progress_bar(total, step, cfg.progress and rank == 0)
     model.train()
@@ -307,9 +313,11 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
                     f"loss is {loss.item()} at step {step} (epoch {epoch + 1}, batch {b}): "
                     "lower the learning rate or check the data; the run is not marked complete")
             (loss / cfg.grad_accum).backward()
-            tokens += int(batch["attention_mask"].sum())
+            real, loss_value = int(batch["attention_mask"].sum()), loss.item()
+            tokens += real
             positions += batch["attention_mask"].numel()
-            running, n_loss = running + loss.item(), n_loss + 1
+            curve.add_batch(loss_value, real)
+            running, n_loss = running + loss_value, n_loss + 1
             if (b + 1) % cfg.grad_accum:
                 continue
             if cfg.clip_norm:
@@ -319,6 +327,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             opt.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
+            curve.after_step(step, sched.get_last_lr()[0])
             if on_step and rank == 0:
                 on_step(step, {"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]})
             if rank == 0 and cfg.log_every and step % cfg.log_every == 0:
@@ -340,6 +349,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             entry.update(on_epoch_end(epoch + 1, model))
             eval_wall += time.perf_counter() - eval_started
             model.train()
+            curve.dev(step, entry)
         history.append(entry)
         save(epoch + 1, 0)
         if step >= total:

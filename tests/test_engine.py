@@ -65,17 +65,27 @@ def _lora_gpt2():
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path):
-    cfg = TrainConfig(lr=1e-2, epochs=2, batch_size=4, warmup_steps=2, log_every=0, save_every=4)
+    # log_every=3 does not divide save_every=4: the checkpoint cuts a curve window in two
+    cfg = TrainConfig(lr=1e-2, epochs=2, batch_size=4, warmup_steps=2, log_every=3, save_every=4)
     data = items()
     full = _lora_gpt2()
-    train(full, data, collate_causal, causal_lm_loss(0.1), cfg)
+    uninterrupted = train(full, data, collate_causal, causal_lm_loss(0.1), cfg,
+                          on_epoch_end=lambda epoch, model: {"valid_loss": float(epoch)})
     interrupted = _lora_gpt2()
     ckpt = tmp_path / "last.pt"
     train(interrupted, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt,
           stop_after_steps=5)  # killed after step 5; the last checkpoint is from step 4
     resumed = _lora_gpt2()
-    result = train(resumed, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt)
+    result = train(resumed, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt,
+                   on_epoch_end=lambda epoch, model: {"valid_loss": float(epoch)})
     assert result.resumed_from == 4 and result.steps == 12
+    assert result.curve == uninterrupted.curve  # the learning curve too, tokens included
+    train_points = [p for p in result.curve if "loss" in p]
+    assert [p["step"] for p in train_points] == [3, 6, 9, 12]
+    assert [(p["step"], p["dev_loss"]) for p in result.curve if "dev_loss" in p] == [(6, 1.0),
+                                                                                      (12, 2.0)]
+    assert train_points[-1]["tokens"] == 12 * 4 * 9  # 12 steps of 4 items of 9 tokens
+    assert result.summary()["curve"] == result.curve
     for (name, a), (_, b) in zip(full.named_parameters(), resumed.named_parameters()):
         if a.requires_grad:
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
