@@ -49,9 +49,29 @@ def cut_context_start(context: list[int], completion: list[int], seq_len: int) -
     return context[len(context) - room:] if len(context) > room else context
 
 
-def encode_example(tokenizer, example: Example, seq_len: int, truncation: str = "end") -> Encoded:
-    sep, eos = separator_ids(tokenizer)
-    context = tokenizer.encode(example.context, add_special_tokens=False) + [sep]
+def context_ids(tokenizer, context: str, separator: str | None = None) -> list[int]:
+    """The tokens a completion follows. `separator=None`: the context, then eos (the official
+    GPT-2 layout, paper_spec §2.3). A text separator ("\nAnswer:"): the context and the separator
+    as one text, for instruct stand-ins, which read eos as the end of their turn, not as a cue
+    to answer (`conf/config.yaml`, `prompt.separator`)."""
+    if separator is None:
+        return tokenizer.encode(context, add_special_tokens=False) + [separator_ids(tokenizer)[0]]
+    if not separator:
+        raise ValueError("prompt.separator is empty: give a text (e.g. '\\nAnswer:') or null "
+                         "for the official eos separator")
+    return tokenizer.encode(context + separator, add_special_tokens=False)
+
+
+def prompt_separator(cfg) -> str | None:
+    """The run's `prompt.separator` (None: the official eos separator)."""
+    prompt = cfg.get("prompt") or {}
+    return prompt.get("separator")
+
+
+def encode_example(tokenizer, example: Example, seq_len: int, truncation: str = "end",
+                   separator: str | None = None) -> Encoded:
+    _, eos = separator_ids(tokenizer)
+    context = context_ids(tokenizer, example.context, separator)
     completion = tokenizer.encode(" " + example.completion, add_special_tokens=False) + [eos]
     truncated = len(context) + len(completion) > seq_len
     if truncation == "context_start":
@@ -64,8 +84,8 @@ def encode_example(tokenizer, example: Example, seq_len: int, truncation: str = 
 
 
 def encode_examples(tokenizer, examples: Sequence[Example], seq_len: int,
-                    truncation: str = "end") -> list[Encoded]:
-    return [encode_example(tokenizer, ex, seq_len, truncation) for ex in examples]
+                    truncation: str = "end", separator: str | None = None) -> list[Encoded]:
+    return [encode_example(tokenizer, ex, seq_len, truncation, separator) for ex in examples]
 
 
 def collate_causal(items: Sequence[Encoded], pad_id: int = 0) -> dict[str, torch.Tensor]:

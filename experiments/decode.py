@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .batching import context_ids
+
 
 @dataclass
 class DecodeConfig:
@@ -124,15 +126,15 @@ def _progress(total: int, enabled: bool):
 @torch.no_grad()
 def generate_completions(model: nn.Module, tokenizer, contexts: Sequence[str], cfg: DecodeConfig,
                          device: torch.device | str = "cpu", progress: bool = True,
-                         sort_by_length: bool = True) -> list[str]:
-    """Decode one completion per context (context + separator as the prompt), in the order of
-    `contexts`. Greedy without n-gram blocking runs `greedy_decode`; beams run `generate`."""
+                         sort_by_length: bool = True, separator: str | None = None) -> list[str]:
+    """Decode one completion per context (context + separator as the prompt, as in training:
+    `batching.context_ids`), in the order of `contexts`. Greedy without n-gram blocking runs
+    `greedy_decode`; beams run `generate`."""
     model.eval()
-    sep = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else sep
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     stops = stop_token_ids(tokenizer)
-    prompts = [(tokenizer.encode(c, add_special_tokens=False) + [sep])[-cfg.max_context_tokens:]
-               for c in contexts]
+    prompts = [context_ids(tokenizer, c, separator)[-cfg.max_context_tokens:] for c in contexts]
     order = list(range(len(prompts)))
     if sort_by_length:  # longest first: the first batch shows the peak memory at once
         order.sort(key=lambda i: -len(prompts[i]))

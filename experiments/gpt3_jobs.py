@@ -15,7 +15,7 @@ from lora_core import prepare_for_inference
 
 from . import records
 from .best_epoch import best_epoch
-from .batching import collate_causal, encode_examples
+from .batching import collate_causal, context_ids, encode_examples, prompt_separator
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss
 from .nlg_scoring import write_official_layout
@@ -83,8 +83,9 @@ class GPT3GenerationJob:
         self.eval_examples = load_examples(task.name, self.eval_split,
                                            limit=cfg.data.max_eval_sources, **self.options)
         self.truncation = task.get("truncation", "context_start")
+        self.separator = prompt_separator(cfg)
         self.train_items = encode_examples(tokenizer, self.train_examples, task.seq_len,
-                                           self.truncation)
+                                           self.truncation, self.separator)
         self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
         decode = OmegaConf.to_container(cfg.decode, resolve=True)
         # decoding the eval split can cost more than an epoch of a small training set (Table 16's
@@ -97,7 +98,7 @@ class GPT3GenerationJob:
         self.demos = draw_demonstrations(self.train_examples, int(few_shot.get("per_class", 0)),
                                          int(few_shot.get("seed", 0)))
         eos = tokenizer.eos_token
-        self.prompts = [few_shot_prompt(self.demos, ex.context, eos, eos)
+        self.prompts = [few_shot_prompt(self.demos, ex.context, self.separator or eos, eos)
                         for ex in self.eval_examples]
         self._predictions: dict[int, list[str]] = {}
 
@@ -108,7 +109,7 @@ class GPT3GenerationJob:
     def _truncated_prompts(self) -> int:
         """Eval prompts the decoder left-truncates (prompt + separator over max_context_tokens)."""
         limit = self.decode_cfg.max_context_tokens
-        return sum(len(self.tokenizer.encode(p, add_special_tokens=False)) + 1 > limit
+        return sum(len(context_ids(self.tokenizer, p, self.separator)) > limit
                    for p in self.prompts)
 
     def data_summary(self) -> dict:
@@ -123,7 +124,7 @@ class GPT3GenerationJob:
 
     def evaluate(self, model: nn.Module) -> tuple[list[str], dict]:
         hyps = generate_completions(model, self.tokenizer, self.prompts, self.decode_cfg,
-                                    device=self.device)
+                                    device=self.device, separator=self.separator)
         return hyps, self.scorer(hyps, self.eval_examples, self.options)
 
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:

