@@ -1,6 +1,8 @@
-"""`python scripts/bench_checkpoint_io.py`: Checkpoint I/O: torch.save/torch.load(weights_only=False) vs save_checkpoint/load_checkpoint
-on a 192 MiB state (16 x 1M-float tensors + two Adam moments each); best of 3."""
-import tempfile, time
+"""Checkpoint I/O, `python scripts/bench_checkpoint_io.py`: torch.save / torch.load against
+experiments.checkpoints (safetensors + JSON) on a 192 MiB training state (16 tensors of 1M
+floats, two Adam moments each); the best of 3 of each, printed."""
+import tempfile
+import time
 from pathlib import Path
 import torch
 from experiments.checkpoints import load_checkpoint, save_checkpoint
