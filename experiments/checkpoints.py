@@ -37,8 +37,7 @@ def _fix(path: Path) -> str:
 def _encode(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
     if isinstance(value, torch.Tensor):
         key = f"t{len(tensors)}"
-        # safetensors refuses views of shared storage: every tensor is its own copy
-        tensors[key] = value.detach().to("cpu", copy=True).contiguous()
+        tensors[key] = value.detach().cpu().contiguous()  # no copy where it is already so
         return {_TENSOR: key}
     if isinstance(value, dict):
         if all(isinstance(k, str) for k in value):
@@ -85,7 +84,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     tensors: dict[str, torch.Tensor] = {}
     body = _encode(state, tensors, "state")
     weights = path.with_name(f"{path.stem}-{uuid.uuid4().hex[:12]}.safetensors")
-    save_file(tensors, str(weights), metadata={"format": FORMAT})
+    try:
+        save_file(tensors, str(weights), metadata={"format": FORMAT})
+    except RuntimeError:  # safetensors refuses tensors sharing storage: store each one apart
+        save_file({k: v.clone() for k, v in tensors.items()}, str(weights),
+                  metadata={"format": FORMAT})
     manifest = {"format": FORMAT, "tensors": weights.name,
                 "tensor_bytes": weights.stat().st_size, "state": body}
     tmp = path.with_name(path.name + ".tmp")

@@ -51,9 +51,13 @@ def read_record(run_dir: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RunExistsError(f"{path} is not valid JSON ({err}); move it away to rerun") from None
+    if not isinstance(record, dict):
+        raise RunExistsError(f"{path} holds a JSON {type(record).__name__}, not a run record; "
+                             "move it away to rerun")
+    return record
 
 
 def check_can_start(run_dir: Path, resume: bool) -> dict | None:

@@ -7,6 +7,7 @@ heads) and `lora_config.json` (the `LoRAConfig`). PEFT's: `adapter_model.safeten
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -225,7 +226,12 @@ def import_peft(model: nn.Module, directory: str | Path, family: str | None = No
     PEFT does (a SEQ_CLS adapter lists both `classifier` and `score`). The returned config holds
     full module paths and can be saved with `save_adapter` and loaded on a fresh model."""
     from peft.tuners.tuners_utils import check_target_module_exists
-    from peft.utils.other import get_pattern_key
+
+    try:
+        from peft.utils.other import get_pattern_key
+    except ImportError:  # older PEFT: the same rule, written out
+        def get_pattern_key(keys, name):
+            return next((k for k in keys if re.match(rf"(.*\.)?({k})$", name)), name)
 
     directory = Path(directory)
     pcfg = _read_peft_config(directory)

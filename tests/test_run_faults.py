@@ -164,3 +164,14 @@ def test_two_runs_started_at_once_into_one_directory(tmp_path):
     records_written = list((tmp_path / "results").rglob("record.json"))
     assert len(records_written) == 1
     assert json.loads(records_written[0].read_text())["status"] == "complete"
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not text", b"[1, 2]", b"{\"status\": "])
+def test_an_unreadable_record_is_named_not_overwritten(tmp_path, content):
+    cfg = compose_cfg("profile=smoke", f"paths.results={tmp_path}", "run.resume=true")
+    run_dir = records.run_directory(tmp_path, cfg.run.name, 1)
+    run_dir.mkdir(parents=True)
+    (run_dir / records.RECORD).write_bytes(content)
+    with pytest.raises(RunExistsError, match=r"record\.json (is not valid JSON|holds a JSON list)"):
+        run_experiment(cfg)
+    assert (run_dir / records.RECORD).read_bytes() == content
