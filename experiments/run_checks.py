@@ -89,6 +89,13 @@ def check_run_config(cfg) -> None:
     name_problem = run_name_problem(_get(tree, "run.name"))
     if name_problem:
         problems.append(f"run.name={_get(tree, 'run.name')!r} {name_problem}")
+    method = _get(tree, "method.name")
+    if method is not _MISSING:
+        from lora_core import METHODS
+
+        if method not in METHODS:
+            problems.append(f"method.name={method!r} is not one of the known methods "
+                            f"{sorted(METHODS)}")
     device = _get(tree, "device")
     if device is not _MISSING and not (device in ("auto", "cpu") or str(device).startswith("cuda")):
         problems.append(f"device={device!r} must be auto, cpu or cuda[:N]")
@@ -116,5 +123,6 @@ def resume_differences(recorded: Mapping, now: Mapping) -> list[str]:
     old, new = _flatten(recorded), _flatten(now)
     free = lambda k: any(k == p or k.startswith(p + ".") for p in RESUME_MAY_CHANGE)  # noqa: E731
     return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
-            for k in sorted(set(old) | set(new)) if not free(k) and old.get(k, _MISSING)
-            != new.get(k, _MISSING)]
+            for k in sorted(set(old) | set(new))
+            # a key added to the configs since the run started reads as its null default
+            if not free(k) and old.get(k) != new.get(k)]

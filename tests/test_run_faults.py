@@ -175,3 +175,12 @@ def test_an_unreadable_record_is_named_not_overwritten(tmp_path, content):
     with pytest.raises(RunExistsError, match=r"record\.json (is not valid JSON|holds a JSON list)"):
         run_experiment(cfg)
     assert (run_dir / records.RECORD).read_bytes() == content
+
+
+def test_a_key_added_since_the_run_started_reads_as_its_null_default():
+    from experiments.run_checks import resume_differences
+
+    recorded = {"train": {"lr": 1e-3}}  # written before `prompt` existed
+    assert resume_differences(recorded, {"train": {"lr": 1e-3}, "prompt": {"separator": None}}) == []
+    assert resume_differences(recorded, {"train": {"lr": 1e-3}, "prompt": {"separator": "\nA:"}}) \
+        == ["prompt.separator: None -> '\\nA:'"]
