@@ -183,4 +183,4 @@ def test_a_key_added_since_the_run_started_reads_as_its_null_default():
     recorded = {"train": {"lr": 1e-3}}  # written before `prompt` existed
     assert resume_differences(recorded, {"train": {"lr": 1e-3}, "prompt": {"separator": None}}) == []
     assert resume_differences(recorded, {"train": {"lr": 1e-3}, "prompt": {"separator": "\nA:"}}) \
-        == ["prompt.separator: None -> '\\nA:'"]
+        == ["prompt.separator: '(absent)' -> '\\nA:'"]
