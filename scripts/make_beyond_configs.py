@@ -167,7 +167,10 @@ def forgetting() -> list[Path]:
               "body": {"task": {"seq_len": 512}, "decode": {"max_context_tokens": 384},
                        "data": {"max_train": 400, "sample_seed": 0, "max_eval_sources": 100}}}
     train = {"batch_size": 8, "epochs": 1, "warmup_steps": 5, "log_every": 5, "save_every": 10}
-    out = [write("forgetting/ft", "LoRA Learns Less and Forgets Less: FT on SAMSum (learning); "
+    out = [write("forgetting/base", "LoRA Learns Less and Forgets Less: the untrained model on "
+                 "SAMSum (nothing trains), the level learning is measured from", "none", None,
+                 samsum, {**train, "lr": 0.0})]
+    out += [write("forgetting/ft", "LoRA Learns Less and Forgets Less: FT on SAMSum (learning); "
                  "its weights are scored on what it was not tuned on (forgetting) and give "
                  "FT's ΔW spectrum", "ft", None, samsum, {**train, "lr": FT_LR})]
     for label, types in ((f"lora_r{FORGET_RANK}", ALL), (f"lora_attn_r{FORGET_RANK}", ATTN)):
