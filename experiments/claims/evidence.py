@@ -181,7 +181,8 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
                    rule: ConvergenceRule) -> Evidence:
     path = Path(results) / sel.file
     if not path.is_file():
-        raise MissingEvidence(str(path), sel.command, False)
+        # named relative to the results folder: the ledger's files must not carry this machine's paths
+        raise MissingEvidence(f"{sel.file} (in the results folder)", sel.command, False)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
