@@ -120,14 +120,10 @@ def _ft_weights(results: Path, experiment: str, seed: int) -> tuple[dict, dict[s
 
 
 def _pretrained(record: dict) -> dict[str, torch.Tensor]:
-    from ..models import load_model, model_spec
+    from .forgetting import pretrained_model
 
-    model_cfg = dict(record["config"]["model"])
-    init = model_cfg.pop("init", "pretrained")
-    model_cfg.pop("shrink", None)
-    loaded = load_model(model_spec(model_cfg), init=init, head="causal_lm",
-                        seed=int(record.get("seed", 1)), with_tokenizer=False)
-    return {n: p.detach() for n, p in loaded.model.named_parameters()}
+    model = pretrained_model(record, with_tokenizer=False).model
+    return {n: p.detach() for n, p in model.named_parameters()}
 
 
 def build(store, out: Path, seed: int = 1) -> list[Path]:
