@@ -38,6 +38,9 @@ def test_ties_give_the_geometric_centre_of_the_plateau():
     assert b.tied == [1e-3, 1e-2]
     b = best_lr({1e-4: [0.80], 1e-3: [0.899], 1e-2: [0.90], 1e-1: [0.50]})
     assert b.tied == [1e-2] and b.lr == pytest.approx(1e-2)
+    # a flat sweep (every lr equal, e.g. an untrained model) has its optimum nowhere in particular
+    flat = best_lr({1e-4: [0.5], 1e-3: [0.5], 1e-2: [0.5]})
+    assert flat.at_edge == "both" and flat.lr == pytest.approx(1e-3)
 
 
 def test_a_diverged_seed_excludes_its_lr():

@@ -43,7 +43,7 @@ class BestLR:
     lr: float | None
     value: float | None
     tied: list[float] = field(default_factory=list)
-    at_edge: str | None = None                 # "low" | "high" | None
+    at_edge: str | None = None                 # "low" | "high" | "both" (all tied) | None
     diverged: list[float] = field(default_factory=list)
     means: dict[float, float] = field(default_factory=dict)   # lr -> mean (NaN: diverged)
     seeds: dict[float, int] = field(default_factory=dict)
@@ -77,10 +77,8 @@ def best_lr(points: dict[float, list[float]], lower_better: bool = False,
         math.exp(statistics.fmean(math.log(lr) for lr in out.tied))
     out.value = best
     if len(grid) > 1:
-        if grid[0] in out.tied:
-            out.at_edge = "low"
-        elif grid[-1] in out.tied:
-            out.at_edge = "high"
+        ends = [name for name, lr in (("low", grid[0]), ("high", grid[-1])) if lr in out.tied]
+        out.at_edge = "both" if len(ends) == 2 else (ends[0] if ends else None)
     return out
 
 
