@@ -101,6 +101,11 @@ def test_build_reads_records_and_writes_json_and_figure(tmp_path):
     assert len(doc["runs"]) == 12
     assert (tmp_path / "figures" / "lr_sweep.png").stat().st_size > 1000
     assert len(written) == 2
+    # judged by a metric the records lack: no JSON (the earlier one is removed), and the
+    # figure says why
+    again = lr_sweep.build(results, tmp_path / "analysis", tmp_path / "figures", metric="dev_loss")
+    assert [p.name for p in again] == ["lr_sweep.png"]
+    assert not (tmp_path / "analysis" / "lr_sweep.json").exists()
 
 
 def test_build_without_records_says_so(tmp_path):

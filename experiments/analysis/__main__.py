@@ -24,9 +24,10 @@ OUTPUTS = {
     "table7": table7.build,
     # beyond the paper (issue #27): figures go beside the analysis folder, in figures/
     "spectrum": spectrum.build,
-    "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures"),
+    "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures",
+                                                  metric=store.metric),
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
-    "batch_size": lambda store, out: batch_size.build(store.results, out),
+    "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds
     "learning_vs_forgetting": lambda store, out: forgetting_figure.build(out, out.parent / "figures"),
 }
@@ -50,6 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--task", default=DEFAULT_TASK, help=f"task of the runs (default {DEFAULT_TASK})")
     p.add_argument("--prefix", default=DEFAULT_PREFIX,
                    help=f"experiment group: runs are <prefix>/<task>/qv_r<r> (default {DEFAULT_PREFIX})")
+    p.add_argument("--metric", default=None,
+                   help="lr_sweep, batch_size: the final value each run is judged by, e.g. "
+                        "dev_loss (from the learning curve; lower is better) or dev/accuracy "
+                        "(default: each run's own dev metric)")
     p.add_argument("--strict", action="store_true", help="with `all` or `beyond`: exit 1 when anything is missing")
     return p.parse_args(argv)
 
@@ -59,6 +64,7 @@ def main(argv=None) -> int:
     results = args.results or results_dir()
     out = args.out or Path(results) / "analysis"
     store = RunStore(results, args.adapters_root, task=args.task, prefix=args.prefix)
+    store.metric = args.metric
     names = list(GROUPS.get(args.what, [args.what]))
     missing, failed = {}, {}
     for name in names:

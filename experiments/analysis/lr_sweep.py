@@ -142,7 +142,11 @@ def build(results: Path, out: Path, figures: Path, metric: str | None = None,
     values = run_values(records, metric)
     png = figures / "lr_sweep.png"
     if not values:
-        why = (f"no complete records under runs/{FOLDER}/ yet; make them with `{COMMAND}` "
+        # a JSON left from an earlier build must not outlive the records it came from
+        (out / "lr_sweep.json").unlink(missing_ok=True)
+        why = (f"{len(records)} complete records under runs/{FOLDER}/ hold no {metric}"
+               if records and metric else
+               f"no complete records under runs/{FOLDER}/ yet; make them with `{COMMAND}` "
                "(one run per method and lr, resumable)")
         return [empty_figure(png, "Learning-rate sweep (LoRA Without Regret (a))", why)]
     metric = metric or _common_metric(values)

@@ -65,6 +65,7 @@ def build(results: Path, out: Path, figures: Path) -> list[Path]:
     for r in records:
         by_label.setdefault(str(r.data["experiment"]).rsplit("/", 1)[1], []).append(r)
     if REFERENCE not in by_label or len(by_label) < 2:
+        (out / "rank_curves.json").unlink(missing_ok=True)   # never outlives its records
         why = (f"no learning curves (train.curve) under runs/{FOLDER}/ for FT and a LoRA rank "
                f"yet; make them with `{COMMAND}`")
         return [empty_figure(png, "LoRA r = 1 … 256 against FT (LoRA Without Regret (c))", why)]
