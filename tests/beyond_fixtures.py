@@ -16,7 +16,8 @@ def write_run(results: Path, experiment: str, seed: int = 1, *, lr: float = 1e-3
         cfg.setdefault(key, {}).update(value)
     data = {"experiment": experiment, "table": None, "row": experiment.split("/")[-1],
             "model": "smollm2_135m", "model_display": "SmolLM2-135M-Instruct",
-            "method": method, "task": "sst2_gen", "profile": "paper", "seed": seed,
+            "method": method, "task": "sst2_gen", "profile": fields.pop("profile", "paper"),
+            "seed": seed,
             "status": "complete", "config": cfg, "metrics": metrics,
             "train": {"steps": 50, "history": [{"epoch": 1, **metrics}],
                       **({"curve": curve} if curve is not None else {})}, **fields}

@@ -73,3 +73,24 @@ def test_the_lr_ratio_claim_reads_the_sweep(tmp_path, ledger, r8, spread, verdic
     result = evaluate_claim(claim, [], tmp_path, ledger.rules)
     assert result.verdict == verdict
     assert result.comparisons[0].interval.difference == pytest.approx(r8 - 1.0)
+
+
+def test_smoke_runs_behind_an_artifact_decide_nothing(tmp_path, ledger):
+    from .beyond_fixtures import write_run
+    from experiments.tables.collect import scan
+
+    claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
+    (tmp_path / "analysis").mkdir()
+    runs = [{"experiment": "beyond_smollm2/forgetting/ft", "seed": 1},
+            {"experiment": "beyond_smollm2/forgetting/lora_r16", "seed": 1}]
+    (tmp_path / "analysis" / "spectrum.json").write_text(json.dumps(
+        {"min_ratio_to_lora_r": 14.0, "runs": runs}))
+    for run in runs:
+        write_run(tmp_path, run["experiment"], 1)
+    records, _ = scan(tmp_path)
+    assert evaluate_claim(claim, records, tmp_path, ledger.rules).verdict == REPRODUCED
+    for run in runs:
+        write_run(tmp_path, run["experiment"], 1, rerun=2, profile="smoke")
+    records, _ = scan(tmp_path)
+    result = evaluate_claim(claim, records, tmp_path, ledger.rules)
+    assert result.verdict == "inconclusive" and "smoke-profile run" in result.reason

@@ -45,9 +45,9 @@ def build(results: Path, out: Path, metric: str | None = None) -> list[Path]:
 
     values = run_values(records_under(results, FOLDER), metric)
     if not values:
-        raise MissingInputError(f"no complete records under runs/{FOLDER}/; run: python -m "
-                                f"experiments.grid {FOLDER} --seeds 1 2 > list && "
-                                "scripts/run_grid.sh list")
+        (out / "batch_size.json").unlink(missing_ok=True)   # never outlives its records
+        raise MissingInputError(f"no complete records under runs/{FOLDER}/; run: "
+                                "make beyond-runs-batch_size")
     metric = metric or main_dev_metric(values[0].data)
     table: dict[str, dict[int, dict[int, float]]] = {}
     lrs = {}

@@ -179,8 +179,7 @@ def build(store, out: Path) -> list[Path]:
     base_rec = next((r for r in records if r.data["experiment"] == BASE_RUN), None)
     if not tuned or base_rec is None:
         raise MissingInputError(f"forgetting needs the runs under runs/{FOLDER}/ (base and the "
-                                f"tuned ones); run: python -m experiments.grid {FOLDER} --seeds "
-                                "1 2 > list && scripts/run_grid.sh list")
+                                "tuned ones); run: make beyond-runs-forgetting")
     texts, source = general_texts()
     tasks = {t: load_examples(t, "dev", limit=N_TASK) for t in TASKS}
     base_model = pretrained_model(base_rec.data)

@@ -20,7 +20,7 @@ from .beyond_records import PREFIX, curve, empty_figure, records_under, run_list
 FOLDER = f"{PREFIX}/rank_curves"
 REFERENCE = "ft"
 WINDOW, TOLERANCE = 5, 0.03
-COMMAND = f"python -m experiments.grid {FOLDER} > list && scripts/run_grid.sh list"
+COMMAND = "make beyond-runs-rank_curves"
 PAPER = {"work": "Schulman et al. (2025), LoRA Without Regret",
          "finding": "Low-rank LoRA follows FT's loss curve until it reaches a capacity "
                     "threshold, which comes later the larger r is."}

@@ -128,6 +128,14 @@ def _pretrained(record: dict) -> dict[str, torch.Tensor]:
 
 def build(store, out: Path, seed: int = 1) -> list[Path]:
     """FT's and LoRA's ΔW spectra from the forgetting runs (FT_RUN, LORA_RUN)."""
+    try:
+        return _build(store, out, seed)
+    except MissingInputError:
+        (out / "spectrum.json").unlink(missing_ok=True)   # never outlives its runs
+        raise
+
+
+def _build(store, out: Path, seed: int) -> list[Path]:
     results = Path(store.results)
     record, tuned = _ft_weights(results, FT_RUN, seed)
     family = record["config"]["model"].get("family", "llama")
