@@ -1,5 +1,6 @@
-"""Section 7 analyses on LoRA matrices: subspace similarity (App. G) and how ΔW relates to W
-(Table 7, App. H.4). Plain torch, no I/O; float64 throughout so small differences are real.
+"""Section 7 analyses on LoRA matrices: subspace similarity (App. G), how ΔW relates to W
+(Table 7, App. H.4), and the energy rank of a ΔW (the rank holding 90% of Σσ², Biderman et al.
+2024). Plain torch, no I/O; float64 throughout so small differences are real.
 """
 from __future__ import annotations
 
