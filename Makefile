@@ -94,9 +94,10 @@ lr-sweep: setup
 beyond-runs-%: setup
 	list=$$(mktemp) && $(PY) -m experiments.grid beyond_smollm2/$* --seeds $(BEYOND_SEEDS) > $$list \
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
-# scores the forgetting runs' models before and after tuning (minutes): analysis/forgetting.json
+# scores the tuned models before and after tuning (minutes): analysis/forgetting.json (SmolLM2,
+# the forgetting runs) and analysis/forgetting_minilm.json (MiniLM, table2_minilm's SST-2 runs)
 forgetting: setup
-	$(PY) -m experiments.analysis forgetting
+	$(PY) -m experiments.analysis forgetting_all
 # the analyses and figures read from records and JSON (no training, no evaluation); `make
 # claims` rebuilds them first
 beyond: setup

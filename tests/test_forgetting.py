@@ -97,3 +97,15 @@ def test_general_text_is_qnli_wikipedia_sentences():
         pytest.skip(str(err))
     assert len(texts) == 50 == len(set(texts)) and "QNLI" in source
     assert all(len(t.split()) >= 3 for t in texts)
+
+
+def test_minilm_sts_measure():
+    from experiments.analysis.forgetting_minilm import mean_pool, sts_spearman
+
+    hidden = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])                     # the padded third token is ignored
+    assert mean_pool(hidden, mask).tolist() == [[2.0, 1.0]]
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])   # cosines 1, .71, 0
+    assert sts_spearman(a, b, [5.0, 3.0, 0.5]) == pytest.approx(100.0)
+    assert sts_spearman(a, b, [0.5, 3.0, 5.0]) == pytest.approx(-100.0)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from ..paths import results_dir
-from . import batch_size, figures, forgetting, forgetting_figure, lr_sweep, rank_curves, spectrum
+from . import (batch_size, figures, forgetting, forgetting_figure, forgetting_minilm, lr_sweep,
+               rank_curves, spectrum)
 from . import table7
 from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, InputMismatchError, MissingInputError, RunStore
 
@@ -29,6 +30,7 @@ OUTPUTS = {
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
     "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds
+    "forgetting_minilm": forgetting_minilm.build,
     "learning_vs_forgetting": lambda store, out: forgetting_figure.build(out, out.parent / "figures"),
 }
 # `all`: the paper's Section 7 outputs. `beyond`: what `make claims` rebuilds before the
@@ -36,7 +38,8 @@ OUTPUTS = {
 # evaluates models and runs on its own: `make forgetting`).
 GROUPS = {"all": ("figure3", "figure4", "figure6", "figure7", "figure8", "table7"),
           "beyond": ("spectrum", "lr_sweep", "rank_curves", "batch_size",
-                     "learning_vs_forgetting")}
+                     "learning_vs_forgetting"),
+          "forgetting_all": ("forgetting", "forgetting_minilm")}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

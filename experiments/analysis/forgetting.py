@@ -129,7 +129,8 @@ def summarise(base: dict, runs: list[dict]) -> dict:
     return {"base": base, "by_method": by_label}
 
 
-def pretrained_model(record: dict, with_tokenizer: bool = True):
+def pretrained_model(record: dict, with_tokenizer: bool = True, head: str = "causal_lm",
+                     num_labels: int | None = None):
     """The model a run started from, built as the pipeline builds it (same init, shrink and
     seed): SmolLM2's real weights for the stand-ins, a seeded random init for smoke runs."""
     from ..models import load_model, model_spec, shrink_spec
@@ -140,8 +141,8 @@ def pretrained_model(record: dict, with_tokenizer: bool = True):
     spec = model_spec(model_cfg)
     if shrink:
         spec = shrink_spec(spec, **shrink)
-    return load_model(spec, init=init, head="causal_lm", seed=int(record.get("seed", 1)),
-                      with_tokenizer=with_tokenizer)
+    return load_model(spec, init=init, head=head, num_labels=num_labels,
+                      seed=int(record.get("seed", 1)), with_tokenizer=with_tokenizer)
 
 
 def _tuned_model(record: dict, results: Path):
