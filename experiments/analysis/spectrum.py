@@ -127,12 +127,48 @@ def _pretrained(record: dict) -> dict[str, torch.Tensor]:
 
 
 def build(store, out: Path, seed: int = 1) -> list[Path]:
-    """FT's and LoRA's ΔW spectra from the forgetting runs (FT_RUN, LORA_RUN)."""
+    """FT's and LoRA's ΔW spectra from the forgetting runs (FT_RUN, LORA_RUN), and the figure."""
+    from .beyond_records import empty_figure
+
+    png = out.parent / "figures" / "spectrum.png"
     try:
-        return _build(store, out, seed)
-    except MissingInputError:
+        written = _build(store, out, seed)
+    except MissingInputError as err:
         (out / "spectrum.json").unlink(missing_ok=True)   # never outlives its runs
+        empty_figure(png, "Energy rank of ΔW, FT vs LoRA's r (LoRA Learns Less and Forgets Less)",
+                     str(err).split(";")[0] + "; the runs: make beyond-runs-forgetting")
         raise
+    return written + [plot(json.loads(written[0].read_text(encoding="utf-8")), png)]
+
+
+def plot(doc: dict, path: Path) -> Path:
+    """Per weight type: FT's energy rank (median over blocks, bars from min to max), LoRA's
+    B·A energy rank, LoRA's r and each type's largest possible rank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    types = list(doc["ft"]["types"])
+    ft = [doc["ft"]["types"][t] for t in types]
+    x = range(len(types))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.errorbar(x, [e["median"] for e in ft], fmt="o", capsize=4, label="FT ΔW (median, min-max)",
+                yerr=[[e["median"] - e["min"] for e in ft], [e["max"] - e["median"] for e in ft]])
+    lora = doc["lora"]["types"]
+    ax.plot([i for i, t in enumerate(types) if t in lora], [lora[t]["median"] for t in types
+            if t in lora], "s", label="LoRA B·A (median)")
+    ax.plot(x, [e["max_rank"] for e in ft], "_", ms=18, color="grey", label="largest possible")
+    ax.axhline(doc["lora_r"], color="red", ls="--", lw=1, label=f"LoRA r = {doc['lora_r']}")
+    ax.set_xticks(list(x), types, rotation=30)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"rank for {doc['fraction']:.0%} of Σσ²")
+    ax.set_title(f"Energy rank of ΔW per weight type, {doc['model_display']}", fontsize=10)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _build(store, out: Path, seed: int) -> list[Path]:
