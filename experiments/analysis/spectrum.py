@@ -104,7 +104,8 @@ def _ft_weights(results: Path, experiment: str, seed: int) -> tuple[dict, dict[s
     run_dir = results / "runs" / experiment / f"seed{seed}"
     record = records.read_record(run_dir)
     if record is None or record.get("status") != "complete":
-        raise MissingInputError(f"no complete FT run {experiment} seed {seed} ({run_dir}); run "
+        raise MissingInputError(f"no complete FT run {experiment} seed {seed} (runs/{experiment}/"
+                                f"seed{seed}); run "
                                 f"it: {run_command(experiment, seed)}")
     files = [p for p in (record.get("weights") or {}) if p.endswith("trainable.safetensors")]
     for rel in files:
