@@ -150,7 +150,7 @@ def mlp_vs_attention() -> list[Path]:
 def batch_size() -> list[Path]:
     out = []
     base = {**SST2, "body": {**SST2["body"], "data": {**SST2["body"]["data"], "max_train": 3200}}}
-    for label, lr0 in (("ft", FT_LR), (f"lora_r8", LORA_LR)):
+    for label, lr0 in (("ft", FT_LR), ("lora_r8", LORA_LR)):
         name, params = method(None if label == "ft" else ALL, 8)
         for b in BATCHES:
             lr = lr0 * math.sqrt(b / BASE_BATCH)
