@@ -85,3 +85,31 @@ bench-train: setup
 	$(PY) -m experiments.bench.train_speed $(BENCH_ARGS)
 gpu-check:  # no setup: a device box may have only a CUDA torch and the carried wheels
 	PY=$$(test -x $(PY) && echo $(PY) || echo python3) scripts/gpu_check.sh results/bench/gpu
+
+# Issue #27, beyond the paper: the later works' claims on the stand-ins (conf/experiment/
+# beyond_smollm2, written by scripts/make_beyond_configs.py). Runs go through experiments.grid
+# and scripts/run_grid.sh rather than a bare Hydra multirun (`python -m experiments.run -m
+# experiment=A,B,...` runs the same files) because a sweep of CPU hours must survive being
+# stopped: the grid skips complete runs and resumes unfinished ones.
+.PHONY: lr-sweep beyond forgetting
+LR_SWEEP_SEEDS ?= 1
+BEYOND_SEEDS ?= 1 2
+# the same lr grid for every method (FT, LoRA r = 1, 8, 64), then the best lr per method and
+# its ratio to FT's (results/analysis/lr_sweep.json, results/figures/lr_sweep.png)
+lr-sweep: setup
+	list=$$(mktemp) && $(PY) -m experiments.grid beyond_smollm2/lr_sweep --seeds $(LR_SWEEP_SEEDS) > $$list \
+	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
+	$(PY) -m experiments.analysis lr_sweep
+# the other groups' runs: make beyond-runs-rank_curves | -mlp_vs_attn | -batch_size | -forgetting
+beyond-runs-%: setup
+	list=$$(mktemp) && $(PY) -m experiments.grid beyond_smollm2/$* --seeds $(BEYOND_SEEDS) > $$list \
+	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
+# scores the tuned models before and after tuning (minutes): analysis/forgetting.json (SmolLM2,
+# the forgetting runs) and analysis/forgetting_minilm.json (MiniLM, table2_minilm's SST-2 runs)
+forgetting: setup
+	$(PY) -m experiments.analysis forgetting_all
+# the analyses and figures read from records and JSON (no training, no evaluation); `make
+# claims` rebuilds them first
+beyond: setup
+	$(PY) -m experiments.analysis beyond
+claims: beyond

@@ -1,5 +1,6 @@
-"""Section 7 analyses on LoRA matrices: subspace similarity (App. G) and how ΔW relates to W
-(Table 7, App. H.4). Plain torch, no I/O; float64 throughout so small differences are real.
+"""Section 7 analyses on LoRA matrices: subspace similarity (App. G), how ΔW relates to W
+(Table 7, App. H.4), and the energy rank of a ΔW (the rank holding 90% of Σσ², Biderman et al.
+2024). Plain torch, no I/O; float64 throughout so small differences are real.
 """
 from __future__ import annotations
 
@@ -66,3 +67,38 @@ def amplification_factor(delta_W: torch.Tensor, W: torch.Tensor, r: int) -> floa
     how strongly ΔW amplifies directions that W itself holds only weakly."""
     U, V = top_singular_subspace(delta_W, r)
     return float(torch.linalg.matrix_norm(delta_W.detach().to(torch.float64))) / projection_norm(W, U, V)
+
+
+# The spectrum of an update ΔW (Biderman et al., 2024, §5): how many singular directions hold a
+# given share of its energy ||ΔW||_F² = Σ σ_i². LoRA's B·A has at most r non-zero σ_i, so its
+# energy rank is ≤ r; full fine-tuning's ΔW is unconstrained, and the question is how far above
+# LoRA's r its energy rank lies.
+
+
+def singular_values(M: torch.Tensor) -> torch.Tensor:
+    """σ_1 ≥ σ_2 ≥ … of M, in float64."""
+    return torch.linalg.svdvals(M.detach().to(torch.float64))
+
+
+def energy_rank_from_singular_values(s: torch.Tensor, fraction: float = 0.9) -> int:
+    """The smallest k with Σ_{i≤k} σ_i² ≥ fraction · Σ_i σ_i²; 0 for an all-zero matrix."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    energy = torch.as_tensor(s, dtype=torch.float64) ** 2
+    total = float(energy.sum())
+    if total == 0.0:
+        return 0
+    cumulative = torch.cumsum(energy, 0) / total
+    # A tiny tolerance so that an exact share (e.g. 9 of 10 equal σ for 0.9) is not lost to
+    # rounding in the cumulative sum.
+    return int(torch.searchsorted(cumulative, torch.tensor(fraction - 1e-12, dtype=torch.float64))) + 1
+
+
+def energy_rank(M: torch.Tensor, fraction: float = 0.9) -> int:
+    """The rank needed for `fraction` of M's spectral energy (Σ σ_i²), e.g. 0.9 for 90%."""
+    return energy_rank_from_singular_values(singular_values(M), fraction)
+
+
+def lora_delta(B: torch.Tensor, A: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
+    """LoRA's update ΔW = scaling · B·A (scaling = alpha / r), d x k, in float64."""
+    return scaling * (B.detach().to(torch.float64) @ A.detach().to(torch.float64))

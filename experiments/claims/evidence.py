@@ -23,6 +23,15 @@ from .per_example import per_example_scores
 from .spec import Selector
 
 STANDIN_MODELS = ("minilm_l6", "smollm2_135m", "gpt2_tiny")
+# Profiles that check the pipeline (random init, a few steps) and measure nothing: evidence
+# resting on such a run is gated like an unconverged one, whatever the claim asks.
+PIPELINE_CHECK_PROFILES = ("smoke", "tiny")
+
+
+def pipeline_check(r: RunRecord) -> str | None:
+    if r.profile in PIPELINE_CHECK_PROFILES:
+        return f"a {r.profile}-profile run (a pipeline check at random init, not a measurement)"
+    return None
 
 
 class MissingEvidence(LookupError):
@@ -156,7 +165,9 @@ def _from_records(sel: Selector, records: list[RunRecord], results: Path,
         ev.seeds.append(r.seed)
         ev.records.append(r.path)
         ev.budget.append(_budget(r))
-        if sel.converges:
+        if pipeline_check(r):
+            ev.unconverged.append((r.path, pipeline_check(r)))
+        elif sel.converges:
             conv = check_convergence(r.data, column.metrics, column.scale, column.better, rule)
             if not conv.converged:
                 ev.unconverged.append((r.path, conv.reason))
@@ -181,7 +192,8 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
                    rule: ConvergenceRule) -> Evidence:
     path = Path(results) / sel.file
     if not path.is_file():
-        raise MissingEvidence(str(path), sel.command, False)
+        # named relative to the results folder: the ledger's files must not carry this machine's paths
+        raise MissingEvidence(f"{sel.file} (in the results folder)", sel.command, False)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -208,7 +220,9 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
         r = max(found, key=lambda x: x.rerun)
         ev.records.append(r.path)
         ev.budget.append(_budget(r))
-        if sel.converges:
+        if pipeline_check(r):
+            ev.unconverged.append((r.path, pipeline_check(r)))
+        elif sel.converges:
             conv = check_convergence(r.data, (main_metric(r.data),), 1.0, "higher", rule)
             if not conv.converged:
                 ev.unconverged.append((r.path, conv.reason))

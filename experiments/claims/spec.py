@@ -25,7 +25,10 @@ from .stats import RELATIONS
 
 LEDGER_DIR = Path(__file__).with_name("ledger")
 RULES_FILE = "rules.yaml"
-_CLAIM_KEYS = {"id", "statement", "where", "stand_in", "comparisons", "paper_scale", "notes"}
+_CLAIM_KEYS = {"id", "statement", "where", "stand_in", "comparisons", "paper_scale", "notes",
+               "source"}
+# A claim of later work (issue #27) names its source; a claim without one is the paper's.
+_SOURCE_KEYS = {"work", "authors", "year", "url", "finding"}
 _COMPARISON_KEYS = {"label", "a", "b", "relation", "margin", "relative_margin", "paper",
                     "trained_floor", "point_decides"}
 _SELECTOR_KEYS = {"experiment", "table", "column", "metric", "scale", "better", "field", "file",
@@ -97,6 +100,7 @@ class Claim:
     paper_scale: tuple[str, ...] = ()      # commands that run the paper's own setting (GPU)
     notes: tuple[str, ...] = ()
     path: Path | None = None
+    source: dict | None = None             # later work: {work, authors, year, url, finding}
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,13 @@ def parse_claim(data, path: Path) -> Claim:
     for key in ("id", "statement", "where", "comparisons"):
         if not data.get(key):
             raise LedgerError(f"{where}: missing `{key}`")
+    source = data.get("source")
+    if source is not None:
+        if not isinstance(source, dict) or not source.get("work") or not source.get("finding"):
+            raise LedgerError(f"{where}: source: give a mapping with at least `work` (the "
+                              "later work's title) and `finding` (what it reports, in its words)")
+        _unknown(source, _SOURCE_KEYS, f"{where} source")
+        source = {k: str(v) for k, v in source.items()}
     comparisons = tuple(parse_comparison(c, f"{where} comparisons[{i}]")
                         for i, c in enumerate(data["comparisons"]))
     for command in _tuple(data.get("paper_scale")):
@@ -241,7 +252,7 @@ def parse_claim(data, path: Path) -> Claim:
     return Claim(id=str(data["id"]), statement=str(data["statement"]).strip(),
                  where=str(data["where"]), comparisons=comparisons,
                  stand_in=data.get("stand_in"), paper_scale=_tuple(data.get("paper_scale")),
-                 notes=_tuple(data.get("notes")), path=path)
+                 notes=_tuple(data.get("notes")), path=path, source=source)
 
 
 def load_rules(directory: Path) -> Rules:

@@ -1,0 +1,196 @@
+"""Learning-rate sweeps (issue #27, LoRA Without Regret (a)): the best learning rate per method
+on the dev metric, and its ratio to FT's, from the runs of `beyond_smollm2/lr_sweep/<method>/`.
+Writes `analysis/lr_sweep.json` and `figures/lr_sweep.png`. Owns `best_lr`, the rule.
+"""
+from __future__ import annotations
+
+# The rule, stated once (and written into the JSON):
+#   1. each lr's value is the mean over its seeds of the run's final dev metric;
+#   2. an lr where any seed diverged (NaN or infinite metric) cannot be best: it is listed
+#      as diverged, never averaged away;
+#   3. the best is the highest mean (lowest for a loss); lrs within `tie_tolerance` of it are
+#      tied, and the best lr is then the geometric mean of the tied lrs (the centre of the
+#      plateau on the log axis the grid is spaced on), so a flat top does not pull the ratio
+#      to either end of it;
+#   4. a best (or tied) lr at either end of the grid is flagged `at_edge`: the optimum may lie
+#      outside the grid, and the ratio is then a bound, not an estimate.
+# The ratio to FT is best_lr(method) / best_lr(ft), also as log10 (LoRA Without Regret's
+# "about 10x" is log10 ratio ≈ 1).
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .beyond_records import (PREFIX, RunValue, config_value, empty_figure, lower_is_better,
+                             records_under, run_list, run_values)
+
+FOLDER = f"{PREFIX}/lr_sweep"
+REFERENCE = "ft"
+COMMAND = "make lr-sweep"
+PAPER = {"work": "Schulman et al. (2025), LoRA Without Regret, Thinking Machines Lab",
+         "finding": "LoRA's optimal learning rate is about 10x full fine-tuning's, nearly "
+                    "independent of the rank (higher still in very short runs, B starting at 0)."}
+
+
+class SweepError(ValueError):
+    """A sweep that cannot give a best lr; the message says which method and why."""
+
+
+@dataclass
+class BestLR:
+    lr: float | None
+    value: float | None
+    tied: list[float] = field(default_factory=list)
+    at_edge: str | None = None                 # "low" | "high" | "both" (all tied) | None
+    diverged: list[float] = field(default_factory=list)
+    means: dict[float, float] = field(default_factory=dict)   # lr -> mean (NaN: diverged)
+    seeds: dict[float, int] = field(default_factory=dict)
+
+
+def best_lr(points: dict[float, list[float]], lower_better: bool = False,
+            tie_tolerance: float = 0.0) -> BestLR:
+    """The best lr of one method's sweep: `points` maps lr -> per-seed final dev values."""
+    if tie_tolerance < 0:
+        raise SweepError(f"tie_tolerance must be ≥ 0, got {tie_tolerance}")
+    grid = sorted(lr for lr in points if points[lr])
+    if not grid:
+        raise SweepError("no runs in the sweep")
+    if any(lr <= 0 for lr in grid):
+        raise SweepError(f"learning rates must be positive, got {grid}")
+    out = BestLR(None, None)
+    for lr in grid:
+        values = [float(v) for v in points[lr]]
+        out.seeds[lr] = len(values)
+        if any(not math.isfinite(v) for v in values):
+            out.diverged.append(lr)
+            out.means[lr] = math.nan
+        else:
+            out.means[lr] = statistics.fmean(values)
+    finite = {lr: m for lr, m in out.means.items() if math.isfinite(m)}
+    if not finite:
+        raise SweepError(f"every learning rate diverged ({grid})")
+    best = min(finite.values()) if lower_better else max(finite.values())
+    out.tied = sorted(lr for lr, m in finite.items() if abs(m - best) <= tie_tolerance)
+    out.lr = out.tied[0] if len(out.tied) == 1 else \
+        math.exp(statistics.fmean(math.log(lr) for lr in out.tied))
+    out.value = best
+    if len(grid) > 1:
+        ends = [name for name, lr in (("low", grid[0]), ("high", grid[-1])) if lr in out.tied]
+        out.at_edge = "both" if len(ends) == 2 else (ends[0] if ends else None)
+    return out
+
+
+def method_label(experiment: str) -> str:
+    """`beyond_smollm2/lr_sweep/lora_r8/lr_1e-3` -> `lora_r8`."""
+    parts = experiment.split("/")
+    return parts[-2] if len(parts) >= 2 else experiment
+
+
+def sweep_points(values: list[RunValue]) -> dict[str, dict[float, list[float]]]:
+    """method label -> lr (the one the run trained with, from its config) -> values."""
+    out: dict[str, dict[float, list[float]]] = {}
+    for v in values:
+        lr = config_value(v.data, "train.lr")
+        if not isinstance(lr, (int, float)):
+            raise SweepError(f"{v.record}: config.train.lr is {lr!r}, not a number")
+        out.setdefault(method_label(v.experiment), {}).setdefault(float(lr), []).append(v.value)
+    return out
+
+
+def summarise(points: dict[str, dict[float, list[float]]], metric: str,
+              tie_tolerance: float = 0.0) -> dict:
+    """Every method's best lr and its ratio to FT's; the JSON's numbers."""
+    lower = lower_is_better(metric)
+    bests = {m: best_lr(p, lower, tie_tolerance) for m, p in sorted(points.items())}
+    ref = bests.get(REFERENCE)
+    grids = {m: sorted(p) for m, p in points.items()}
+    methods, ratios = {}, {}
+    for m, b in bests.items():
+        entry = {"grid": grids[m], "mean_by_lr": {f"{lr:g}": _num(v) for lr, v in b.means.items()},
+                 "seeds_by_lr": {f"{lr:g}": n for lr, n in b.seeds.items()},
+                 "best_lr": b.lr, "best_value": b.value, "tied": b.tied, "at_edge": b.at_edge,
+                 "diverged": b.diverged, "ratio_to_ft": None, "log10_ratio_to_ft": None}
+        if ref is not None and m != REFERENCE:
+            entry["ratio_to_ft"] = b.lr / ref.lr
+            entry["log10_ratio_to_ft"] = math.log10(b.lr / ref.lr)
+            ratios[m] = entry["log10_ratio_to_ft"]
+        methods[m] = entry
+    lora = [math.log10(b.lr) for m, b in bests.items() if m.startswith("lora")]
+    return {"metric": metric, "lower_is_better": lower, "tie_tolerance": tie_tolerance,
+            "same_grid": len({tuple(g) for g in grids.values()}) == 1,
+            "grids_differ": sorted(m for m, g in grids.items() if g != grids.get(REFERENCE, g)),
+            "reference": REFERENCE if ref is not None else None,
+            "methods": methods, "log10_ratio_to_ft": ratios,
+            "at_edge": sorted(m for m, b in bests.items() if b.at_edge),
+            "lora_log10_spread": (max(lora) - min(lora)) if len(lora) >= 2 else None}
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+RULE = ("each lr: mean over seeds of the final dev metric; an lr with a diverged seed (NaN) "
+        "cannot be best; ties within tie_tolerance: the geometric mean of the tied lrs; a best "
+        "lr at an end of the grid is flagged at_edge (the ratio is then a bound)")
+
+
+def build(results: Path, out: Path, figures: Path, metric: str | None = None,
+          tie_tolerance: float = 0.0) -> list[Path]:
+    records = records_under(results, FOLDER)
+    values = run_values(records, metric)
+    png = figures / "lr_sweep.png"
+    if not values:
+        # a JSON left from an earlier build must not outlive the records it came from
+        (out / "lr_sweep.json").unlink(missing_ok=True)
+        why = (f"{len(records)} complete records under runs/{FOLDER}/ hold no {metric}"
+               if records and metric else
+               f"no complete records under runs/{FOLDER}/ yet; make them with `{COMMAND}` "
+               "(one run per method and lr, resumable)")
+        return [empty_figure(png, "Learning-rate sweep (LoRA Without Regret (a))", why)]
+    metric = metric or _common_metric(values)
+    doc = {"analysis": "lr_sweep", "generated_by": "python -m experiments.analysis lr_sweep",
+           "model": values[0].data.get("model"), "model_display": values[0].data.get("model_display"),
+           "task": values[0].data.get("task"), "rule": RULE, "paper": PAPER,
+           **summarise(sweep_points(values), metric, tie_tolerance), "runs": run_list(values)}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "lr_sweep.json"
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return [path, plot(doc, png)]
+
+
+def _common_metric(values: list[RunValue]) -> str:
+    from .beyond_records import main_dev_metric
+
+    names = {main_dev_metric(v.data) for v in values}
+    if len(names) != 1:
+        raise SweepError(f"the sweep's runs report different dev metrics {sorted(map(str, names))}"
+                         "; pass --metric NAME")
+    return names.pop()
+
+
+def plot(doc: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for m, e in doc["methods"].items():
+        lrs = [float(k) for k in e["mean_by_lr"]]
+        ys = [e["mean_by_lr"][k] for k in e["mean_by_lr"]]
+        ok = [(x, y) for x, y in zip(lrs, ys) if y is not None]
+        line, = ax.plot(*zip(*ok), marker="o", label=f"{m} (best {e['best_lr']:.2g})")
+        ax.axvline(e["best_lr"], color=line.get_color(), ls=":", lw=1)
+        for x in e["diverged"]:
+            ax.plot([x], [min(y for _, y in ok)], marker="x", color=line.get_color(), ms=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(doc["metric"] + (" (lower is better)" if doc["lower_is_better"] else ""))
+    ax.set_title(f"LR sweep, {doc['model_display']} on {doc['task']} (x: diverged)")
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

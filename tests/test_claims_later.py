@@ -1,0 +1,96 @@
+"""The later works' claims in the ledger (issue #27): at least seven, each with its source;
+with no records they read "not run here" with the command that makes them; CLAIMS.md shows the
+paper's claims and the later ones in two sections; a later claim is judged from its artifact."""
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.claims.__main__ import main
+from experiments.claims.evaluate import evaluate_claim
+from experiments.claims.spec import LedgerError, load_ledger, parse_claim
+from experiments.claims.stats import NOT_RUN, REFUTED, REPRODUCED
+
+
+@pytest.fixture(scope="module")
+def ledger():
+    return load_ledger()
+
+
+def test_seven_later_claims_from_the_two_works(ledger):
+    later = [c for c in ledger.claims if c.source]
+    works = {c.source["work"] for c in later}
+    assert works == {"LoRA Without Regret", "LoRA Learns Less and Forgets Less"}
+    assert sum(c.source["work"] == "LoRA Without Regret" for c in later) >= 4
+    assert sum(c.source["work"] == "LoRA Learns Less and Forgets Less" for c in later) >= 3
+    for c in later:
+        assert c.source["url"].startswith("https://") and c.source["finding"]
+        assert c.stand_in and "SmolLM2" in c.stand_in
+    assert len([c for c in ledger.claims if not c.source]) == 16     # the paper's, untouched
+
+
+def test_without_records_later_claims_name_their_command(tmp_path, ledger):
+    later = [c for c in ledger.claims if c.source]
+    for c in later:
+        result = evaluate_claim(c, [], tmp_path, ledger.rules)
+        assert result.verdict == NOT_RUN
+        assert "make " in result.reason or "python -m experiments.run" in result.reason
+        assert str(tmp_path) not in result.reason          # no machine paths in the ledger
+
+
+def test_claims_md_has_two_sections(tmp_path):
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "CLAIMS.md").read_text()
+    paper, later = md.index("## The paper's claims"), md.index("## Later work")
+    assert paper < md.index("### LoRA performs on par") < later < md.index("### LoRA's best learning rate")
+    assert "Source: *LoRA Learns Less and Forgets Less*" in md
+    doc = json.loads((tmp_path / "claims.json").read_text())
+    assert doc["summary_by_section"]["later work"][NOT_RUN] == 7
+    assert {c["section"] for c in doc["claims"]} == {"paper", "later work"}
+
+
+def test_a_source_needs_work_and_finding():
+    base = {"id": "x", "statement": "s", "where": "w", "comparisons": [
+        {"label": "l", "relation": "greater", "a": {"file": "a.json", "key": "k", "command": "c"},
+         "b": {"value": 1}}]}
+    with pytest.raises(LedgerError, match="`work`"):
+        parse_claim({**base, "source": {"work": "W"}}, Path("x.yaml"))
+    with pytest.raises(LedgerError, match="unknown key"):
+        parse_claim({**base, "source": {"work": "W", "finding": "f", "doi": "1"}}, Path("x.yaml"))
+
+
+@pytest.mark.parametrize("r8, spread, verdict", [
+    (1.2, 0.3, REPRODUCED),    # 16x FT's lr, ranks within 0.3 decades
+    (2.0, 0.3, REFUTED),       # 100x: more than half a decade off 10x
+    (1.0, 0.8, REFUTED),       # 10x, but the best lr moves 0.8 decades with r
+])
+def test_the_lr_ratio_claim_reads_the_sweep(tmp_path, ledger, r8, spread, verdict):
+    claim = next(c for c in ledger.claims if c.id == "lwr_lr_ten_times_ft")
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "lr_sweep.json").write_text(json.dumps(
+        {"log10_ratio_to_ft": {"lora_r8": r8, "lora_r1": 1.0}, "lora_log10_spread": spread,
+         "runs": []}))
+    result = evaluate_claim(claim, [], tmp_path, ledger.rules)
+    assert result.verdict == verdict
+    assert result.comparisons[0].interval.difference == pytest.approx(r8 - 1.0)
+
+
+def test_smoke_runs_behind_an_artifact_decide_nothing(tmp_path, ledger):
+    from .beyond_fixtures import write_run
+    from experiments.tables.collect import scan
+
+    claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
+    (tmp_path / "analysis").mkdir()
+    runs = [{"experiment": "beyond_smollm2/forgetting/ft", "seed": 1},
+            {"experiment": "beyond_smollm2/forgetting/lora_r16", "seed": 1}]
+    (tmp_path / "analysis" / "spectrum.json").write_text(json.dumps(
+        {"min_ratio_to_lora_r": 14.0, "runs": runs}))
+    for run in runs:
+        write_run(tmp_path, run["experiment"], 1)
+    records, _ = scan(tmp_path)
+    assert evaluate_claim(claim, records, tmp_path, ledger.rules).verdict == REPRODUCED
+    for run in runs:
+        write_run(tmp_path, run["experiment"], 1, rerun=2, profile="smoke")
+    records, _ = scan(tmp_path)
+    result = evaluate_claim(claim, records, tmp_path, ledger.rules)
+    assert result.verdict == "inconclusive" and "smoke-profile run" in result.reason

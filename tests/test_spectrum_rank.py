@@ -1,0 +1,105 @@
+"""The energy rank of a ΔW (rank needed for 90% of Σσ²) on matrices of known spectrum."""
+import pytest
+import torch
+
+from lora_core.analysis import (energy_rank, energy_rank_from_singular_values, lora_delta,
+                                singular_values)
+
+
+def matrix_with_spectrum(sigma, d=40, k=30, seed=0):
+    """U diag(σ) Vᵀ with random orthonormal U (d x n), V (k x n): its singular values are σ."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(sigma)
+    U, _ = torch.linalg.qr(torch.randn(d, n, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(k, n, generator=g, dtype=torch.float64))
+    return U @ torch.diag(torch.tensor(sigma, dtype=torch.float64)) @ V.T
+
+
+def test_equal_singular_values_need_ninety_percent_of_them():
+    M = matrix_with_spectrum([1.0] * 10)
+    assert energy_rank(M, 0.9) == 9      # 9 of 10 equal σ hold exactly 90%
+    assert energy_rank(M, 0.91) == 10
+    assert energy_rank(M, 0.5) == 5
+
+
+def test_decaying_spectrum():
+    # energies 16, 4, 1, 0.25 (total 21.25): cumulative shares .753, .941, .988, 1.0
+    sigma = [4.0, 2.0, 1.0, 0.5]
+    M = matrix_with_spectrum(sigma)
+    assert torch.allclose(singular_values(M)[:4], torch.tensor(sigma, dtype=torch.float64))
+    assert energy_rank(M, 0.75) == 1
+    assert energy_rank(M, 0.9) == 2
+    assert energy_rank(M, 0.95) == 3
+    assert energy_rank(M, 1.0) == 4
+
+
+def test_one_dominant_direction_and_the_zero_matrix():
+    assert energy_rank(matrix_with_spectrum([10.0, 0.1, 0.1, 0.1])) == 1
+    assert energy_rank(torch.zeros(5, 7)) == 0
+    assert energy_rank_from_singular_values(torch.tensor([3.0, 4.0]), 0.6) == 2   # 9/25 < .6
+
+
+def test_lora_update_has_energy_rank_at_most_r():
+    g = torch.Generator().manual_seed(1)
+    B, A = torch.randn(64, 4, generator=g), torch.randn(4, 48, generator=g)
+    delta = lora_delta(B, A, scaling=2.0)
+    assert torch.allclose(delta, 2.0 * B.double() @ A.double())
+    assert 1 <= energy_rank(delta, 0.9) <= 4
+    assert energy_rank(delta, 1.0) == 4
+
+
+def test_full_rank_noise_needs_most_directions():
+    g = torch.Generator().manual_seed(2)
+    noise = torch.randn(200, 200, generator=g, dtype=torch.float64)
+    # a square Gaussian matrix's σ² follow the quarter-circle law: 90% of the energy needs
+    # well over half of the directions
+    assert energy_rank(noise, 0.9) > 100
+
+
+def test_fraction_is_checked():
+    with pytest.raises(ValueError, match="fraction"):
+        energy_rank(torch.eye(3), 0.0)
+
+
+def test_ft_and_lora_spectra_per_weight_type():
+    from experiments.analysis.spectrum import (compare_to_r, lora_deltas, module_deltas,
+                                               spectrum_by_type)
+
+    g = torch.Generator().manual_seed(3)
+    base, tuned = {}, {}
+    for layer in range(3):
+        for t, shape, sigma in (("q_proj", (40, 30), [1.0] * 20),         # 90%: 18 directions
+                                ("down_proj", (30, 50), [3.0, 1.0, 1.0])):  # 9/11 < .9 < 10/11: 2
+            name = f"model.layers.{layer}.{'self_attn' if t == 'q_proj' else 'mlp'}.{t}.weight"
+            base[name] = torch.randn(shape, generator=g, dtype=torch.float64)
+            tuned[name] = base[name] + matrix_with_spectrum(sigma, *shape, seed=layer)
+        norm = f"model.layers.{layer}.input_layernorm.weight"
+        base[norm] = torch.ones(30)
+        tuned[norm] = torch.ones(30) * 2   # a norm's change is not a ΔW of a weight type
+    base["model.embed_tokens.weight"] = tuned["model.embed_tokens.weight"] = torch.zeros(9, 30)
+    deltas = module_deltas(base, tuned, "layers")
+    assert set(deltas) == {(t, b) for t in ("q_proj", "down_proj") for b in range(3)}
+    spec = spectrum_by_type(deltas)
+    assert spec["q_proj"]["energy_rank_by_block"] == [18, 18, 18]
+    assert spec["down_proj"]["median"] == 2 and spec["down_proj"]["max_rank"] == 30
+    summary = compare_to_r(spec, r=2)
+    assert summary["ratio_to_lora_r"] == {"q_proj": 9.0, "down_proj": 1.0}
+    assert summary["min_ratio_to_lora_r"] == 1.0
+
+    B, A = torch.randn(40, 4, generator=g), torch.randn(4, 30, generator=g)
+    adapter = {"base_model.model.layers.0.self_attn.q_proj.lora_A": A,
+               "base_model.model.layers.0.self_attn.q_proj.lora_B": B}
+    lora = lora_deltas(adapter, alpha=8.0, blocks="layers")
+    assert torch.allclose(lora[("q_proj", 0)], 2.0 * B.double() @ A.double())
+    assert spectrum_by_type(lora)["q_proj"]["max"] <= 4
+
+
+def test_tuned_weights_of_another_model_are_named():
+    from experiments.analysis.spectrum import module_deltas
+
+    w = torch.zeros(4, 4)
+    with pytest.raises(ValueError, match="q_proj.weight: tuned"):
+        module_deltas({"layers.0.q_proj.weight": torch.zeros(4, 3)},
+                      {"layers.0.q_proj.weight": w}, "layers")
+    with pytest.raises(KeyError, match="not in the pretrained"):
+        module_deltas({}, {"layers.0.q_proj.weight": w}, "layers")
