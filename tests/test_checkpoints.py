@@ -8,28 +8,13 @@ import pickle
 import pytest
 import torch
 
-from experiments.batching import Encoded, collate_causal
+from experiments.batching import collate_causal
 from experiments.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from experiments.engine import TrainConfig, causal_lm_loss, train
 from lora_core import LoRAConfig, apply_lora
 
 from .conftest import tiny_model
-
-
-def items(n=24, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        ctx = torch.randint(3, 97, (5,), generator=g).tolist()
-        comp = torch.randint(3, 97, (4,), generator=g).tolist()
-        out.append(Encoded(ctx + comp, [-100] * 5 + comp))
-    return out
-
-
-def lora_gpt2():
-    model = tiny_model("gpt2")
-    apply_lora(model, LoRAConfig(targets={"q": 4, "v": 4}, alpha=8, dropout=0.1))
-    return model
+from .test_engine import items, lora_gpt2
 
 
 def run(cfg, checkpoint=None, stop=0, model=None):

@@ -58,7 +58,7 @@ def test_epoch_order_is_seeded_and_drops_last():
     assert a == epoch_batches(10, 3, seed=1, epoch=0) != epoch_batches(10, 3, seed=1, epoch=1)
 
 
-def _lora_gpt2():
+def lora_gpt2():
     model = tiny_model("gpt2")
     apply_lora(model, LoRAConfig(targets={"q": 4, "v": 4}, alpha=8, dropout=0.1))
     return model
@@ -68,14 +68,14 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
     # log_every=3 does not divide save_every=4: the checkpoint cuts a curve window in two
     cfg = TrainConfig(lr=1e-2, epochs=2, batch_size=4, warmup_steps=2, log_every=3, save_every=4)
     data = items()
-    full = _lora_gpt2()
+    full = lora_gpt2()
     uninterrupted = train(full, data, collate_causal, causal_lm_loss(0.1), cfg,
                           on_epoch_end=lambda epoch, model: {"valid_loss": float(epoch)})
-    interrupted = _lora_gpt2()
+    interrupted = lora_gpt2()
     ckpt = tmp_path / "last.pt"
     train(interrupted, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt,
           stop_after_steps=5)  # killed after step 5; the last checkpoint is from step 4
-    resumed = _lora_gpt2()
+    resumed = lora_gpt2()
     result = train(resumed, data, collate_causal, causal_lm_loss(0.1), cfg, checkpoint=ckpt,
                    on_epoch_end=lambda epoch, model: {"valid_loss": float(epoch)})
     assert result.resumed_from == 4 and result.steps == 12
@@ -92,7 +92,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
 
 
 def test_nan_loss_stops_the_run():
-    model = _lora_gpt2()
+    model = lora_gpt2()
     with torch.no_grad():
         model.transformer.h[0].attn.c_attn.lora_B.fill_(float("nan"))
     with pytest.raises(TrainingDivergedError, match="not marked complete"):
@@ -101,7 +101,7 @@ def test_nan_loss_stops_the_run():
 
 def test_too_little_data_is_an_error():
     with pytest.raises(ValueError, match="no full batch"):
-        train(_lora_gpt2(), items(3), collate_causal, causal_lm_loss(), TrainConfig(batch_size=8))
+        train(lora_gpt2(), items(3), collate_causal, causal_lm_loss(), TrainConfig(batch_size=8))
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
@@ -188,7 +188,7 @@ def test_result_keeps_training_and_evaluation_time_apart():
         time.sleep(0.3)
         return {"valid_loss": 1.0}
 
-    result = train(_lora_gpt2(), items(), collate_causal, causal_lm_loss(),
+    result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(),
                    TrainConfig(batch_size=4, log_every=0, progress=False, threads=1),
                    on_epoch_end=slow_eval)
     summary = result.summary()
@@ -201,7 +201,7 @@ def test_result_keeps_training_and_evaluation_time_apart():
 def test_optimizer_state_only_for_trainable_tensors():
     from experiments.engine import make_optimizer, parameter_groups
 
-    model = _lora_gpt2()
+    model = lora_gpt2()
     opt = make_optimizer(parameter_groups(model, TrainConfig()), TrainConfig())
     held = {id(p) for g in opt.param_groups for p in g["params"]}
     assert held == {id(p) for p in model.parameters() if p.requires_grad}
@@ -215,7 +215,7 @@ def test_evaluate_loss_does_not_depend_on_batching():
 
     from .test_bucketing import varied_items
 
-    model, data = _lora_gpt2(), varied_items(13)
+    model, data = lora_gpt2(), varied_items(13)
     per_item = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=1)
     batched = evaluate_loss(model, data, collate_causal, causal_lm_loss(), batch_size=4)
     assert math.isclose(per_item, batched, rel_tol=1e-4)
