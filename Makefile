@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test params tables figure2 table1 figure5 analysis figure3 figure4 figure6 \
+.PHONY: setup demo test lint params tables figure2 table1 figure5 analysis figure3 figure4 figure6 \
 	figure7 figure8 table7 claims clean-venv
 
 setup: $(VENV)/.installed
@@ -39,6 +39,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected: failing"; exit 1; fi; exit $$status
+
+# ruff over the whole tree with the rules in pyproject.toml (.ci/run runs it before the tests)
+lint: setup
+	$(PY) -m ruff check .
 
 params: setup
 	$(PY) -m experiments.params

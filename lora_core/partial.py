@@ -51,7 +51,7 @@ def train_biases(model: nn.Module, norm_biases: bool = True, family: str | None 
     fam = family_of(model, family)
     norm_types = (nn.LayerNorm, nn.GroupNorm)
     chosen = []
-    for mod_name, mod in model.named_modules():
+    for mod in model.modules():
         bias = mod._parameters.get("bias")
         if bias is None or (isinstance(mod, norm_types) and not norm_biases):
             continue

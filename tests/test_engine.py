@@ -117,14 +117,14 @@ def test_loss_on_selected_logits_equals_full_head(family):
         model = tiny_model(family)
 
         class Plain(torch.nn.Module):  # a forward without `logits_to_keep`: the full head
-            def __init__(self):
+            def __init__(self, inner):
                 super().__init__()
-                self.inner = model
+                self.inner = inner
 
             def forward(self, input_ids, attention_mask):
                 return self.inner(input_ids=input_ids, attention_mask=attention_mask)
 
-        loss, n = loss_fn(Plain() if hide_selection else model, batch)
+        loss, n = loss_fn(Plain(model) if hide_selection else model, batch)
         loss.backward()
         grad = next(p for p in model.parameters() if p.requires_grad).grad.clone()
         results.append((loss.item(), n, grad))

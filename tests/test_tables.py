@@ -422,7 +422,7 @@ def _minilm_record(root, method, task, seed, history, *, rerun="", status="compl
 
 
 def test_minilm_table_medians_means_and_missing_cells(tmp_path):
-    from experiments.tables.minilm import collect, to_json
+    from experiments.tables.minilm import collect
 
     metric = {"sst2": "dev/accuracy", "mrpc": "dev/accuracy", "cola": "dev/matthews_correlation",
               "rte": "dev/accuracy", "stsb": "dev/pearson"}

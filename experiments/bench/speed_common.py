@@ -54,7 +54,7 @@ class FlopCounter:
         for module in model.modules():
             if _is_linear(module):
                 self._handles.append(module.register_forward_hook(self._linear_hook))
-            elif hasattr(module, "lora_A") and isinstance(getattr(module, "lora_A"), nn.Parameter):
+            elif hasattr(module, "lora_A") and isinstance(module.lora_A, nn.Parameter):
                 self._handles.append(module.register_forward_hook(self._lora_hook))
 
     @staticmethod

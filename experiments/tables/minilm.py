@@ -154,7 +154,7 @@ def _budget(rows: list[Row]) -> list[str]:
 def _paper_rows() -> list[tuple[str, list[str], str, str]]:
     t2 = load_table(2)
     out = []
-    for key, (label, paper_row, why) in ROWS.items():
+    for _key, (_label, paper_row, why) in ROWS.items():
         row = t2.row(paper_row)
         cells = [row.cells[c].printed for _, c, _ in COLUMNS]
         avg = statistics.fmean(row.cells[c].value for _, c, _ in COLUMNS)

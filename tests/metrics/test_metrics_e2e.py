@@ -52,7 +52,7 @@ def test_bleu_equals_sacrebleu_lowercased(e2e_cases):
 
 
 def test_13a_tokeniser_matches_sacrebleu_on_ascii():
-    sacrebleu = pytest.importorskip("sacrebleu")
+    pytest.importorskip("sacrebleu")
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
     tok = Tokenizer13a()
