@@ -39,13 +39,13 @@ class AdapterState:
         self.merged: str | None = None     # switch_merged
         self.route: tuple[str | None, ...] | None = None  # adapter_routing
         self._groups: dict = {}
+        self._uniform = False  # every routed row has the same adapter
 
     def groups_for(self, x: torch.Tensor, layer: nn.Module) -> list:
         """[(adapter name, rows)] for the input `x` of `layer`; rows is a slice or an index."""
         if self.route is None:
             return [] if self.active is None else [(self.active, slice(None))]
-        distinct = set(self.route)
-        if len(distinct) == 1:  # one adapter for the whole batch: any input shape works
+        if self._uniform:  # one adapter for the whole batch: any input shape works
             name = self.route[0]
             return [] if name is None else [(name, slice(None))]
         n, batch = len(self.route), (x.shape[0] if x.dim() >= 2 else 0)
@@ -253,7 +253,7 @@ def adapter_routing(model: nn.Module, names: Sequence[str | None]) -> Iterator[n
         raise ValueError("adapter_routing needs one adapter name (or None) per batch row")
     for name in set(names):
         _check_known(state, name, "adapter_routing")
-    state.route, state._groups = names, {}
+    state.route, state._groups, state._uniform = names, {}, len(set(names)) == 1
     try:
         yield model
     finally:

@@ -18,6 +18,8 @@ from torch import nn
 
 from .layers import _is_conv1d
 
+_ALL = slice(None)
+
 
 @dataclass
 class LowRankUpdate:
@@ -33,8 +35,9 @@ class LowRankUpdate:
     def delta_weight(self) -> torch.Tensor:
         return (self.B @ self.A) * self.scaling
 
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(F.linear(x, self.A), self.B) * self.scaling
+    def low_rank(self, x: torch.Tensor) -> torch.Tensor:
+        """B·A·x, without the scaling (the caller fuses it into its add)."""
+        return F.linear(F.linear(x, self.A), self.B)
 
     def to(self, **kw) -> "LowRankUpdate":
         return LowRankUpdate(self.A.to(**kw), self.B.to(**kw), self.scaling)
@@ -106,16 +109,18 @@ class RoutedLinear(nn.Module):
         result = self.base_layer(x)
         if self.state.merged is not None:
             return result
-        groups = self.state.groups_for(x, self)
-        for name, rows in groups:
+        for name, rows in self.state.groups_for(x, self):
             update = self.updates.get(name)
             if update is None:
                 continue  # this adapter does not adapt this projection
-            # In place on the base output: a linear layer's backward does not need its output.
+            # In place on the base output (a linear layer's backward does not need its output),
+            # with the scaling fused into the add.
             if isinstance(rows, slice):  # contiguous rows: a view, no gather
-                result[rows] += update.apply(x[rows]).to(result.dtype)
+                low = update.low_rank(x if rows == _ALL else x[rows])
+                result[rows].add_(low.to(result.dtype), alpha=update.scaling)
             else:
-                result.index_add_(0, rows, update.apply(x.index_select(0, rows)).to(result.dtype))
+                low = update.low_rank(x.index_select(0, rows))
+                result.index_add_(0, rows, low.to(result.dtype), alpha=update.scaling)
         return result
 
     # ------------------------------------------------------------------ merging
@@ -134,7 +139,9 @@ class RoutedLinear(nn.Module):
         w0 = w.detach().clone()
         delta = self._delta(name)
         w.add_(delta)
-        lost = (w - delta).ne(w0).flatten().nonzero().squeeze(1)
+        lost = (w - delta).ne_(w0).flatten().nonzero().squeeze(1)
+        if w.numel() < 2 ** 31:  # half the memory of int64 for the kept positions
+            lost = lost.to(torch.int32)
         self._fixups = (lost, w0.flatten()[lost].clone())
         self._merged = name
 
@@ -146,7 +153,7 @@ class RoutedLinear(nn.Module):
         w = self.base_layer.weight
         w.sub_(self._delta(self._merged))
         index, values = self._fixups
-        w.view(-1).index_copy_(0, index, values)
+        w.view(-1).index_copy_(0, index.long(), values)
         self._merged, self._fixups = None, None
 
     def extra_repr(self) -> str:

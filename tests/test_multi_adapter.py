@@ -156,8 +156,8 @@ def test_generate_under_routing_equals_each_prompt_alone(family, beams, dirs):
 def test_cost_grows_with_distinct_adapters_not_rows(dirs, monkeypatch):
     model = served("llama", dirs("llama"))
     calls = []
-    original = LowRankUpdate.apply
-    monkeypatch.setattr(LowRankUpdate, "apply", lambda self, x: calls.append(x.shape[0]) or original(self, x))
+    original = LowRankUpdate.low_rank
+    monkeypatch.setattr(LowRankUpdate, "low_rank", lambda self, x: calls.append(x.shape[0]) or original(self, x))
     for rows in (4, 16):
         calls.clear()
         names = ["qv", "vmlp"] * (rows // 2)
