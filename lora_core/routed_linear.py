@@ -67,7 +67,7 @@ class RoutedLinear(nn.Module):
     """A frozen projection plus named low-rank updates, chosen per batch row by `state`.
 
     `state` is shared by every `RoutedLinear` of one model (see `lora_core.multi_adapter`):
-    `state.groups_for(batch, device)` gives [(name, rows)] where rows is a slice or an index
+    `state.groups_for(x, layer)` gives [(name, rows)] where rows is a slice or an index
     tensor; `state.merged` names the adapter folded into the weight (forward is then W·x only).
     """
 

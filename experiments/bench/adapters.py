@@ -275,21 +275,23 @@ def markdown(record: dict) -> str:
             if phase == "prefill":
                 effect = min(r["adapter_effect_rel"] for r in p["rows"])
                 diff = [r["peft_max_rel_diff"] for r in p["rows"] if "peft_max_rel_diff" in r]
+                same = (" (bit-identical)" if diff and max(diff) == 0 else "")
                 lines += ["", f"Adapters change the logits by at least {effect:.2g} (max relative)"
-                          + (f"; routed and PEFT logits differ by at most {max(diff):.2g}." if diff else ".")]
+                          + (f"; routed and PEFT logits differ by at most {max(diff):.2g}{same}."
+                             if diff else ".")]
             lines.append("")
         sw = m["switch"]
         lines += [f"switch_merged on {m['model_display']}: {sw['median_s'] * 1e3:.0f} ms median of "
                   f"{sw['switches']}; {sw['kept_weights']:,} of {sw['adapted_weights']:,} adapted "
                   f"weights ({100 * sw['kept_fraction']:.1f}%) kept aside so unmerging is exact "
-                  f"(random adapters, |ΔW|/|W0| = {sw['delta_over_w0_frobenius']:.2g}).", ""]
+                  f"(random adapters, ‖ΔW‖/‖W0‖ = {sw['delta_over_w0_frobenius']:.2g}).", ""]
     real = record.get("real_switching")
     if real:
         lines += [f"## Merged switching with trained adapters ({real['model']})", "",
                   f"{real['switches']} switches cycling through the adapters; weights afterwards "
                   "bit-identical to each adapter's first merge: "
                   f"{all(real['identical_after_switches'].values())}.", "",
-                  "| adapter | run | |ΔW| / |W0| | kept aside | median switch ms |", "|---|---|---|---|---|"]
+                  "| adapter | run | ‖ΔW‖ / ‖W0‖ | kept aside | median switch ms |", "|---|---|---|---|---|"]
         for n, a in real["per_adapter"].items():
             lines.append(f"| {n} | {Path(real['adapters'][n]).parent.relative_to(Path(real['adapters'][n]).parents[4])} "
                          f"| {a['delta_over_w0_frobenius']:.3g} | {100 * a['kept_fraction']:.2f}% "
@@ -318,8 +320,9 @@ def figure(record: dict, path: Path) -> None:
         ax.set_title(f"{m['model_display']}\n{phase}", fontsize=9)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Mixed-adapter batches, {record['environment']['device_name']} "
-                 "(random init)", fontsize=9)
+    env = record["environment"]
+    fig.suptitle(f"Mixed-adapter batches, {env['device_name']}, {env['threads']} thread(s) "
+                 "(random init; CPU runs on a shared machine)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -339,6 +342,8 @@ def main(argv: list[str] | None = None) -> Path:
                         help="also switch_merged on pretrained SmolLM2 with the trained adapters "
                              "under --runs-root (CPU)")
     parser.add_argument("--runs-root", default="results/runs")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild the .md and the figure from the existing JSON (no timing)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but torch sees no GPU: run on a GPU machine or use --device cpu")
@@ -349,6 +354,8 @@ def main(argv: list[str] | None = None) -> Path:
     out = args.out or results_dir()
     stem = f"adapters_{args.device}{'_quick' if args.quick else ''}"
     json_path = out / "bench" / f"{stem}.json"
+    if args.report_only:
+        return write_report(json.loads(json_path.read_text()), out, stem)
     started = time.perf_counter()
     record = {"benchmark": "mixed-adapter batches vs PEFT adapter_names vs merged switching",
               "started": _now(), "quick": args.quick, "ks": list(KS), "models": [],
@@ -368,10 +375,15 @@ def main(argv: list[str] | None = None) -> Path:
     record["wall_s"] = round(time.perf_counter() - started, 1)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(record, indent=1) + "\n")
+    return write_report(record, out, stem)
+
+
+def write_report(record: dict, out: Path, stem: str) -> Path:
+    """The markdown table and the figure, from a results record."""
     (out / "bench" / f"{stem}.md").write_text(markdown(record) + "\n")
     figure(record, out / "figures" / f"{stem}.png")
-    print(f"[adapters] wrote {json_path}, {stem}.md and figures/{stem}.png ({record['wall_s']} s)")
-    return json_path
+    print(f"[adapters] wrote {out / 'bench' / stem}.{{json,md}} and figures/{stem}.png")
+    return out / "bench" / f"{stem}.json"
 
 
 if __name__ == "__main__":
