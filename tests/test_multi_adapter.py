@@ -313,3 +313,31 @@ def test_model_moves_with_its_adapters(dirs):
     assert all(u.A.dtype == torch.float64 for u in layer.updates.values())
     assert not any("updates" in k for k in model.state_dict())
     assert isinstance(layer.base_layer, nn.Linear)
+
+
+def test_failed_add_changes_nothing_and_layer_subsets_route(tmp_path):
+    import transformers as T
+
+    wide = T.GPT2LMHeadModel(T.GPT2Config(n_layer=2, n_embd=64, n_head=2, vocab_size=97,
+                                          n_positions=64)).eval()
+    config = LoRAConfig(targets={"q": 2, "v": 2}, alpha=4, layers=[1])
+    donor = tiny_model("gpt2")
+    apply_lora(donor, config)
+    with torch.no_grad():
+        for layer in lora_layers(donor).values():
+            layer.lora_B.normal_()
+    save_adapter(donor, config, tmp_path / "one_layer")
+    with pytest.raises(ValueError, match="another model size"):
+        add_adapter(wide, "x", tmp_path / "one_layer")
+    assert not any(isinstance(m, RoutedLinear) for m in wide.modules())
+    assert adapter_names(wide) == []
+    # an adapter on block 1 only: block 0 stays a plain Conv1D, rows still get their update
+    model = tiny_model("gpt2")
+    add_adapter(model, "one", tmp_path / "one_layer")
+    assert not isinstance(model.transformer.h[0].attn.c_attn, RoutedLinear)
+    batch = tiny_batch(batch=2)
+    with torch.no_grad(), adapter_routing(model, [None, "one"]):
+        mixed = model(**batch).logits
+    with torch.no_grad():
+        ref = donor(**row(batch, 1)).logits[0]
+    assert rel(mixed[1], ref) <= 1e-5 and rel(mixed[1], alone("gpt2", None, batch)[1]) > 1e-2
