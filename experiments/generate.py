@@ -58,15 +58,20 @@ def serving_order(adapters: Sequence[str | None]) -> list[int]:
 
 @torch.no_grad()
 def generate_rows(model: nn.Module, tokenizer, rows: Sequence[dict], max_new_tokens: int = 32,
-                  num_beams: int = 1, batch_size: int = 8, device: str = "cpu") -> list[str]:
-    """One completion per row (greedy or beam search), rows of several adapters per batch."""
+                  num_beams: int = 1, batch_size: int = 8, device: str = "cpu",
+                  context_eos: bool = False) -> list[str]:
+    """One completion per row (greedy or beam search), rows of several adapters per batch.
+
+    context_eos: end each prompt with eos, as this suite's generation tasks do when they train
+    and decode (experiments/decode.py), so adapters trained by them see their own format."""
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = serving_order([r.get("adapter") for r in rows])
     outputs: list[str] = [""] * len(rows)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        prompts = [tokenizer.encode(rows[i]["prompt"]) for i in chunk]
+        prompts = [tokenizer.encode(rows[i]["prompt"], add_special_tokens=False)
+                   + ([tokenizer.eos_token_id] if context_eos else []) for i in chunk]
         width = max(map(len, prompts))
         # left padding: every row's next token follows its own last prompt token
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
@@ -105,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument("--num-beams", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--context-eos", action="store_true",
+                        help="end each prompt with eos, the format this suite's generation tasks "
+                             "train adapters on (e.g. 'Sentence: ...' + eos for sst2_gen)")
     args = parser.parse_args(argv)
 
     adapters = parse_adapters(args.adapter)
@@ -121,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         add_adapter(model, name, directory)
     model.to(args.device)
     texts = generate_rows(model, loaded.tokenizer, rows, args.max_new_tokens, args.num_beams,
-                          args.batch_size, args.device)
+                          args.batch_size, args.device, args.context_eos)
     results = [dict(row, output=text) for row, text in zip(rows, texts)]
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     if args.output:

@@ -58,7 +58,7 @@ def test_rows_of_mixed_adapters_equal_each_row_alone(tmp_path):
         alone[name] = loaded
     for r in got:
         loaded = alone[r["adapter"]]
-        ids = torch.tensor([loaded.tokenizer.encode(r["prompt"])])
+        ids = torch.tensor([loaded.tokenizer.encode(r["prompt"], add_special_tokens=False)])
         with torch.no_grad():
             seq = loaded.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=5,
                                         do_sample=False, pad_token_id=loaded.tokenizer.eos_token_id)
