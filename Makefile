@@ -117,3 +117,9 @@ forgetting: setup
 beyond: setup
 	$(PY) -m experiments.analysis beyond
 claims: beyond
+
+# Many adapters, one model (issue #26): mixed-adapter batches (lora_core.adapter_routing) vs
+# PEFT's adapter_names vs merged switching, k = 1, 2, 4, 8. On a GPU box: DEVICE=cuda.
+.PHONY: bench-adapters
+bench-adapters: setup
+	$(PY) -m experiments.bench.adapters --device $(DEVICE)

@@ -9,6 +9,9 @@ from .counting import ParamCount, count_parameters
 from .families import FAMILIES, WEIGHT_TYPES, Family, family_of
 from .layers import LoRAEmbedding, LoRALayer, LoRALinear
 from .methods import METHODS, SUPPORTED, apply_method, register_method, prepare_for_inference
+from .multi_adapter import (AdapterState, adapter_names, adapter_routing, add_adapter,
+                            set_adapter, switch_merged)
+from .routed_linear import LowRankUpdate, RoutedLinear
 from .partial import train_biases, train_top_blocks
 from .prefix import PrefixEmbedding, PrefixLayer, apply_prefix_embedding, apply_prefix_layer
 from .lora import (LoRAConfig, apply_lora, lora_layers, mark_only_lora_as_trainable,
@@ -29,4 +32,9 @@ __all__ += [
     "adapter_parameter_count", "apply_adapters", "bottleneck_for_budget", "train_biases",
     "train_top_blocks", "PrefixEmbedding", "PrefixLayer", "apply_prefix_embedding",
     "apply_prefix_layer",
+]
+# Many named adapters on one model (§4.1, §4.2 deployment): mixed batches, merged switching.
+__all__ += [
+    "add_adapter", "set_adapter", "adapter_routing", "switch_merged", "adapter_names",
+    "AdapterState", "RoutedLinear", "LowRankUpdate",
 ]
