@@ -184,3 +184,13 @@ def test_preempted_job_is_requeued_and_ends_as_an_uninterrupted_run(tmp_path, e2
     assert record["metrics"] == reference["metrics"]
     assert [h["valid_loss"] for h in record["train"]["history"]] == \
         [h["valid_loss"] for h in reference["train"]["history"]]
+
+
+@pytest.mark.slow
+def test_two_task_job_trains_as_two_data_parallel_ranks(tmp_path, e2e_data):
+    # one epoch of 16 lines at batch 4: 4 steps on one process, 2 when two ranks split it
+    _finish(_sweep(tmp_path, "seed=1", "hydra.launcher.tasks_per_node=2", "train.max_steps=0"))
+    record = json.loads((tmp_path / "runs/table3/gpt2_m_lora/seed1/record.json").read_text())
+    assert record["status"] == "complete" and record["train"]["steps"] == 2
+    logs = sorted(p.name for p in (tmp_path / "multirun" / ".submitit").rglob("*_log.out"))
+    assert len(logs) == 2 and logs[0].endswith("_0_log.out") and logs[1].endswith("_1_log.out")
