@@ -5,9 +5,10 @@ Each transformer block is one FSDP unit and the root holds the rest (embeddings,
 head): between uses a unit's parameters live as 1/N shards on each rank, frozen ones included
 (LoRA's W0), and are all-gathered for its forward and backward; gradients are reduce-scattered
 (averaged over ranks), so AdamW updates each rank's shard as one process would update the whole.
-Checkpoints go through torch.distributed.checkpoint (each rank writes its shards; trainable
-tensors and AdamW state only for LoRA), and the adapter is gathered and written in the same
-files as a single-device run (lora_core.save_adapter's format).
+Checkpoints: each rank writes its own shards of the trainable tensors and their AdamW state to
+a safetensors file (torch.distributed.checkpoint would pickle its metadata, and no file the
+suite reads may run code), so a run resumes on as many ranks as wrote it; the adapter is
+gathered and written in the same files as a single-device run (lora_core.save_adapter's).
 
 Not yet wired into experiments/engine.py (another change): see `shard_model` for what the
 engine has to do differently.
@@ -78,35 +79,79 @@ def save_adapter_sharded(model: nn.Module, config, directory: str | Path) -> Pat
     return directory
 
 
-def _state(model: nn.Module, optimizer) -> tuple[dict, dict]:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return (t.to_local() if hasattr(t, "to_local") else t).detach().cpu().contiguous()
 
-    # frozen weights come from the pretrained checkpoint again; only what trains is saved
-    return get_state_dict(model, optimizer, options=StateDictOptions(ignore_frozen_params=True))
+
+def _like(local: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """`local` as this rank's shard of a tensor sharded like `param` (as is, if not sharded)."""
+    if not hasattr(param, "device_mesh"):
+        return local.to(param.device)
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(local.to(param.to_local().device), param.device_mesh,
+                              param.placements, shape=param.shape, stride=param.stride())
+
+
+def _shard_file(directory: Path, rank: int, world: int) -> Path:
+    return Path(directory) / f"rank{rank}-of-{world}.safetensors"
 
 
 def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, extra: dict) -> None:
-    """Each rank's shards of the trainable tensors and AdamW state, plus `extra` (step, epoch,
-    scheduler and RNG state: plain values, written as JSON by rank 0)."""
-    import torch.distributed.checkpoint as dcp
+    """Each rank writes its own shards of the trainable tensors and their AdamW state
+    (`rank<r>-of-<N>.safetensors`: tensors only, no pickle), rank 0 `extra.json` (step,
+    scheduler and RNG state, the optimizer's hyper-parameters: plain values). Frozen weights
+    are not saved: they come from the pretrained checkpoint again."""
+    from safetensors.torch import save_file
 
-    model_state, optim_state = _state(model, optimizer)
-    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(directory))
-    if dist.get_rank() == 0:
-        (Path(directory) / "extra.json").write_text(json.dumps(extra))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, sharded = {}, []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        tensors[f"param/{name}"] = _local(p)
+        for key, value in optimizer.state.get(p, {}).items():
+            tensors[f"optim/{name}/{key}"] = _local(value)
+            if hasattr(value, "device_mesh"):
+                sharded.append(f"optim/{name}/{key}")
+    target = _shard_file(directory, rank, world)
+    save_file(tensors, str(target.with_suffix(".tmp")))
+    target.with_suffix(".tmp").replace(target)  # a shard file is whole or absent
+    if rank == 0:
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        meta = {"world_size": world, "param_groups": groups, "sharded_state": sharded,
+                "extra": extra}
+        (directory / "extra.json").write_text(json.dumps(meta, default=list))
     dist.barrier()
 
 
 def load_checkpoint(directory: str | Path, model: nn.Module, optimizer) -> dict:
-    """Put a `save_checkpoint` back into a model sharded the same way; returns its `extra`."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+    """Put a `save_checkpoint` back into a model sharded over as many ranks; returns `extra`."""
+    from safetensors.torch import load_file
 
-    model_state, optim_state = _state(model, optimizer)
-    state = {"model": model_state, "optim": optim_state}
-    dcp.load(state, checkpoint_id=str(directory))
-    set_state_dict(model, optimizer, model_state_dict=state["model"],
-                   optim_state_dict=state["optim"],
-                   # strict=False: the frozen weights are not in the checkpoint (see _state)
-                   options=StateDictOptions(ignore_frozen_params=True, strict=False))
-    return json.loads((Path(directory) / "extra.json").read_text())
+    rank, world = dist.get_rank(), dist.get_world_size()
+    meta = json.loads((Path(directory) / "extra.json").read_text())
+    if meta["world_size"] != world:
+        raise ValueError(f"{directory} was written by {meta['world_size']} ranks, this run has "
+                         f"{world}: resume with --nproc_per_node={meta['world_size']}")
+    tensors = load_file(str(_shard_file(directory, rank, world)))
+    sharded = set(meta["sharded_state"])
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            key = f"param/{name}"
+            if key not in tensors:
+                raise KeyError(f"{directory}: no {key}; was it written for this method and model?")
+            (p.to_local() if hasattr(p, "to_local") else p).copy_(tensors[key])
+            prefix = f"optim/{name}/"
+            state = {k[len(prefix):]: (_like(v, p) if k in sharded else v)
+                     for k, v in tensors.items() if k.startswith(prefix)}
+            if state:
+                optimizer.state[p] = state
+    for group, saved in zip(optimizer.param_groups, meta["param_groups"]):
+        group.update({k: tuple(v) if isinstance(group.get(k), tuple) else v
+                      for k, v in saved.items()})
+    return meta["extra"]
