@@ -151,7 +151,7 @@ def load_checkpoint(directory: str | Path, model: nn.Module, optimizer) -> dict:
                      for k, v in tensors.items() if k.startswith(prefix)}
             if state:
                 optimizer.state[p] = state
-    for group, saved in zip(optimizer.param_groups, meta["param_groups"]):
+    for group, saved in zip(optimizer.param_groups, meta["param_groups"], strict=True):
         group.update({k: tuple(v) if isinstance(group.get(k), tuple) else v
                       for k, v in saved.items()})
     return meta["extra"]

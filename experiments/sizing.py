@@ -61,9 +61,13 @@ class GPU:
         return dict(self.peak_tflops)[precision] * 1e12
 
 
-# Training-set sizes the paper gives (paper_spec App. C; MNLI: GLUE's 392,702, the paper's
-# "MNLI-392K"), used for the token budget without reading the data.
-TRAIN_EXAMPLES = {"wikisql": 56_355, "samsum": 14_732, "mnli_gen": 392_702, "mnli": 392_702}
+# Training-set sizes, for the token budget without reading the data: WikiSQL and SAMSum as the
+# paper gives them (paper_spec App. C), GLUE's train splits (MNLI: the paper's "MNLI-392K"),
+# E2E's official trainset.csv. Other tasks: data.max_train=N.
+GLUE_TRAIN = {"mnli": 392_702, "sst2": 67_349, "qnli": 104_743, "qqp": 363_846, "cola": 8_551,
+              "mrpc": 3_668, "rte": 2_490, "stsb": 5_749}
+TRAIN_EXAMPLES = {"wikisql": 56_355, "samsum": 14_732, "e2e": 42_061, **GLUE_TRAIN,
+                  **{f"{task}_gen": n for task, n in GLUE_TRAIN.items()}}
 
 
 @dataclass
@@ -191,7 +195,7 @@ def size_run(cfg: DictConfig, precision: str = "fp32", gpu: GPU = GPU()) -> Sizi
     batch = int(cfg.train.batch_size) * int(cfg.train.get("grad_accum", 1))
     parts = plan(total, trainable, activation_elements_per_token(spec.arch), int(seq_len), batch,
                  precision, gpu, unit=largest_shard_unit(spec.arch))
-    examples, source = TRAIN_EXAMPLES.get(cfg.task.name), "paper App. C"
+    examples, source = TRAIN_EXAMPLES.get(cfg.task.name), "train split"
     if cfg.data.get("max_train"):
         examples, source = (min(examples, int(cfg.data.max_train)) if examples
                             else int(cfg.data.max_train)), "data.max_train"
@@ -249,8 +253,8 @@ def dry_run(cfg: DictConfig) -> list[Sizing]:
           f"{s.seq_len} tokens, {s.epochs} epochs, AdamW")
     for size in sizes:
         print(describe(size))
-    print(f"  (formulas: experiments/sizing.py; JSON: python -m experiments.sizing "
-          f"{cfg.run.name.split('/' + cfg.model.name)[0]} --json FILE)")
+    print("  (formulas: experiments/sizing.py; as JSON or markdown: python -m experiments.sizing "
+          "EXPERIMENT... --json FILE --markdown FILE)")
     return sizes
 
 

@@ -65,12 +65,12 @@ def train(model, opt, steps: range, rank: int, world: int) -> list[float]:
     return losses
 
 
-def trained(model, method: str) -> dict[str, torch.Tensor]:
+def trained(model) -> dict[str, torch.Tensor]:
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     return sharding.full_tensors(model, names)
 
 
-def run(method: str, world: int, rank: int, steps: int, sharded: bool):
+def build_sharded(method: str, sharded: bool):
     model = build(method)
     if sharded:
         sharding.shard_model(model, family="llama")
@@ -93,9 +93,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    model, opt = run(args.method, world, rank, args.steps, sharded=world > 1)
+    model, opt = build_sharded(args.method, sharded=world > 1)
     result = {"losses": train(model, opt, range(args.steps), rank, world)}
-    tensors = trained(model, args.method)
+    tensors = trained(model)
     adapter = args.out / "adapter"
     if args.method == "lora":
         if world > 1:
@@ -104,13 +104,13 @@ def main() -> None:
             save_adapter(model, LORA, adapter)
     if world > 1:
         # interrupted after --stop steps, then a fresh model continues from the checkpoint
-        model, opt = run(args.method, world, rank, args.steps, sharded=True)
+        model, opt = build_sharded(args.method, sharded=True)
         train(model, opt, range(args.stop), rank, world)
         sharding.save_checkpoint(args.out / "checkpoint", model, opt, {"step": args.stop})
-        model, opt = run(args.method, world, rank, args.steps, sharded=True)
+        model, opt = build_sharded(args.method, sharded=True)
         start = sharding.load_checkpoint(args.out / "checkpoint", model, opt)["step"]
         result["resumed_losses"] = train(model, opt, range(start, args.steps), rank, world)
-        resumed = trained(model, args.method)
+        resumed = trained(model)
     if rank == 0:
         save_file(tensors, str(args.out / "trained.safetensors"))
         if world > 1:
