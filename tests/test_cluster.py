@@ -22,6 +22,8 @@ submitit = pytest.importorskip("submitit", reason="pip install -e '.[cluster]'")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
 SMOKE = ["experiment=table3/gpt2_m_lora", "profile=smoke"]
+DIST_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+            "CUDA_VISIBLE_DEVICES")
 
 
 def hydra_cfg(*overrides: str):
@@ -69,9 +71,8 @@ def test_resume_defaults_to_true_only_inside_a_submitit_job(monkeypatch):
 
 
 def test_distributed_env_from_submitit_tasks(monkeypatch):
-    for key in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK",
-                "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES"):
-        monkeypatch.delenv(key, raising=False)
+    # a copy: export() writes os.environ, and no later test (or its subprocesses) may inherit it
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in DIST_ENV})
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
     # task 1 of a two-task local job whose node has GPUs 4 and 5
     for key, value in {"SUBMITIT_LOCAL_JOB_ID": "123", "SUBMITIT_LOCAL_NTASKS": "2",
@@ -87,7 +88,9 @@ def test_distributed_env_from_submitit_tasks(monkeypatch):
 
 
 def _sweep(results: Path, *overrides: str) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled",
+    # a run that inherited RANK / WORLD_SIZE would wait for ranks that never come
+    env = {k: v for k, v in os.environ.items() if k not in DIST_ENV and not k.startswith("SUBMITIT")}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled",
                PYTHONPATH=str(REPO_ROOT))
     cmd = [sys.executable, "-m", "experiments.run", "-m", "hydra/launcher=slurm_local", *SMOKE,
            f"paths.results={results}", f"hydra.sweep.dir={results / 'multirun'}", *overrides]
@@ -96,7 +99,11 @@ def _sweep(results: Path, *overrides: str) -> subprocess.Popen:
 
 
 def _finish(proc: subprocess.Popen, timeout: int = 600) -> str:
-    out, _ = proc.communicate(timeout=timeout)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
     assert proc.returncode == 0, out[-4000:]
     return out
 
