@@ -36,10 +36,16 @@ def seed_everything(seed: int) -> None:
 
 
 def _device(cfg) -> torch.device:
+    """cfg.device; under torchrun each rank takes the GPU of its LOCAL_RANK (`cuda` alone
+    would put every rank on GPU 0)."""
     want = cfg.get("device", "auto")
     if want == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(want)
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(want)
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    return device
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
