@@ -38,7 +38,8 @@ def write_index(out: Path) -> Path:
              "under `runs/`; rewritten on every build, so do not edit it by hand. Each table "
              "shows our value, the paper's and the difference per cell, with each row's "
              "profile (paper / tiny / smoke), model and number of seeds; skipped records are "
-             "listed under each table.", "",
+             "listed under each table. Each claim of the paper (and of later work), with its "
+             "verdict and the records behind it: [`CLAIMS.md`](CLAIMS.md) (`make claims`).", "",
              "## Tables", "",
              "| Table | What | Rows of ours (row: profile, model, seeds) | Files | Rebuild |",
              "|---|---|---|---|---|"]
