@@ -68,9 +68,34 @@ def time_steps(method: str, steps: int, batch: int = 4, seq: int = 128, device: 
             "trainable": sum(p.numel() for p in trainable), "threads": torch.get_num_threads()}
 
 
+def interleaved_times(methods: list[str], steps: int, batch: int = 4, seq: int = 128) -> dict:
+    """Seconds per step of each method with their steps interleaved in one process (A B A B
+    ...), so that a busy machine's drifting load falls on every method alike; the first round
+    is a warm-up. Memory is not comparable here (every model lives at once): see time_steps."""
+    runs = []
+    for method in methods:
+        model = build(method)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5,
+                                fused=True)
+        runs.append((method, model, opt))
+    ids = torch.randint(0, 50257, (batch, seq), generator=torch.Generator().manual_seed(0))
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(steps + 1):
+        for method, model, opt in runs:
+            started = time.perf_counter()
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times[method].append(time.perf_counter() - started)
+    return {m: {"s_per_step": round(statistics.mean(t[1:]), 3),
+                "steps_s": [round(x, 3) for x in t[1:]]} for m, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--method", choices=METHODS)
+    parser.add_argument("--interleave", nargs="+", choices=METHODS,
+                        help="time these methods' steps interleaved in this one process")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -79,6 +104,11 @@ def main() -> None:
     from ..engine import configure_threads
 
     configure_threads(args.threads)
+    if args.interleave:
+        print(json.dumps(interleaved_times(args.interleave, args.steps)))
+        return
+    if not args.method:
+        parser.error("give --method or --interleave")
     print(json.dumps(time_steps(args.method, args.steps, device=args.device,
                                 dtype=getattr(torch, args.dtype))))
 

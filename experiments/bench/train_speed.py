@@ -30,25 +30,31 @@ from .speed_common import matmul_rate
 PARTS = ("smollm2", "minilm", "gpt2", "decode")
 
 
-def gpt2_steps(steps: int, threads: int, rounds: int = 2) -> dict:
-    """LoRA and PEFT alternate for `rounds` rounds (a busy machine's load drifts; alternating
-    spreads it over both), FT once; each method keeps its fastest round."""
+def _gpt2_child(*args: str) -> dict:
+    cmd = [sys.executable, "-m", "experiments.bench.gpt2_step", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def gpt2_steps(steps: int, threads: int) -> dict:
+    """Each method in a process of its own (its step time and the peak RSS of its steps), then
+    LoRA and PEFT interleaved step by step in one process: the step-time comparison that a
+    busy machine's drifting load cannot tilt (`interleaved`)."""
     out = {}
-    for method in ["lora", "peft"] * rounds + ["ft"]:
-        cmd = [sys.executable, "-m", "experiments.bench.gpt2_step", "--method", method,
-               "--steps", str(steps), "--threads", str(threads)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"[bench] gpt2_m {method}: {result['s_per_step']} s/step, "
-              f"{result['peak_memory_gb']} GB", flush=True)
-        rounds_so_far = out.get(method, {}).get("rounds_s_per_step", []) + [result["s_per_step"]]
-        if method not in out or result["s_per_step"] < out[method]["s_per_step"]:
-            out[method] = result
-        out[method]["rounds_s_per_step"] = rounds_so_far
-    for key in ("s_per_step", "peak_memory_gb"):
-        out[f"lora_vs_peft_{key}"] = round(out["lora"][key] / out["peft"][key], 3)
+    for method in ("lora", "peft", "ft"):
+        out[method] = _gpt2_child("--method", method, "--steps", str(steps),
+                                  "--threads", str(threads))
+        print(f"[bench] gpt2_m {method}: {out[method]['s_per_step']} s/step, "
+              f"{out[method]['peak_memory_gb']} GB", flush=True)
+    out["interleaved"] = _gpt2_child("--interleave", "lora", "peft", "--steps", str(2 * steps),
+                                     "--threads", str(threads))
+    print(f"[bench] gpt2_m interleaved: {out['interleaved']}", flush=True)
+    out["lora_vs_peft_s_per_step"] = round(out["interleaved"]["lora"]["s_per_step"]
+                                           / out["interleaved"]["peft"]["s_per_step"], 3)
+    out["lora_vs_peft_peak_memory_gb"] = round(out["lora"]["peak_memory_gb"]
+                                               / out["peft"]["peak_memory_gb"], 3)
     return out
 
 
@@ -104,8 +110,11 @@ def markdown(report: dict) -> str:
             r = g[method]
             lines.append(f"| {method} | {r['s_per_step']} | {r['best_s_per_step']} | "
                          f"{r['peak_memory_gb']} | {r['trainable']:,} |")
-        lines.append(f"\nLoRA / PEFT: step time {g['lora_vs_peft_s_per_step']}, peak memory "
-                     f"{g['lora_vs_peft_peak_memory_gb']}.")
+        inter = g["interleaved"]
+        lines.append(f"\nLoRA and PEFT steps interleaved in one process: {inter['lora']['s_per_step']}"
+                     f" vs {inter['peft']['s_per_step']} s/step. LoRA / PEFT: step time "
+                     f"{g['lora_vs_peft_s_per_step']} (interleaved), peak memory "
+                     f"{g['lora_vs_peft_peak_memory_gb']} (own processes).")
     if "decoding" in report:
         lines += ["", "## Decoding vs plain `generate`, same prompts", "",
                   "| case | sources | new tokens | plain tok/s | engine tok/s | speed-up | identical |",
@@ -162,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_speed.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "train_speed.md").write_text(markdown(report))
-    print(f"[bench] {report['wall_s']} s; wrote {args.out / 'train_speed.json'} and train_speed.md")
+    print(f"[bench] {time.perf_counter() - started:.1f} s; wrote {args.out / 'train_speed.json'} and train_speed.md")
     return report
 
 
