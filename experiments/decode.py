@@ -106,14 +106,33 @@ def _cache_keyword(model: nn.Module) -> str:
         else "past_key_values"
 
 
-def _runs_own_loop(model: nn.Module, cfg: DecodeConfig) -> bool:
-    """Greedy, no n-gram blocking, a plain transformers causal LM: prefix-wrapped models (their
-    forward replaced on the instance) place their own positions and go through `generate`."""
+def _plain_causal_lm(model: nn.Module) -> bool:
+    """A transformers causal LM as built: prefix-wrapped models (their forward replaced on the
+    instance) place their own positions and slots, so they get no hand-made cache."""
     import inspect
 
-    if cfg.num_beams != 1 or cfg.no_repeat_ngram_size or "forward" in vars(model):
-        return False
-    return "logits_to_keep" in inspect.signature(type(model).forward).parameters
+    return ("forward" not in vars(model)
+            and "logits_to_keep" in inspect.signature(type(model).forward).parameters)
+
+
+def _runs_own_loop(model: nn.Module, cfg: DecodeConfig) -> bool:
+    """Greedy without n-gram blocking on a plain causal LM; everything else runs `generate`."""
+    return cfg.num_beams == 1 and not cfg.no_repeat_ngram_size and _plain_causal_lm(model)
+
+
+@torch.no_grad()
+def prompt_cache(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, beams: int):
+    """The KV cache of every prompt but its last token, computed once per source and repeated
+    for its beams: `generate` would expand the prompts to batch x beams first and run each one
+    `beams` times; handed this cache it runs only the last prompt token."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=getattr(model, "config", None))
+    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
+          position_ids=_positions(mask[:, :-1]), use_cache=True, logits_to_keep=1,
+          **{_cache_keyword(model): cache})
+    cache.batch_repeat_interleave(beams)
+    return cache
 
 
 def _progress(total: int, enabled: bool):
@@ -151,6 +170,8 @@ def generate_completions(model: nn.Module, tokenizer, contexts: Sequence[str], c
             # beam-only options are left out of greedy decoding (transformers warns about them)
             beam = ({"length_penalty": cfg.length_penalty, "early_stopping": cfg.early_stopping}
                     if cfg.num_beams > 1 else {})
+            if cfg.num_beams > 1 and ids.shape[1] > 1 and _plain_causal_lm(model):
+                beam[_cache_keyword(model)] = prompt_cache(model, ids, mask, cfg.num_beams)
             out = model.generate(
                 input_ids=ids, attention_mask=mask, num_beams=cfg.num_beams,
                 no_repeat_ngram_size=cfg.no_repeat_ngram_size, max_new_tokens=cfg.max_new_tokens,

@@ -64,3 +64,23 @@ def test_greedy_loop_equals_generate(family):
         assert row == want[:len(row)]
         assert row[-1] in stops or len(row) == 12
         assert all(t == 0 for t in want[len(row):])  # generate only pads after the stop
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_beam_search_with_the_prompt_cache_equals_generate(family):
+    """generate_completions hands `generate` the prompts' cache computed once per source: the
+    beams' outputs are those of `generate` run plainly."""
+    from experiments.decode import prompt_cache
+
+    model = tiny_model(family)
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randint(3, 97, (n,), generator=g).tolist() for n in (6, 3, 8)]
+    ids, mask = _left_padded(prompts, pad=0)
+    common = dict(input_ids=ids, attention_mask=mask, num_beams=4, max_new_tokens=10,
+                  do_sample=False, pad_token_id=0, eos_token_id=[1], no_repeat_ngram_size=3,
+                  length_penalty=0.9, early_stopping="never")
+    plain = model.generate(**common)
+    keyword = "cache" if "cache" in __import__("inspect").signature(type(model).forward).parameters \
+        else "past_key_values"
+    cached = model.generate(**common, **{keyword: prompt_cache(model, ids, mask, 4)})
+    assert torch.equal(plain, cached)

@@ -84,5 +84,24 @@ class FlopCounter:
 
 
 def peak_rss_gb() -> float:
-    """This process's peak resident memory (Linux reports KiB)."""
+    """This process's peak resident memory since start or the last `reset_peak_rss` (Linux's
+    VmHWM; elsewhere getrusage's lifetime peak)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak to the current RSS (Linux >= 4.0: "5" to /proc/self/clear_refs), so a
+    step's peak is not hidden under the model build's; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False

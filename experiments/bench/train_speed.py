@@ -30,20 +30,59 @@ from .speed_common import matmul_rate
 PARTS = ("smollm2", "minilm", "gpt2", "decode")
 
 
+def _gpt2_child(*args: str) -> dict:
+    cmd = [sys.executable, "-m", "experiments.bench.gpt2_step", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def gpt2_steps(steps: int, threads: int) -> dict:
+    """Each method in a process of its own (its step time and the peak RSS of its steps), then
+    LoRA and PEFT interleaved step by step in one process: the step-time comparison that a
+    busy machine's drifting load cannot tilt (`interleaved`)."""
     out = {}
     for method in ("lora", "peft", "ft"):
-        cmd = [sys.executable, "-m", "experiments.bench.gpt2_step", "--method", method,
-               "--steps", str(steps), "--threads", str(threads)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-        out[method] = json.loads(done.stdout.strip().splitlines()[-1])
+        out[method] = _gpt2_child("--method", method, "--steps", str(steps),
+                                  "--threads", str(threads))
         print(f"[bench] gpt2_m {method}: {out[method]['s_per_step']} s/step, "
               f"{out[method]['peak_memory_gb']} GB", flush=True)
-    for key in ("s_per_step", "peak_memory_gb"):
-        out[f"lora_vs_peft_{key}"] = round(out["lora"][key] / out["peft"][key], 3)
+    out["interleaved"] = _gpt2_child("--interleave", "lora", "peft", "--steps", str(2 * steps),
+                                     "--threads", str(threads))
+    print(f"[bench] gpt2_m interleaved: {out['interleaved']}", flush=True)
+    out["lora_vs_peft_s_per_step"] = round(out["interleaved"]["lora"]["s_per_step"]
+                                           / out["interleaved"]["peft"]["s_per_step"], 3)
+    out["lora_vs_peft_peak_memory_gb"] = round(out["lora"]["peak_memory_gb"]
+                                               / out["peft"]["peak_memory_gb"], 3)
     return out
+
+
+SECTIONS = {"smollm2": "training", "minilm": "training", "decode": "decoding", "gpt2": "gpt2_m"}
+
+
+def _keep_other_parts(previous: dict, report: dict, parts: list[str]) -> dict:
+    """A run of some parts keeps the other parts' numbers from the previous file, each part
+    stamped with the date it was measured (`parts`). Without the training parts, the header
+    (matmul reference, load) stays the one the training rates were measured against and this
+    run's own conditions go under `<parts>_run`."""
+    merged = dict(report)
+    if not {"smollm2", "minilm"} & set(parts):  # the rates stay against their own reference
+        for key in ("date", "threads", "matmul", "load_before", "load_after", "wall_s"):
+            merged[key] = previous.get(key, merged[key])
+        merged[f"{'_'.join(parts)}_run"] = {k: report[k] for k in (
+            "date", "threads", "load_before", "load_after", "wall_s")}
+    for part, section in SECTIONS.items():
+        if part in parts or section not in previous:
+            continue
+        if section == "training":
+            prefix = "smollm2_" if part == "smollm2" else "minilm_"
+            kept = {k: v for k, v in previous["training"].items() if k.startswith(prefix)}
+            merged["training"] = {**kept, **merged.get("training", {})}
+        else:
+            merged[section] = previous[section]
+        merged["parts"][part] = previous.get("parts", {}).get(part, previous.get("date"))
+    return merged
 
 
 def markdown(report: dict) -> str:
@@ -52,7 +91,9 @@ def markdown(report: dict) -> str:
              f"Measured {report['date']} with {report['threads']} threads; fp32 matmul "
              f"reference {ref} GFLOP/s ({', '.join(f'{k}: {v}' for k, v in report['matmul']['gflops'].items())}); "
              f"load average {report['load_before']} before, {report['load_after']} after. "
-             "Written by `make bench-train` (experiments/bench/train_speed.py).", "",
+             "Written by `make bench-train` (experiments/bench/train_speed.py).",
+             "Parts measured: " + ", ".join(f"{k} {v}" for k, v in report.get("parts", {}).items())
+             + ".", "",
              "## Training: plain loop vs engine, same real tokens", "",
              "| case | loop | s/step | tokens/s | padding | GFLOP/s | of matmul | vs plain |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -69,8 +110,11 @@ def markdown(report: dict) -> str:
             r = g[method]
             lines.append(f"| {method} | {r['s_per_step']} | {r['best_s_per_step']} | "
                          f"{r['peak_memory_gb']} | {r['trainable']:,} |")
-        lines.append(f"\nLoRA / PEFT: step time {g['lora_vs_peft_s_per_step']}, peak memory "
-                     f"{g['lora_vs_peft_peak_memory_gb']}.")
+        inter = g["interleaved"]
+        lines.append(f"\nLoRA and PEFT steps interleaved in one process: {inter['lora']['s_per_step']}"
+                     f" vs {inter['peft']['s_per_step']} s/step. LoRA / PEFT: step time "
+                     f"{g['lora_vs_peft_s_per_step']} (interleaved), peak memory "
+                     f"{g['lora_vs_peft_peak_memory_gb']} (own processes).")
     if "decoding" in report:
         lines += ["", "## Decoding vs plain `generate`, same prompts", "",
                   "| case | sources | new tokens | plain tok/s | engine tok/s | speed-up | identical |",
@@ -120,10 +164,14 @@ def main(argv: list[str] | None = None) -> dict:
         report["gpt2_m"] = gpt2_steps(args.gpt2_steps, threads)
     report["load_after"] = [round(x, 2) for x in os.getloadavg()]
     report["wall_s"] = round(time.perf_counter() - started, 1)
+    report["parts"] = {part: report["date"] for part in args.parts}
+    path = args.out / "train_speed.json"
+    if set(args.parts) != set(PARTS) and path.exists():
+        report = _keep_other_parts(json.loads(path.read_text()), report, args.parts)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_speed.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "train_speed.md").write_text(markdown(report))
-    print(f"[bench] {report['wall_s']} s; wrote {args.out / 'train_speed.json'} and train_speed.md")
+    print(f"[bench] {time.perf_counter() - started:.1f} s; wrote {args.out / 'train_speed.json'} and train_speed.md")
     return report
 
 
