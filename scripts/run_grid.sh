@@ -3,12 +3,13 @@
 # ones, so a long CPU grid can be stopped and started again at will.
 #   scripts/run_grid.sh LIST_FILE
 # Each line of LIST_FILE: <run dir relative to results/runs> <hydra overrides...>
-# One thread per run: two grids side by side use the two cores better than one grid with two.
+# A grid alone uses every core (the engine's default); two grids side by side: LORA_REPRO_JOBS=2
+# in each, so they split the cores instead of oversubscribing them (engine.configure_threads).
 set -u
 list=$1
 results=${LORA_REPRO_RESULTS:-results}
 py=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+export LORA_REPRO_JOBS=${LORA_REPRO_JOBS:-1} HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 while read -r run_dir overrides; do
   [[ -z "$run_dir" || "$run_dir" == \#* ]] && continue
   record="$results/runs/$run_dir/record.json"
