@@ -69,8 +69,14 @@ def plot(path: Path, rows: list[tuple[str, dict]]) -> Path:
     fig, (loss_ax, score_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, record in rows:
         curve = (record.get("train") or {}).get("curve") or []
-        if curve:
-            loss_ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], label=label)
+        train = [p for p in curve if "loss" in p]
+        dev = [p for p in curve if "dev_loss" in p]
+        if train:
+            loss_ax.plot([p["step"] for p in train], [p["loss"] for p in train],
+                         label=f"{label}: training")
+        if dev:
+            loss_ax.plot([p["step"] for p in dev], [p["dev_loss"] for p in dev], "o",
+                         label=f"{label}: dev")
     loss_ax.set(title="Training loss", xlabel="optimizer step", ylabel="loss (label-smoothed)")
     loss_ax.grid(True, alpha=0.3)
     if loss_ax.get_legend_handles_labels()[0]:
@@ -97,6 +103,7 @@ def write_report(out: Path, rows: list[tuple[str, Path]], paper_row: str) -> Pat
     """Read each (label, record path), write `demo.md` and `demo.png` into `out`."""
     records = [(label, json.loads(Path(p).read_text(encoding="utf-8"))) for label, p in rows]
     table = Path(out) / "demo.md"
+    table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text(render_markdown(records, paper_row), encoding="utf-8")
     plot(table.with_suffix(".png"), records)
     return table

@@ -61,6 +61,10 @@ def test_the_demo_path_runs_in_the_smoke_profile_with_nothing_beside_the_repo(
     assert "LoRA (demo)" in lora and "(2 steps)" in lora
     assert paper.startswith("| GPT-2 M LoRA (paper, Table 3) | 0.35M | 70.4±.1 |")
     assert table.with_suffix(".png").stat().st_size > 10_000
+    curve = json.loads((tmp_path / "runs/e2e_smollm2/lora/seed1/record.json").read_text())[
+        "train"]["curve"]
+    assert [p["step"] for p in curve if "loss" in p] == [1, 2]  # plotted: training and dev
+    assert [p["step"] for p in curve if "dev_loss" in p] == [2]
     base = json.loads((tmp_path / "runs/e2e_smollm2/base/seed1/record.json").read_text())
     tuned = json.loads((tmp_path / "runs/e2e_smollm2/lora/seed1/record.json").read_text())
     assert base["status"] == tuned["status"] == "complete"
