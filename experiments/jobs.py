@@ -108,6 +108,8 @@ class GenerationJob:
             "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)},
             "peak_memory_mb": round(records.peak_memory_mb(), 1)})
         records.write_record(run_dir, record)
+        print(f"[score] {self.cfg.task.name}: {len(hypotheses)} outputs against the official-"
+              "parity scorer (METEOR's Java start takes a few seconds)", flush=True)
         return score_generation(self.cfg.task.name, hypotheses, references,
                                 [ex.meta for ex in last])
 
