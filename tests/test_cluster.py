@@ -164,7 +164,7 @@ def test_preempted_job_is_requeued_and_ends_as_an_uninterrupted_run(tmp_path, e2
     proc = _sweep(killed, *budget)
     deadline = time.time() + 300
     task = _task_pid(str(killed), deadline)
-    checkpoint = killed / "runs/table3/gpt2_m_lora/seed1/checkpoints/last.pt"
+    checkpoint = killed / "runs/table3/gpt2_m_lora/seed1/checkpoints/last.json"
     while not checkpoint.exists():
         assert proc.poll() is None and time.time() < deadline, "the job ended before a checkpoint"
         time.sleep(0.01)
@@ -190,6 +190,7 @@ def test_preempted_job_is_requeued_and_ends_as_an_uninterrupted_run(tmp_path, e2
     assert record["metrics"] == reference["metrics"]
     assert [h["valid_loss"] for h in record["train"]["history"]] == \
         [h["valid_loss"] for h in reference["train"]["history"]]
+    assert record["train"]["curve"] == reference["train"]["curve"]
 
 
 @pytest.mark.slow
