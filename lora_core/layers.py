@@ -21,6 +21,19 @@ def _is_conv1d(module: nn.Module) -> bool:
     return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
 
 
+def linear_shape(base_layer: nn.Module, wrapper: str) -> tuple[bool, int, int]:
+    """(fan_in_fan_out, in_features, out_features) of an `nn.Linear` or a transformers `Conv1D`
+    (weight stored (in, out)); `wrapper` names who asks, for the error."""
+    if _is_conv1d(base_layer):
+        in_features, out_features = base_layer.weight.shape
+        return True, in_features, out_features
+    if isinstance(base_layer, nn.Linear):
+        out_features, in_features = base_layer.weight.shape
+        return False, in_features, out_features
+    raise TypeError(f"{wrapper} takes an nn.Linear or transformers' Conv1D, "
+                    f"not {type(base_layer).__name__}")
+
+
 class LoRALayer(nn.Module):
     """Marker base: every module holding `lora_A` / `lora_B` and a frozen `base_layer`."""
 
@@ -70,14 +83,7 @@ class LoRALinear(LoRALayer):
         super().__init__()
         if r <= 0:
             raise ValueError(f"LoRA rank r must be > 0, got r={r}")
-        self.fan_in_fan_out = _is_conv1d(base_layer)
-        if self.fan_in_fan_out:
-            in_features, out_features = base_layer.weight.shape
-        elif isinstance(base_layer, nn.Linear):
-            out_features, in_features = base_layer.weight.shape
-        else:
-            raise TypeError(f"LoRALinear wraps nn.Linear or transformers' Conv1D, "
-                            f"not {type(base_layer).__name__}")
+        self.fan_in_fan_out, in_features, out_features = linear_shape(base_layer, "LoRALinear")
         enable = list(enable) if enable is not None else [True]
         if out_features % len(enable):
             raise ValueError(f"enable has {len(enable)} slices, which does not divide "

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import _is_conv1d
+from .layers import linear_shape
 
 _ALL = slice(None)
 
@@ -73,14 +73,7 @@ class RoutedLinear(nn.Module):
 
     def __init__(self, base_layer: nn.Module, state):
         super().__init__()
-        self.fan_in_fan_out = _is_conv1d(base_layer)
-        if self.fan_in_fan_out:
-            in_features, out_features = base_layer.weight.shape
-        elif isinstance(base_layer, nn.Linear):
-            out_features, in_features = base_layer.weight.shape
-        else:
-            raise TypeError(f"named adapters wrap nn.Linear or transformers' Conv1D, "
-                            f"not {type(base_layer).__name__}")
+        self.fan_in_fan_out, in_features, out_features = linear_shape(base_layer, "named adapters")
         self.base_layer = base_layer
         self.in_features, self.out_features = in_features, out_features
         self.updates: dict[str, LowRankUpdate] = {}
