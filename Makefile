@@ -123,3 +123,13 @@ claims: beyond
 .PHONY: bench-adapters
 bench-adapters: setup
 	$(PY) -m experiments.bench.adapters --device $(DEVICE)
+
+# Issue #23's MiniLM evidence: the CoLA lr sweep per method, then 3 seeds of every task at the
+# chosen lrs until the dev metric stops improving (scripts/glue_minilm.sh; resumable).
+# GLUE_MINILM_METHODS="ft lora" runs a subset first.
+.PHONY: glue-minilm lr-sweep-minilm
+GLUE_MINILM_METHODS ?= ft lora bitfit adapter_h
+glue-minilm: setup
+	PY=$(PY) scripts/glue_minilm.sh $(GLUE_MINILM_METHODS)
+lr-sweep-minilm: setup
+	PY=$(PY) GLUE_MINILM_SEEDS= scripts/glue_minilm.sh $(GLUE_MINILM_METHODS)

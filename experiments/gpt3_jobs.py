@@ -74,6 +74,7 @@ class GPT3GenerationJob:
         self.options = OmegaConf.to_container(options, resolve=True) if options else {}
         few_shot = self.options.pop("few_shot", None) or {}
         self.eval_split = task.splits.eval
+        self.monitor = (f"{self.eval_split}/{self.main_metric}", "higher")  # train.patience
         seed = cfg.data.get("sample_seed")
         # MNLI-n (Table 16): n examples at random with the data's own seed, as ClassificationJob
         self.train_examples = subsample(

@@ -72,6 +72,7 @@ class GenerationJob:
         self.valid_items = encode_examples(tokenizer, self.valid_examples, task.seq_len,
                                            separator=self.separator)
         self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
+        self.monitor = ("valid_loss", "lower")  # what train.patience watches
 
     @staticmethod
     def collate(items):
@@ -137,6 +138,8 @@ class ClassificationJob:
         self.cfg, self.tokenizer, self.device = cfg, tokenizer, device
         self.name = cfg.task.name
         self.main_metric = GLUE_MAIN_METRIC.get(self.name, "accuracy")
+        # what train.patience watches: the metric the best epoch is chosen by
+        self.monitor = (f"{cfg.task.splits.eval[0]}/{self.main_metric}", "higher")
         seed = cfg.data.get("sample_seed")
         self.train_examples = subsample(
             load_glue(self.name, cfg.task.splits.train, limit=None if seed is not None else cfg.data.max_train),
@@ -161,12 +164,17 @@ class ClassificationJob:
     @torch.no_grad()
     def predict(self, model: nn.Module, items: list) -> list:
         model.eval()
-        preds = []
-        for i in range(0, len(items), 64):
-            batch = {k: v.to(self.device) for k, v in self.collate(items[i:i + 64]).items()
+        # batches of similar length pad less; predictions go back to the items' order
+        order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
+        preds: list = [None] * len(items)
+        for i in range(0, len(order), 64):
+            chunk = order[i:i + 64]
+            batch = {k: v.to(self.device) for k, v in self.collate([items[j] for j in chunk]).items()
                      if k != "labels"}
             logits = model(**batch).logits
-            preds += (logits.squeeze(-1) if logits.shape[-1] == 1 else logits.argmax(-1)).tolist()
+            out = (logits.squeeze(-1) if logits.shape[-1] == 1 else logits.argmax(-1)).tolist()
+            for j, p in zip(chunk, out):
+                preds[j] = p
         return preds
 
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:

@@ -218,7 +218,8 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
                   "step 0, to the same result")
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
-                       on_epoch_end=job.on_epoch_end, device=device)
+                       on_epoch_end=job.on_epoch_end, device=device,
+                       monitor=getattr(job, "monitor", None))
     if rank != 0:
         torch.distributed.barrier()
         return run_dir / records.RECORD

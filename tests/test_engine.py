@@ -236,3 +236,63 @@ def test_threads_default_to_the_cores_divided_among_side_by_side_jobs(monkeypatc
         assert configure_threads(3) == 3 == torch.get_num_threads()  # asked for: obeyed
     finally:
         torch.set_num_threads(before)
+
+
+def scripted_dev(values):
+    """on_epoch_end returning a scripted dev accuracy per epoch."""
+    return lambda epoch, model: {"dev/accuracy": values[epoch - 1]}
+
+
+def test_patience_stops_once_the_dev_metric_stopped_improving(tmp_path):
+    cfg = TrainConfig(lr=1e-3, epochs=8, batch_size=4, log_every=0, progress=False, patience=1)
+    dev = scripted_dev([0.5, 0.6, 0.7, 0.65, 0.9, 0.9, 0.9, 0.9])
+    result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg,
+                   on_epoch_end=dev, monitor=("dev/accuracy", "higher"))
+    # epoch 4 is no better than epoch 3: stop there, 4 of 8 epochs, 6 steps each
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4] and result.steps == 24
+    assert result.summary()["converged"] is True and result.summary()["stopped_early"] is True
+    # a run killed after its fourth epoch stops at once when resumed, to the same history
+    ckpt = tmp_path / "last.json"
+    train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg, checkpoint=ckpt,
+          on_epoch_end=dev, monitor=("dev/accuracy", "higher"), stop_after_steps=25)
+    resumed = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg, checkpoint=ckpt,
+                    on_epoch_end=dev, monitor=("dev/accuracy", "higher"))
+    assert resumed.history == result.history and resumed.stopped_early
+
+
+def test_a_metric_still_rising_at_the_last_epoch_is_not_converged():
+    cfg = TrainConfig(lr=1e-3, epochs=3, batch_size=4, log_every=0, progress=False, patience=1)
+    result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg,
+                   on_epoch_end=scripted_dev([0.5, 0.6, 0.7]), monitor=("dev/accuracy", "higher"))
+    assert result.steps == 18 and result.summary()["converged"] is False
+    assert not result.stopped_early
+    # no patience: the record says nothing about convergence (the ledger reads the history)
+    plain = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(),
+                  TrainConfig(epochs=1, batch_size=4, log_every=0, progress=False))
+    assert "converged" not in plain.summary() and plain.summary()["autocast"] == "none"
+
+
+def test_patience_needs_a_metric_and_autocast_a_known_dtype():
+    with pytest.raises(ValueError, match="names no dev metric"):
+        train(lora_gpt2(), items(), collate_causal, causal_lm_loss(),
+              TrainConfig(batch_size=4, patience=1))
+    with pytest.raises(ValueError, match="train.autocast"):
+        train(lora_gpt2(), items(), collate_causal, causal_lm_loss(),
+              TrainConfig(batch_size=4, autocast="fp8"))
+
+
+def test_bf16_autocast_trains_close_to_float32_and_keeps_float32_weights():
+    def run(autocast):
+        model = lora_gpt2()
+        result = train(model, items(), collate_causal, causal_lm_loss(),
+                       TrainConfig(lr=1e-2, epochs=2, batch_size=4, log_every=1, progress=False,
+                                   autocast=autocast))
+        losses = [p["loss"] for p in result.curve if "loss" in p]
+        return model, losses, result
+
+    fp32_model, fp32, _ = run("none")
+    bf16_model, bf16, result = run("bf16")
+    assert result.summary()["autocast"] == "bf16"
+    assert all(p.dtype == torch.float32 for p in bf16_model.parameters())
+    assert fp32 != bf16  # the autocast really ran in bfloat16 ...
+    assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.05 * max(fp32)  # ... to bf16 rounding

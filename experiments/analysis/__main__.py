@@ -27,6 +27,10 @@ OUTPUTS = {
     "spectrum": spectrum.build,
     "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures",
                                                   metric=store.metric),
+    # issue #23: the lr per method of the converging MiniLM stand-in (glue_minilm), on CoLA
+    "lr_sweep_minilm": lambda store, out: lr_sweep.build(
+        store.results, out, out.parent / "figures", metric="dev/matthews_correlation",
+        folder="lr_sweep_minilm", name="lr_sweep_minilm", command="make lr-sweep-minilm"),
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
     "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds

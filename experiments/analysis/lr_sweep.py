@@ -131,31 +131,35 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-RULE = ("each lr: mean over seeds of the final dev metric; an lr with a diverged seed (NaN) "
-        "cannot be best; ties within tie_tolerance: the geometric mean of the tied lrs; a best "
+RULE = ("each lr: mean over seeds of the run's dev metric (GLUE: at its best epoch); an lr "
+        "with a diverged seed (NaN) cannot be best; ties within tie_tolerance: the geometric mean of the tied lrs; a best "
         "lr at an end of the grid is flagged at_edge (the ratio is then a bound)")
 
 
 def build(results: Path, out: Path, figures: Path, metric: str | None = None,
-          tie_tolerance: float = 0.0) -> list[Path]:
-    records = records_under(results, FOLDER)
+          tie_tolerance: float = 0.0, folder: str = FOLDER, name: str = "lr_sweep",
+          command: str = COMMAND) -> list[Path]:
+    """`<out>/<name>.json` and `<figures>/<name>.png` from the runs under `runs/<folder>/`
+    (`<folder>/<method>/lr_<lr>`); the defaults are issue #27's SmolLM2 sweep."""
+    records = records_under(results, folder)
     values = run_values(records, metric)
-    png = figures / "lr_sweep.png"
+    png = figures / f"{name}.png"
     if not values:
         # a JSON left from an earlier build must not outlive the records it came from
-        (out / "lr_sweep.json").unlink(missing_ok=True)
-        why = (f"{len(records)} complete records under runs/{FOLDER}/ hold no {metric}"
+        (out / f"{name}.json").unlink(missing_ok=True)
+        why = (f"{len(records)} complete records under runs/{folder}/ hold no {metric}"
                if records and metric else
-               f"no complete records under runs/{FOLDER}/ yet; make them with `{COMMAND}` "
+               f"no complete records under runs/{folder}/ yet; make them with `{command}` "
                "(one run per method and lr, resumable)")
-        return [empty_figure(png, "Learning-rate sweep (LoRA Without Regret (a))", why)]
+        return [empty_figure(png, f"Learning-rate sweep ({folder})", why)]
     metric = metric or _common_metric(values)
-    doc = {"analysis": "lr_sweep", "generated_by": "python -m experiments.analysis lr_sweep",
+    doc = {"analysis": name, "generated_by": f"python -m experiments.analysis {name}",
            "model": values[0].data.get("model"), "model_display": values[0].data.get("model_display"),
-           "task": values[0].data.get("task"), "rule": RULE, "paper": PAPER,
+           "task": values[0].data.get("task"), "rule": RULE,
+           **({"paper": PAPER} if folder == FOLDER else {}),
            **summarise(sweep_points(values), metric, tie_tolerance), "runs": run_list(values)}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "lr_sweep.json"
+    path = out / f"{name}.json"
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return [path, plot(doc, png)]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..plateau import plateau
 from ..tables.collect import is_number
 
 
@@ -69,10 +70,7 @@ def check_convergence(data: dict, metric_keys, scale: float, better: str,
         return Convergence(False, f"{len(series)} evaluation(s) of {names} in "
                                   f"{steps} steps, fewer than the {rule.min_evaluations} that "
                                   "can show a plateau")
-    sign = 1.0 if better == "higher" else -1.0
-    before = max(sign * v for v in series[:-rule.patience])
-    last = max(sign * v for v in series[-rule.patience:])
-    gain = last - before
+    gain = plateau(series, rule.patience, rule.tolerance, rule.min_evaluations, better).gain
     if gain > rule.tolerance:
         return Convergence(False, f"the dev metric still improved by {gain:.3g} "
                                   f"in the last {rule.patience} evaluation(s) (tolerance "
