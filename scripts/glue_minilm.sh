@@ -9,7 +9,7 @@
 set -eu
 py=${PY:-.venv/bin/python}
 methods=${*:-ft lora bitfit adapter_h}
-seeds=${GLUE_MINILM_SEEDS:-1 2 3}
+seeds=${GLUE_MINILM_SEEDS-1 2 3}  # set but empty: the sweep only
 tasks="sst2 mrpc cola rte stsb"
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
