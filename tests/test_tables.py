@@ -405,12 +405,12 @@ def test_wandb_payload_rows(scanned):
 
 # ---------------------------------------------------------------------------- MiniLM stand-in
 def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
-                   trainable=2048, head=1122, metric="dev/accuracy"):
+                   trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm"):
     rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
-    path = root / "runs" / "table2_minilm" / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
+    path = root / "runs" / family / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
-        "experiment": f"table2_minilm/{method}_{task}", "table": "2_minilm", "row": rows[method],
+        "experiment": f"{family}/{method}_{task}", "table": "2_minilm", "row": rows[method],
         "model": "minilm_l6", "model_display": "MiniLM-L6 (all-MiniLM-L6-v2)", "profile": "paper",
         "seed": seed, "status": status, "task": task,
         "metrics": {metric: history[-1]},
@@ -439,7 +439,7 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     _minilm_record(tmp_path, "bitfit", "sst2", 1, [0.65])                 # only one task
     _minilm_record(tmp_path, "bitfit", "rte", 1, [0.5], status="running")  # not complete
 
-    rows, skipped = collect(tmp_path)
+    rows, skipped = collect(tmp_path, "table2_minilm")
     by = {r.label: r for r in rows}
     assert [r.label for r in rows] == ["FT", "BitFit", "LoRA"]
     sst2 = by["LoRA"].cells["SST-2"]
@@ -455,7 +455,7 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     from experiments.tables.cli import main
 
     main(["table=2_minilm", "--results", str(tmp_path), "--out", str(tmp_path), "--no-wandb"])
-    text = (tmp_path / "tables" / "table2_minilm.md").read_text()
+    text = (tmp_path / "tables" / "table2_minilm_short.md").read_text()
     assert "| LoRA | 2.0K | 1.1K | 86.0 (n=3) | 60.0 (n=1) |" in text
     assert "| BitFit | 2.0K | 1.1K | 65.0 (n=1) | – (n=0) |" in text
     assert "LoRA − FT on the average: −4.8 points (65.2 vs 70.0)." in text
@@ -464,10 +464,27 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     assert "85.3±5.0 (n=3)" in text                      # mean ± std in the second table
     assert "paper: RoB-base LoRA" in text and "not RoBERTa" in text
     assert "sst2 600" in text and "data.sample_seed 0" in text and "3 epochs" in text
-    data = json.loads((tmp_path / "tables" / "table2_minilm.json").read_text())
+    data = json.loads((tmp_path / "tables" / "table2_minilm_short.json").read_text())
     lora = next(r for r in data["rows"] if r["label"] == "LoRA")
     assert lora["cells"]["SST-2"]["median"] == pytest.approx(86.0)
     assert lora["cells"]["SST-2"]["seeds"] == [1, 2, 3]
+    # the converged budget (glue_minilm) has no runs here: its table says so, nothing mixed in
+    main_table = (tmp_path / "tables" / "table2_minilm.md").read_text()
+    assert "(no complete run yet)" in main_table and "table2_minilm_short.md" in main_table
+
+
+def test_minilm_budgets_build_apart(tmp_path):
+    from experiments.tables.minilm import collect, to_markdown
+
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.70, 0.80, 0.75], family="glue_minilm")
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.60], family="table2_minilm")
+    _minilm_record(tmp_path, "lora", "mrpc", 1, [0.60], family="other_minilm")
+    rows, skipped = collect(tmp_path, "glue_minilm")
+    assert rows[0].cells["SST-2"].values == [80.0]  # the glue_minilm run only
+    assert any("'other_minilm' is none of" in s.reason for s in skipped)
+    short, _ = collect(tmp_path, "table2_minilm")
+    assert short[0].cells["SST-2"].values == [60.0]
+    assert "Runs: `conf/experiment/glue_minilm/`" in to_markdown(rows, skipped)
 
 
 def test_minilm_records_stay_out_of_table2(tmp_path):
