@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..converge import FAMILIES as CONVERGE_FAMILIES
 from ..paths import results_dir
 from . import (batch_size, figures, forgetting, forgetting_figure, forgetting_minilm, lr_sweep,
                rank_curves, spectrum)
@@ -27,10 +28,11 @@ OUTPUTS = {
     "spectrum": spectrum.build,
     "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures",
                                                   metric=store.metric),
-    # issue #23: the lr per method of the converging MiniLM stand-in (glue_minilm), on CoLA
-    "lr_sweep_minilm": lambda store, out: lr_sweep.build(
-        store.results, out, out.parent / "figures", metric="dev/matthews_correlation",
-        folder="lr_sweep_minilm", name="lr_sweep_minilm", command="make lr-sweep-minilm"),
+    # issue #23: the lr per method of the converging stand-ins (experiments/converge.py)
+    **{f.analysis: (lambda f: lambda store, out: lr_sweep.build(
+        store.results, out, out.parent / "figures", metric=f.metric, folder=f.analysis,
+        name=f.analysis, command=f"scripts/converge.sh {f.folder}"))(f)
+       for f in CONVERGE_FAMILIES.values()},
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
     "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds
