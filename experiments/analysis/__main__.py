@@ -17,6 +17,15 @@ from . import (batch_size, figures, forgetting, forgetting_figure, forgetting_mi
 from . import table7
 from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, InputMismatchError, MissingInputError, RunStore
 
+def _sweep_output(family):
+    """The lr-sweep analysis of one converging stand-in family."""
+    def build(store, out):
+        return lr_sweep.build(store.results, out, out.parent / "figures", metric=family.metric,
+                              folder=family.analysis, name=family.analysis,
+                              command=f"scripts/converge.sh {family.folder}")
+    return build
+
+
 OUTPUTS = {
     "figure3": lambda store, out: figures.rank_similarity(store, out, 3),
     "figure4": lambda store, out: figures.seed_similarity(store, out, 4),
@@ -29,10 +38,7 @@ OUTPUTS = {
     "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures",
                                                   metric=store.metric),
     # issue #23: the lr per method of the converging stand-ins (experiments/converge.py)
-    **{f.analysis: (lambda f: lambda store, out: lr_sweep.build(
-        store.results, out, out.parent / "figures", metric=f.metric, folder=f.analysis,
-        name=f.analysis, command=f"scripts/converge.sh {f.folder}"))(f)
-       for f in CONVERGE_FAMILIES.values()},
+    **{f.analysis: _sweep_output(f) for f in CONVERGE_FAMILIES.values()},
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
     "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds
