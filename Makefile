@@ -128,7 +128,11 @@ bench-adapters: setup
 # chosen lrs until the dev metric stops improving (scripts/converge.sh; resumable; hours).
 #   make glue-minilm GLUE_MINILM_METHODS="ft lora"    the MiniLM Table 2 stand-in
 #   make gpt3-smollm2                                  SmolLM2 on SST-2, RTE, SAMSum (Table 4)
-.PHONY: glue-minilm gpt3-smollm2
+.PHONY: glue-minilm gpt3-smollm2 configs
+# every generated experiment file, from its script (tests/test_config_generators.py: no diff)
+configs: setup
+	$(PY) scripts/make_glue_configs.py && $(PY) scripts/make_gpt3_configs.py \
+	  && $(PY) scripts/make_beyond_configs.py
 GLUE_MINILM_METHODS ?=
 GPT3_SMOLLM2_METHODS ?=
 glue-minilm: setup

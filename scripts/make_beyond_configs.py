@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from make_gpt3_configs import chosen_separators  # the measured separator per task
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "conf" / "experiment" / "beyond_smollm2"
+OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT") or ROOT / "conf" / "experiment") / "beyond_smollm2"
 
 ALL = ("q", "k", "v", "o", "mlp")
 ATTN = ("q", "k", "v", "o")
@@ -193,7 +194,7 @@ def main() -> int:
     if OUT.exists():
         shutil.rmtree(OUT)
     written = lr_sweep() + rank_curves() + mlp_vs_attention() + batch_size() + forgetting()
-    print(f"wrote {len(written)} files under {OUT.relative_to(ROOT)}")
+    print(f"wrote {len(written)} files under {OUT}")
     return 0
 
 

@@ -6,6 +6,7 @@ committed so that Hydra and the tests see them without this script.
 """
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments.converge import FAMILIES, chosen_lr  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "conf" / "experiment" / "table2"
+# LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
+OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT")
+           or Path(__file__).resolve().parent.parent / "conf" / "experiment") / "table2"
 TASKS = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
 MNLI_INIT = {"mrpc", "rte", "stsb"}  # started from the MNLI LoRA run in the non-† rows
 

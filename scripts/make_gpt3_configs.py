@@ -12,6 +12,7 @@ Run `python scripts/make_gpt3_configs.py` after editing; the YAML files are comm
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,7 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments.converge import FAMILIES, chosen_lr  # noqa: E402
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "experiment"
+REPO = Path(__file__).resolve().parent.parent
+# LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
+CONF = Path(os.environ.get("LORA_REPRO_CONF_OUT") or REPO / "conf" / "experiment")
 
 # Table 12: one lr per method, tuned by the authors on GPT-3 and used for every dataset.
 PAPER_LR = {"ft": 5e-6, "pre_embed": 5e-4, "pre_layer": 1e-4, "bitfit": 1.6e-3, "adapter_h": 1e-4,
@@ -231,7 +234,7 @@ PLATEAU_BUDGET = {
     "rte_gen": dict(max_train=None, max_eval=277, seq_len=192, batch=16, epochs=8),
     "samsum": dict(max_train=1000, max_eval=100, seq_len=512, batch=8, epochs=6),
 }
-PROMPT_CHOICE = CONF.parent.parent / "results" / "bench" / "prompt_choice.json"
+PROMPT_CHOICE = REPO / "results" / "bench" / "prompt_choice.json"
 
 
 def chosen_separators() -> dict:
