@@ -9,11 +9,12 @@ it), then every rank exits at once, as a killed job would: the record stays unfi
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import pipeline, run  # noqa: E402
+from experiments import pipeline  # noqa: E402
 
 
 def main() -> None:
@@ -26,7 +27,8 @@ def main() -> None:
         os._exit(0)  # no cleanup, no record: as SIGKILL would leave it
 
     pipeline.train = train_then_die
-    run.main()
+    # as `python -m experiments.run` (Hydra finds conf/ from the module run as __main__)
+    runpy.run_module("experiments.run", run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
