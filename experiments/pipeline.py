@@ -226,7 +226,8 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
                        monitor=getattr(job, "monitor", None))
     model = distribution.full_model(model)  # FSDP: rank 0 gets the gathered full weights
     if rank != 0:
-        torch.distributed.barrier()
+        # rank 0 saves, decodes and scores alone (hours for a large model): a barrier here
+        # would time out (the process group's 10 to 30 minutes) and take the job down with it
         return run_dir / records.RECORD
     # training and per-epoch evaluation timed apart; tokens/s is training's own
     record["train"] = result.summary()
@@ -240,7 +241,5 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     tracker.summary(metrics)
     tracker.finish()
-    if world > 1:
-        torch.distributed.barrier()
     print(f"[run] done: {metrics}\n[run] record: {run_dir / records.RECORD}")
     return run_dir / records.RECORD
