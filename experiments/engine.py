@@ -317,12 +317,13 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             batch = {k: v.to(device) for k, v in collate([items[i] for i in batches[b]]).items()}
             with amp:
                 loss, n_tok = loss_fn(wrapped, batch)
-            if not torch.isfinite(loss):
+            # the mean over ranks before the check, so every rank stops on one rank's NaN
+            real, loss_value = int(batch["attention_mask"].sum()), _mean_over_ranks(loss, world)
+            if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
-                    f"loss is {loss.item()} at step {step} (epoch {epoch + 1}, batch {b}): "
+                    f"loss is {loss_value} at step {step} (epoch {epoch + 1}, batch {b}): "
                     "lower the learning rate or check the data; the run is not marked complete")
             (loss / cfg.grad_accum).backward()
-            real, loss_value = int(batch["attention_mask"].sum()), _mean_over_ranks(loss, world)
             tokens += real
             positions += batch["attention_mask"].numel()
             curve.add_batch(loss_value, real)
