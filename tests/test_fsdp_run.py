@@ -173,3 +173,48 @@ def test_engine_refuses_a_checkpoint_of_the_other_kind(tmp_path):
               checkpoint=checkpoint)
     with pytest.raises(ValueError, match="train.fsdp=true needs a model"):
         train(model, items, collate, classification_loss(), TrainConfig(batch_size=2, fsdp=True))
+
+
+def _gather_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from experiments import sharding
+
+    from .conftest import tiny_model
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    model = tiny_model("gpt2").train()  # lm_head.weight is transformer.wte.weight
+    skeleton = sharding.meta_copy(model)
+    sharding.shard_model(model, "gpt2")
+    ids = torch.randint(3, 97, (2, 10), generator=torch.Generator().manual_seed(rank))
+    model(input_ids=ids, labels=ids).loss.backward()
+    torch.optim.SGD(model.parameters(), lr=0.5).step()  # the gathered weights are the trained ones
+    probe = torch.arange(3, 13).unsqueeze(0)
+    with torch.no_grad():
+        sharded_logits = model.eval()(input_ids=probe).logits
+    full = sharding.gather_model(model, skeleton)
+    if rank == 0:
+        assert type(full).__name__ == "GPT2LMHeadModel"  # an ordinary module, no FSDP hooks
+        assert full.lm_head.weight is full.transformer.wte.weight
+        with torch.no_grad():
+            logits = full(input_ids=probe).logits
+        from safetensors.torch import save_file
+
+        save_file({"sharded": sharded_logits.contiguous(), "full": logits.contiguous()}, out)
+    else:
+        assert full is None
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_gathered_model_is_the_trained_one_with_its_ties(tmp_path):
+    """gather_model fills the meta copy with the sharded model's trained weights, GPT-2's tied
+    embedding and head stay one tensor, and the result computes what the sharded model does."""
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "logits.safetensors"
+    mp.spawn(_gather_worker, args=(_free_port(), str(out)), nprocs=2)
+    logits = load_file(str(out))
+    torch.testing.assert_close(logits["full"], logits["sharded"], rtol=0, atol=1e-5)
