@@ -202,14 +202,16 @@ def _progress_bar(total: int, initial: int, enabled: bool):
                 disable=not (enabled and sys.stdout.isatty()))
 
 
-def _mean_over_ranks(loss: torch.Tensor, world: int) -> float:
-    """The batch's loss averaged over the ranks (what the averaged gradients descend), so a
-    distributed run's curve and history read as one process's on the whole batch."""
+def _over_ranks(loss: torch.Tensor, tokens: int, world: int) -> tuple[float, int]:
+    """The batch's loss averaged over the ranks (what the averaged gradients descend) and its
+    tokens summed, so a distributed run's curve and history read as one process's on the
+    whole batch."""
     if world == 1:
-        return loss.item()
-    value = loss.detach().float().clone()
-    torch.distributed.all_reduce(value)
-    return value.item() / world
+        return loss.item(), tokens
+    both = torch.stack([loss.detach().double(), torch.tensor(tokens, dtype=torch.float64,
+                                                             device=loss.device)])
+    torch.distributed.all_reduce(both)
+    return both[0].item() / world, int(both[1].item())
 
 
 def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict],
@@ -318,7 +320,8 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             with amp:
                 loss, n_tok = loss_fn(wrapped, batch)
             # the mean over ranks before the check, so every rank stops on one rank's NaN
-            real, loss_value = int(batch["attention_mask"].sum()), _mean_over_ranks(loss, world)
+            real = int(batch["attention_mask"].sum())
+            loss_value, all_real = _over_ranks(loss, real, world)
             if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
                     f"loss is {loss_value} at step {step} (epoch {epoch + 1}, batch {b}): "
@@ -326,7 +329,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             (loss / cfg.grad_accum).backward()
             tokens += real
             positions += batch["attention_mask"].numel()
-            curve.add_batch(loss_value, real)
+            curve.add_batch(loss_value, all_real)
             running, n_loss = running + loss_value, n_loss + 1
             if (b + 1) % cfg.grad_accum:
                 continue

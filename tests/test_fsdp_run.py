@@ -104,6 +104,8 @@ def test_fsdp_run_matches_one_process(runs):
     curve_two = [p["loss"] for p in two["train"]["curve"] if "loss" in p]
     assert len(curve_one) == STEPS and len(set(curve_one)) == STEPS  # it trained
     assert curve_two == pytest.approx(curve_one, rel=1e-5)
+    # the curve's token axis counts both ranks' tokens, as one process counts its whole batch
+    assert [p["tokens"] for p in two["train"]["curve"]] == [p["tokens"] for p in one["train"]["curve"]]
     # the dev scores after each epoch (computed on the sharded model) and the reported ones
     # (rank 0 on the gathered weights) are one process's
     for a, b in zip(one["train"]["history"], two["train"]["history"], strict=True):
