@@ -28,6 +28,21 @@ SHARDED_FORMAT = "lora-repro-sharded-checkpoint/1"
 LOOP_FIELDS = ("step", "history", "epoch", "batch_in_epoch")
 
 
+def _rng_state() -> dict[str, torch.Tensor]:
+    """This process's RNG: the CPU generator, and the current GPU's where there is one (dropout
+    on a GPU draws from it)."""
+    state = {"rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_rng"])
+
+
 def _manifest_format(path: Path) -> str | None:
     """The `format` of the manifest at `path` (None when it is not a JSON object)."""
     try:
@@ -52,7 +67,7 @@ def save_state(path: Path, model: nn.Module, opt, sched, loop: dict) -> None:
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     # safetensors + JSON: no pickle, so reading one runs no code
     save_checkpoint(path, {"trainable": trainable, "optimizer": opt.state_dict(),
-                           "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), **loop})
+                           "scheduler": sched.state_dict(), **_rng_state(), **loop})
 
 
 def load_state(path: Path, model: nn.Module, opt, sched) -> dict:
@@ -75,7 +90,7 @@ def load_state(path: Path, model: nn.Module, opt, sched) -> dict:
         copy_strict(model, state["trainable"], trainable, str(path), what="checkpoint")
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        _set_rng_state(state)
         missing = [k for k in LOOP_FIELDS if k not in state]
         if missing:
             raise KeyError(f"no {missing}")
@@ -89,7 +104,7 @@ def _save_sharded(path: Path, model: nn.Module, opt, sched, loop: dict) -> None:
     # saves of one run share a position
     shards = path.with_name(f"{path.stem}-step{loop['step']}-at{loop['epoch']}.{loop['batch_in_epoch']}")
     sharding.save_checkpoint(shards, model, opt, {"scheduler": sched.state_dict(), **loop},
-                             rank_state={"rng": torch.get_rng_state()})
+                             rank_state=_rng_state())
     if dist.get_rank() == 0:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps({"format": SHARDED_FORMAT, "shards": shards.name,
@@ -115,7 +130,7 @@ def _load_sharded(path: Path, model: nn.Module, opt, sched) -> dict:
     try:
         loop = sharding.load_checkpoint(shards, model, opt)
         sched.load_state_dict(loop.pop("scheduler"))
-        torch.set_rng_state(sharding.load_rank_state(shards)["rng"])
+        _set_rng_state(sharding.load_rank_state(shards))
         missing = [k for k in LOOP_FIELDS if k not in loop]
         if missing:
             raise KeyError(f"no {missing}")
