@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lora_core import apply_method, count_parameters, init_from_adapter, save_adapter
 
 from . import records
+from .distribution import Distribution
 from .engine import TrainConfig, TrainResult, train
 from .jobs import GenerationJob, job_num_labels, make_job, present_heads
 from .models import load_model, model_spec, shrink_spec
@@ -165,6 +166,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     if previous and previous.get("status") == "decoded":
         return GenerationJob.score_decoded_run(cfg, run_dir, previous)
     seed_everything(seed)
+    distribution = Distribution.of_run(cfg, world)
 
     spec, loaded = build_model(cfg, num_labels=job_num_labels(cfg))
     model, tokenizer = loaded.model.to(device), loaded.tokenizer
@@ -173,6 +175,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
     init_note = init_from_adapter(model, cfg.init_from) if cfg.get("init_from") else None
     count = count_parameters(model, head_modules=heads)
+    distribution.shard(model, spec.family)  # train.fsdp: after the method, so LoRA is sharded too
 
     job = make_job(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -188,6 +191,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         "data": job.data_summary(), "init_from": init_note,
     }
     record["environment"] = records.environment()
+    record["distributed"] = distribution.summary()
     if rank == 0:
         records.write_record(run_dir, record)
     tracker = make_tracker(OmegaConf.to_container(cfg.logger, resolve=True) if rank == 0 else None,
@@ -220,8 +224,10 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device,
                        monitor=getattr(job, "monitor", None))
+    model = distribution.full_model(model)  # FSDP: rank 0 gets the gathered full weights
     if rank != 0:
-        torch.distributed.barrier()
+        # rank 0 saves, decodes and scores alone (hours for a large model): a barrier here
+        # would time out (the process group's 10 to 30 minutes) and take the job down with it
         return run_dir / records.RECORD
     # training and per-epoch evaluation timed apart; tokens/s is training's own
     record["train"] = result.summary()
@@ -235,7 +241,5 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     tracker.summary(metrics)
     tracker.finish()
-    if world > 1:
-        torch.distributed.barrier()
     print(f"[run] done: {metrics}\n[run] record: {run_dir / records.RECORD}")
     return run_dir / records.RECORD
