@@ -130,6 +130,11 @@ class GenerationJob:
         return run_dir / records.RECORD
 
 
+def _label_text(value) -> str:
+    """A class index as an integer, an STS-B score as a float, one line each."""
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
 class ClassificationJob:
     """GLUE: pairs -> head logits; dev metrics after every epoch; the best epoch is reported
     (App. D: each seed at its best epoch), the last one kept beside it."""
@@ -151,6 +156,7 @@ class ClassificationJob:
                            for s, ex in self.eval_splits.items()}
         self.loss_fn = classification_loss()
         self.pad_id = tokenizer.pad_token_id or 0
+        self._predictions: dict[int, tuple[list, list]] = {}  # epoch -> (predictions, labels)
 
     def collate(self, items):
         return collate_pairs(items, pad_id=self.pad_id)
@@ -182,7 +188,12 @@ class ClassificationJob:
 
         out = {}
         for split, items in self.eval_items.items():
-            scores = score_glue(self.name, self.predict(model, items), [it["labels"] for it in items])
+            preds, labels = self.predict(model, items), [it["labels"] for it in items]
+            if split == self.cfg.task.splits.eval[0]:
+                # kept per epoch: finish() writes the best epoch's, for the claims ledger's
+                # paired bootstrap over dev items (experiments/claims/per_example.py)
+                self._predictions[epoch] = (preds, labels)
+            scores = score_glue(self.name, preds, labels)
             out.update({f"{split}/{k}": v for k, v in scores.items()})
         return out
 
@@ -196,4 +207,9 @@ class ClassificationJob:
         record["best_epoch"] = best["epoch"]
         record["metrics_last_epoch"] = {k: v for k, v in history[-1].items() if "/" in k}
         record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
+        if best["epoch"] in self._predictions:  # absent when resumed past the best epoch
+            preds, labels = self._predictions[best["epoch"]]
+            write_official_layout(run_dir, [_label_text(p) for p in preds],
+                                  [[_label_text(y)] for y in labels])
+            record["predictions_epoch"] = best["epoch"]
         return {k: v for k, v in best.items() if "/" in k}

@@ -362,3 +362,16 @@ def test_a_record_without_the_metric_asks_for_a_new_run_directory(tmp_path):
     with pytest.raises(MissingEvidence, match=r"hold no such value.*run.new_dir=true"):
         gather(claim("greater").comparisons[0].a, scan(tmp_path)[0], tmp_path,
                ConvergenceRule())
+
+
+def test_one_seed_a_side_on_glue_reads_the_class_indices_a_classification_run_saves(tmp_path):
+    refs = ["1", "0"] * 50
+    flip = {"0": "1", "1": "0"}
+    lora_preds = refs[:70] + [flip[r] for r in refs[70:]]
+    ft_preds = refs[:75] + [flip[r] for r in refs[75:]]
+    write_record(tmp_path, LORA, 1, [0.68, 0.70, 0.69], predictions=lora_preds, references=refs)
+    write_record(tmp_path, FT, 1, [0.74, 0.75, 0.73], predictions=ft_preds, references=refs)
+    comp = judge(tmp_path, claim("at_least", margin=1.0)).comparisons[0]
+    assert comp.interval.method == "paired_bootstrap"
+    assert comp.interval.difference == pytest.approx(-5.0)  # 70 vs 75 right of 100
+    assert comp.interval.high < -1.0 and comp.verdict == "refuted"

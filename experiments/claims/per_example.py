@@ -19,6 +19,9 @@ from ..paper_numbers import Column
 from ..tables.collect import RunRecord
 
 LABEL_TASKS = ("mnli_gen", "rte_gen", "sst2_gen")
+# GLUE classification (ClassificationJob writes the best epoch's class indices, one per line):
+# accuracy is a mean of per-item hits; MCC (CoLA), F1 and Pearson (STS-B) are not
+GLUE_ACCURACY_TASKS = ("sst2", "mrpc", "rte", "qnli", "qqp", "mnli", "wnli")
 ROUGE_KEYS = {"ROUGE-1": "rouge1", "ROUGE-2": "rouge2", "ROUGE-L": "rougeL"}
 
 
@@ -61,6 +64,9 @@ def per_example_scores(record: RunRecord, results: Path, column: Column, value: 
     name = metric.split("/")[-1]
     if record.task in LABEL_TASKS:
         scores = _label_scores(hyps, refs) * column.scale
+    elif record.task in GLUE_ACCURACY_TASKS and name == "accuracy":
+        scores = np.array([float(h.strip() == r[0].strip()) for h, r in zip(hyps, refs)]) \
+            * column.scale
     elif record.task == "samsum" and name in ROUGE_KEYS:
         scores = _rouge_scores(hyps, refs, name) * column.scale
     else:
