@@ -80,7 +80,12 @@ def experiment_model(experiment: str) -> str | None:
 
 def run_command(experiment: str) -> tuple[str, bool]:
     """The command that makes an experiment's records, and whether it needs a GPU."""
+    from ..converge import FAMILIES
+
     gpu = experiment_model(experiment) not in STANDIN_MODELS
+    family = experiment.split("/")[0]
+    if family in FAMILIES:  # the converging stand-ins: their lr sweep first, then the seeds
+        return f"scripts/converge.sh {family}", gpu
     return f"python -m experiments.run -m experiment={experiment} seed=1,2,3", gpu
 
 
