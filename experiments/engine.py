@@ -364,6 +364,12 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             model.train()
             curve.dev(step, entry)
         history.append(entry)
+        if rank == 0:  # the epoch's scores in the log: a long run shows where it stands
+            scores = ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
+                               if isinstance(v, float) and k != "train_loss" and "wall" not in k)
+            message = f"[train] epoch {epoch + 1} done: train loss {entry['train_loss']:.4f}" + \
+                (f"; {scores}" if scores else "")
+            bar.write(message) if not bar.disable else print(message, flush=True)
         save(epoch + 1, 0)
         if step >= total:
             break
