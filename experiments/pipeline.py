@@ -16,18 +16,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lora_core import apply_method, count_parameters, init_from_adapter, save_adapter
+from lora_core import apply_method, count_parameters, init_from_adapter
 
 from . import records
 from .engine import TrainConfig, TrainResult, train
-from .jobs import GenerationJob, job_num_labels, make_job, present_heads
+from .job import job_class, present_heads
 from .models import load_model, model_spec, shrink_spec
 from .run_checks import check_run_config, resume_differences
 from .tracking import make_tracker
-
-# Adapter files above this size stay out of git (results/weights/, hash in the record).
-MAX_COMMITTED_WEIGHTS_MB = 5
-
+from .weights import save_trained_weights
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -90,41 +87,6 @@ def _method_params(cfg) -> tuple[str, dict]:
     return params.pop("name"), params
 
 
-def _save_trained_weights(model, run_dir: Path, results: Path, experiment: str, seed: int) -> dict:
-    """LoRA: the adapter beside the record. Other methods: the trainable tensors, beside the
-    record when small, else in the git-ignored results/weights/ with their hash recorded."""
-    if getattr(model, "lora_config", None) is not None:
-        path = save_adapter(model, model.lora_config, run_dir / "adapter", overwrite=True)
-        files = [path / "lora_adapter.safetensors"]
-    else:
-        from safetensors.torch import save_file
-
-        tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
-                   if p.requires_grad}
-        size_mb = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
-        where = run_dir if size_mb <= MAX_COMMITTED_WEIGHTS_MB else (
-            results / "weights" / experiment / f"seed{seed}")
-        where.mkdir(parents=True, exist_ok=True)
-        files = [where / "trainable.safetensors"]
-        # tied weights (GPT-2's lm_head = wte) appear once as parameters, so no sharing here
-        save_file(tensors, str(files[0]))
-    return {str(f.relative_to(results) if f.is_relative_to(results) else f): records.sha256_file(f)
-            for f in files}
-
-
-def load_trained_weights(model, path: str | Path) -> None:
-    """Put a run's `trainable.safetensors` (the non-LoRA methods' trained tensors, heads
-    included) back into `model`, built and adapted as in that run; strict: every trainable
-    parameter must be in the file with its shape, and nothing else. LoRA runs: load_adapter."""
-    from safetensors.torch import load_file
-
-    from lora_core.state import copy_strict
-
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    copy_strict(model, load_file(str(path)), trainable, str(path),
-                what="trained weights (built with the run's method?)")
-
-
 def run_experiment(cfg: DictConfig) -> Path:
     """Check the config (nothing is written for a run that cannot start), then run it while
     holding the lock on its directory (a second run into the same directory is refused)."""
@@ -162,19 +124,21 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     results = Path(cfg.paths.results)
     experiment = cfg.run.name
     previous = _previous_record(cfg, run_dir) if rank == 0 else None
+    job_type = job_class(cfg)
     if previous and previous.get("status") == "decoded":
-        return GenerationJob.score_decoded_run(cfg, run_dir, previous)
+        return job_type.score_decoded(cfg, run_dir, previous)
     seed_everything(seed)
 
-    spec, loaded = build_model(cfg, num_labels=job_num_labels(cfg))
+    num_labels = job_type.num_labels(cfg)
+    spec, loaded = build_model(cfg, num_labels=num_labels)
     model, tokenizer = loaded.model.to(device), loaded.tokenizer
     method, method_params = _method_params(cfg)
-    heads = present_heads(model, spec.family) if cfg.task.kind == "classification" else []
+    heads = present_heads(model, spec.family) if num_labels else []
     apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
     init_note = init_from_adapter(model, cfg.init_from) if cfg.get("init_from") else None
     count = count_parameters(model, head_modules=heads)
 
-    job = make_job(cfg, tokenizer, device)
+    job = job_type(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     record = previous or {
         "experiment": experiment, "table": cfg.run.table, "row": cfg.run.row,
@@ -206,9 +170,10 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
           f"({len(job.train_items)} train items, {count.trainable:,} trainable) -> {run_dir}")
     if count.trainable == 0:
         # method=none (few-shot prompting, Table 8): nothing to train or save, only evaluate
-        if not getattr(job, "evaluates_untrained", False):
+        if not job.evaluates_untrained:
             raise ValueError(f"method {method!r} leaves nothing trainable, and task "
-                             f"{cfg.task.name} ({cfg.task.kind}) reports the best trained epoch: "
+                             f"{cfg.task.name} (task.evaluate={cfg.task.evaluate}) reports the best "
+                             "trained epoch: "
                              "use a method that trains")
         result = TrainResult(0, 0.0, 0.0, [], 0)
     else:
@@ -219,13 +184,13 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device,
-                       monitor=getattr(job, "monitor", None))
+                       monitor=job.monitor)
     if rank != 0:
         torch.distributed.barrier()
         return run_dir / records.RECORD
     # training and per-epoch evaluation timed apart; tokens/s is training's own
     record["train"] = result.summary()
-    record["weights"] = (_save_trained_weights(model, run_dir, results, experiment, seed)
+    record["weights"] = (save_trained_weights(model, run_dir, results, experiment, seed)
                          if count.trainable else {})
 
     metrics = job.finish(model, run_dir, record, result.history)

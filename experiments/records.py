@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .paths import REPO_ROOT
+from .record_migrations import SCHEMA_VERSION, migrate
 
 RECORD = "record.json"
 PACKAGES = ("torch", "transformers", "datasets", "peft", "hydra-core", "sacrebleu", "rouge-score",
@@ -57,7 +58,7 @@ def read_record(run_dir: Path) -> dict | None:
     if not isinstance(record, dict):
         raise RunExistsError(f"{path} holds a JSON {type(record).__name__}, not a run record; "
                              "move it away to rerun")
-    return record
+    return migrate(record, str(path))
 
 
 def check_can_start(run_dir: Path, resume: bool) -> dict | None:
@@ -114,6 +115,8 @@ def write_record(run_dir: Path, record: dict) -> Path:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (RECORD + ".tmp")
+    record = {"schema_version": SCHEMA_VERSION,
+              **{k: v for k, v in record.items() if k != "schema_version"}}
     tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, run_dir / RECORD)
     return run_dir / RECORD

@@ -126,6 +126,13 @@ def _pre_layer(model: nn.Module, head_modules: list[str], family: str | None,
                               reparam_hidden, family, head_modules)
 
 
+def lora_adapter_config(model: nn.Module) -> LoRAConfig | None:
+    """The LoRAConfig `apply_method("lora")` attached, which `save_adapter` writes beside the
+    adapter; None where the trained set is not a LoRA adapter file (another method, or LoRA
+    combined with a prefix, saved as plain trainable tensors)."""
+    return getattr(model, "lora_config", None)
+
+
 def _without_adapter_file(model: nn.Module) -> nn.Module:
     # LoRA with a prefix: saved as the trainable tensors of both (a LoRA adapter file would drop
     # the prefix); merging LoRA and folding the prefix still work through their own modules

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from experiments.best_epoch import best_epoch
 from experiments.metrics import MetricInputError, score_glue, score_mnli_generation, score_wikisql
@@ -53,11 +52,10 @@ def test_nan_epoch_never_wins():
 
 
 def test_classification_job_reports_a_finite_best_epoch():
-    from experiments.jobs import ClassificationJob
+    from experiments.classification_job import ClassificationJob
 
-    job = object.__new__(ClassificationJob)  # finish() needs only the config and the metric
-    job.cfg = OmegaConf.create({"task": {"splits": {"eval": ["dev"]}}})
-    job.main_metric = "pearson"
+    job = object.__new__(ClassificationJob)  # finish() needs only the metric it watches
+    job.monitor = ("dev/pearson", "higher")
     history = [{"epoch": 1, "dev/pearson": math.nan}, {"epoch": 2, "dev/pearson": 0.4}]
     record = {}
     assert job.finish(None, None, record, history) == {"dev/pearson": 0.4}

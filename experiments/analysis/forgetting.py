@@ -149,7 +149,7 @@ def _tuned_model(record: dict, results: Path):
     """The run's model as it ended training: pretrained + its method + its saved weights."""
     from lora_core import apply_method, load_adapter
 
-    from ..pipeline import load_trained_weights
+    from ..weights import load_trained_weights
 
     cfg = record["config"]
     loaded = pretrained_model(record)

@@ -222,7 +222,7 @@ class BaseWeights:
     def _model(self, run: LoRARun) -> torch.nn.Module:
         from omegaconf import OmegaConf
 
-        from ..jobs import job_num_labels
+        from ..job import job_num_labels
         from ..models import load_model, model_spec, shrink_spec
 
         config = run.record["config"]

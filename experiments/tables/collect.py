@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paper_numbers import table_numbers
+from ..record_migrations import RecordVersionError, migrate
 from ..records import RECORD
 
 REQUIRED = ("experiment", "row", "model", "profile", "seed", "status")
@@ -105,6 +106,10 @@ def read_one(path: Path, results: Path) -> RunRecord | Skipped:
     if not isinstance(data, dict):
         return Skipped(rel, f"not a run record (a JSON {type(data).__name__}, not an object)",
                        guessed)
+    try:
+        data = migrate(data, "this record")
+    except RecordVersionError as err:
+        return Skipped(rel, str(err), guessed)
     from_name = table_from_experiment(data.get("experiment", ""))
     try:
         from_field = _table_field(data.get("table"))
