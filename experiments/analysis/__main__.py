@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..metrics.glue import main_metric
 from ..paths import results_dir
 from . import (batch_size, figures, forgetting, forgetting_figure, forgetting_minilm, lr_sweep,
                rank_curves, spectrum)
@@ -29,7 +30,7 @@ OUTPUTS = {
                                                   metric=store.metric),
     # issue #23: the lr per method of the converging MiniLM stand-in (glue_minilm), on CoLA
     "lr_sweep_minilm": lambda store, out: lr_sweep.build(
-        store.results, out, out.parent / "figures", metric="dev/matthews_correlation",
+        store.results, out, out.parent / "figures", metric=f"dev/{main_metric('cola')}",
         folder="lr_sweep_minilm", name="lr_sweep_minilm", command="make lr-sweep-minilm"),
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
     "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
