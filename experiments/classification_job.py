@@ -13,6 +13,7 @@ from .batching import collate_pairs, encode_pairs
 from .best_epoch import best_epoch
 from .engine import classification_loss
 from .metrics.registry import scorer
+from .run_record import Record
 from .tasks.base import subsample
 from .tasks.glue import GLUE_TASKS, load_glue
 
@@ -44,7 +45,7 @@ class ClassificationJob:
         return GLUE_TASKS[cfg.task.name].num_labels
 
     @classmethod
-    def score_decoded(cls, cfg, run_dir: Path, record: dict) -> Path:
+    def score_decoded(cls, cfg, run_dir: Path, record: Record) -> Path:
         raise ValueError(f"{run_dir / records.RECORD} says `decoded`, which only a generation "
                          f"run writes, but task {cfg.task.name} is a classification task: "
                          "move the directory away to start over")
@@ -82,13 +83,13 @@ class ClassificationJob:
             out.update({f"{split}/{k}": v for k, v in scores.items()})
         return out
 
-    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
+    def finish(self, model: nn.Module, run_dir: Path, record: Record, history: list) -> dict:
         key = self.monitor[0]
         best = best_epoch(history, key)
         if best is None:  # no epoch scored a number (e.g. STS-B's Pearson of constant output)
             best = history[-1]
-            record["best_epoch_note"] = f"no epoch has a finite {key}: the last one is reported"
-        record["best_epoch"] = best["epoch"]
-        record["metrics_last_epoch"] = {k: v for k, v in history[-1].items() if "/" in k}
-        record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
+            record.best_epoch_note = f"no epoch has a finite {key}: the last one is reported"
+        record.best_epoch = best["epoch"]
+        record.metrics_last_epoch = {k: v for k, v in history[-1].items() if "/" in k}
+        record.peak_memory_mb = round(records.peak_memory_mb(), 1)
         return {k: v for k, v in best.items() if "/" in k}

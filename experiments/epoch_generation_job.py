@@ -20,6 +20,7 @@ from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss
 from .generation_job import write_official_layout
 from .metrics.registry import scorer
+from .run_record import Record
 from .tasks import load_examples
 from .tasks.base import subsample
 from .tasks.few_shot import draw_demonstrations, few_shot_prompt
@@ -75,7 +76,7 @@ class EpochGenerationJob:
         return None
 
     @classmethod
-    def score_decoded(cls, cfg, run_dir: Path, record: dict) -> Path:
+    def score_decoded(cls, cfg, run_dir: Path, record: Record) -> Path:
         raise ValueError(f"{run_dir / records.RECORD} says `decoded`, which a run scored after "
                          f"every epoch ({cfg.task.name}) never writes: move the directory away "
                          "to start over")
@@ -115,7 +116,7 @@ class EpochGenerationJob:
         return {"decode_wall_s": round(time.perf_counter() - started, 2),
                 **{f"{self.eval_split}/{k}": v for k, v in scores.items()}}
 
-    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
+    def finish(self, model: nn.Module, run_dir: Path, record: Record, history: list) -> dict:
         key = self.monitor[0]
         started = time.perf_counter()
         scored = [h for h in history if key in h]
@@ -123,21 +124,21 @@ class EpochGenerationJob:
             best = best_epoch(scored, key)
             if best is None:  # no scored epoch has a finite value
                 best = scored[-1]
-                record["best_epoch_note"] = f"no epoch has a finite {key}: the last is reported"
-            record["best_epoch"] = best["epoch"]
-            record["metrics_last_epoch"] = {k: v for k, v in scored[-1].items() if "/" in k}
+                record.best_epoch_note = f"no epoch has a finite {key}: the last is reported"
+            record.best_epoch = best["epoch"]
+            record.metrics_last_epoch = {k: v for k, v in scored[-1].items() if "/" in k}
             metrics = {k: v for k, v in best.items() if "/" in k}
             if best["epoch"] in self._predictions:
-                hyps, record["predictions_epoch"] = self._predictions[best["epoch"]], best["epoch"]
+                hyps, record.predictions_epoch = self._predictions[best["epoch"]], best["epoch"]
             else:  # resumed past the best epoch: its outputs are gone, decode the final weights
                 hyps, _ = self.evaluate(model)
-                record["predictions_epoch"] = history[-1]["epoch"]
+                record.predictions_epoch = history[-1]["epoch"]
         else:  # nothing trained: one decode, LoRA merged / prefixes folded (same outputs)
             prepare_for_inference(model)
             hyps, scores = self.evaluate(model)
             metrics = {f"{self.eval_split}/{k}": v for k, v in scores.items()}
         write_official_layout(run_dir, hyps, [[ex.completion] for ex in self.eval_examples])
         wall = scored[-1]["decode_wall_s"] if scored else time.perf_counter() - started
-        record["decode"] = {"sources": len(self.prompts), "wall_s": round(wall, 2)}
-        record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
+        record.decode = {"sources": len(self.prompts), "wall_s": round(wall, 2)}
+        record.peak_memory_mb = round(records.peak_memory_mb(), 1)
         return metrics

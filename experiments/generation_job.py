@@ -18,6 +18,7 @@ from .batching import collate_causal, encode_examples, prompt_separator
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss, evaluate_loss
 from .metrics.registry import scorer
+from .run_record import Record
 from .tasks import group_references, load_examples
 
 
@@ -82,7 +83,7 @@ class GenerationJob:
         return scorer(cfg.task.scorer).score(hypotheses, references, [ex.meta for ex in last],
                                              options)
 
-    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
+    def finish(self, model: nn.Module, run_dir: Path, record: Record, history: list) -> dict:
         """Decode each distinct test source once (LoRA merged, prefixes folded: same outputs)."""
         keys, references, last = self.test_sources(self.cfg)
         prepare_for_inference(model)
@@ -93,24 +94,23 @@ class GenerationJob:
                                           separator=self.separator)
         write_official_layout(run_dir, hypotheses, references)
         # "decoded" first: if scoring fails (no Java, say), run.resume=true only scores.
-        record.update({"status": "decoded", "decode": {
-            "sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)},
-            "peak_memory_mb": round(records.peak_memory_mb(), 1)})
+        record.status = "decoded"
+        record.decode = {"sources": len(keys), "wall_s": round(time.perf_counter() - started, 2)}
+        record.peak_memory_mb = round(records.peak_memory_mb(), 1)
         records.write_record(run_dir, record)
         print(f"[score] {self.cfg.task.name}: {len(hypotheses)} outputs against the official-"
               "parity scorer (METEOR's Java start takes a few seconds)", flush=True)
         return self._score(self.cfg, hypotheses, references, last)
 
     @classmethod
-    def score_decoded(cls, cfg, run_dir: Path, record: dict) -> Path:
+    def score_decoded(cls, cfg, run_dir: Path, record: Record) -> Path:
         """Finish a run whose outputs are decoded but not scored (e.g. decoded on a GPU box)."""
         hypotheses = (run_dir / "predictions.txt").read_text(encoding="utf-8").splitlines()
         keys, references, last = cls.test_sources(cfg)
         if len(hypotheses) != len(keys):
             raise ValueError(f"{run_dir / 'predictions.txt'} has {len(hypotheses)} lines for "
                              f"{len(keys)} test sources: decode again (move the run away)")
-        record["metrics"] = cls._score(cfg, hypotheses, references, last)
-        record["status"] = "complete"
+        record.metrics, record.status = cls._score(cfg, hypotheses, references, last), "complete"
         records.write_record(run_dir, record)
-        print(f"[run] scored: {record['metrics']}\n[run] record: {run_dir / records.RECORD}")
+        print(f"[run] scored: {record.metrics}\n[run] record: {run_dir / records.RECORD}")
         return run_dir / records.RECORD

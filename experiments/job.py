@@ -10,6 +10,8 @@ from torch import nn
 
 from lora_core import FAMILIES
 
+from .run_record import Record
+
 @runtime_checkable
 class Job(Protocol):
     """What differs between task kinds inside one run.
@@ -32,7 +34,7 @@ class Job(Protocol):
         """The classification head's size (None: the model keeps its LM head)."""
 
     @classmethod
-    def score_decoded(cls, cfg, run_dir: Path, record: dict) -> Path:
+    def score_decoded(cls, cfg, run_dir: Path, record: Record) -> Path:
         """Finish a run whose record says `decoded` (outputs written, not scored); a job that
         never writes that status raises."""
 
@@ -43,7 +45,7 @@ class Job(Protocol):
 
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict: ...
 
-    def finish(self, model: nn.Module, run_dir: Path, record: dict,
+    def finish(self, model: nn.Module, run_dir: Path, record: Record,
                history: list[dict]) -> dict: ...
 
 

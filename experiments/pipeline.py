@@ -23,6 +23,7 @@ from .engine import TrainConfig, TrainResult, train
 from .job import job_class, present_heads
 from .models import load_model, model_spec, shrink_spec
 from .run_checks import check_run_config, resume_differences
+from .run_record import Record
 from .tracking import make_tracker
 from .weights import save_trained_weights
 
@@ -99,13 +100,13 @@ def run_experiment(cfg: DictConfig) -> Path:
         return _run_in(cfg, run_dir, device, rank, world)
 
 
-def _previous_record(cfg, run_dir: Path) -> dict | None:
+def _previous_record(cfg, run_dir: Path) -> Record | None:
     """The unfinished record to resume (None for a fresh run); refused where the config now
     differs from the one it recorded, naming the keys."""
     previous = records.check_can_start(run_dir, resume=cfg.run.resume)
     if previous is None:
         return None
-    recorded = previous.get("config")
+    recorded = previous.config
     if not isinstance(recorded, dict):
         raise records.RunExistsError(f"{run_dir / records.RECORD} holds no `config` to resume "
                                      "with; move the directory away to start over")
@@ -125,7 +126,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     experiment = cfg.run.name
     previous = _previous_record(cfg, run_dir) if rank == 0 else None
     job_type = job_class(cfg)
-    if previous and previous.get("status") == "decoded":
+    if previous and previous.status == "decoded":
         return job_type.score_decoded(cfg, run_dir, previous)
     seed_everything(seed)
 
@@ -140,18 +141,17 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
 
     job = job_type(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    record = previous or {
-        "experiment": experiment, "table": cfg.run.table, "row": cfg.run.row,
-        "model": spec.name, "model_display": spec.display_name, "model_source": loaded.source,
-        "method": method, "task": cfg.task.name, "profile": cfg.profile.name, "seed": seed,
-        "status": "running", "config": resolved,
+    record = previous or Record(
+        experiment=experiment, table=cfg.run.table, row=cfg.run.row,
+        model=spec.name, model_display=spec.display_name, model_source=loaded.source,
+        method=method, task=cfg.task.name, profile=cfg.profile.name, seed=seed,
+        status="running", config=resolved,
         # the paper counts neither heads nor classifier layers (issue #16): both are kept
-        "params": {"trainable": count.trainable, "total": count.total, "head": count.head,
-                   "trainable_without_head": count.trainable_without_head,
-                   "deployed": count.deployed},
-        "data": job.data_summary(), "init_from": init_note,
-    }
-    record["environment"] = records.environment()
+        params={"trainable": count.trainable, "total": count.total, "head": count.head,
+                "trainable_without_head": count.trainable_without_head,
+                "deployed": count.deployed},
+        data=job.data_summary(), init_from=init_note)
+    record.environment = records.environment()
     if rank == 0:
         records.write_record(run_dir, record)
     tracker = make_tracker(OmegaConf.to_container(cfg.logger, resolve=True) if rank == 0 else None,
@@ -164,7 +164,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         train_opts["warmup_steps"] = warmup_steps_for_tokens(
             int(cfg.train.warmup_tokens), job.train_items,
             int(cfg.train.batch_size) * int(cfg.train.get("grad_accum", 1)) * world)
-        record["train_warmup_steps"] = train_opts["warmup_steps"]
+        record.train_warmup_steps = train_opts["warmup_steps"]
     train_cfg = TrainConfig(**train_opts, seed=seed)
     print(f"[run] {experiment} seed {seed}: {spec.name} + {method} on {cfg.task.name} "
           f"({len(job.train_items)} train items, {count.trainable:,} trainable) -> {run_dir}")
@@ -189,12 +189,12 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         torch.distributed.barrier()
         return run_dir / records.RECORD
     # training and per-epoch evaluation timed apart; tokens/s is training's own
-    record["train"] = result.summary()
-    record["weights"] = (save_trained_weights(model, run_dir, results, experiment, seed)
-                         if count.trainable else {})
+    record.train = result.summary()
+    record.weights = (save_trained_weights(model, run_dir, results, experiment, seed)
+                      if count.trainable else {})
 
     metrics = job.finish(model, run_dir, record, result.history)
-    record.update({"metrics": metrics, "status": "complete"})
+    record.metrics, record.status = metrics, "complete"
     records.write_record(run_dir, record)
     # a complete run is never resumed: its training checkpoint (optimizer state too) can go
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

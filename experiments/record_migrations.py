@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class RecordVersionError(ValueError):
@@ -35,8 +35,46 @@ def _task_job_fields(data: dict) -> dict:
     return data
 
 
+def _deployed_count(data: dict) -> dict:
+    """1 -> 2: every record names `init_from` (null: trained from the model's own weights) and
+    holds `params.deployed`, the paper's count (trainable without heads, a prefix-layer's
+    reparameterisation folded away). Records from before the pipeline counted it: for every
+    method but pre_layer it is trainable_without_head (nothing folds); a pre_layer record's is
+    recounted on the `meta` device from its own model and method config, as the run counts it.
+    (This replaces scripts/backfill_deployed_params.py, which rewrote the files.)"""
+    data.setdefault("init_from", None)
+    params, config = data.get("params"), data.get("config")
+    if not isinstance(params, dict) or "deployed" in params or not isinstance(config, dict):
+        return data
+    method = (config.get("method") or {}).get("name")
+    if method != "pre_layer":
+        if "trainable_without_head" in params:
+            params["deployed"] = params["trainable_without_head"]
+        return data
+    params["deployed"] = _pre_layer_deployed(config)
+    params["deployed_backfilled"] = True
+    return data
+
+
+def _pre_layer_deployed(config: dict) -> int:
+    from lora_core import apply_method, count_parameters
+
+    from .models import load_model, model_spec, shrink_spec
+
+    model_cfg = dict(config["model"])
+    model_cfg.pop("init", None)
+    shrink = model_cfg.pop("shrink", None)
+    spec = model_spec(model_cfg)
+    if shrink:
+        spec = shrink_spec(spec, **shrink)
+    built = load_model(spec, init="meta", with_tokenizer=False)
+    method = dict(config["method"])
+    apply_method(built.model, method.pop("name"), family=spec.family, **method)
+    return count_parameters(built.model).deployed
+
+
 # MIGRATIONS[v] lifts a record of schema_version v to v + 1 (a record without one is version 0).
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _task_job_fields}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _task_job_fields, 1: _deployed_count}
 
 
 def migrate(data: dict, source: str = "record") -> dict:

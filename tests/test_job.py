@@ -1,14 +1,11 @@
 """The job interface (issue #24): every task config names its job and scorer, every job class
-implements `Job`, a config naming neither is refused before work, and records written before
-the configs declared them read back through the migration with the job they ran with."""
+implements `Job`, and a config naming neither is refused before any work."""
 from __future__ import annotations
 
 import inspect
-import json
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from experiments.classification_job import ClassificationJob
 from experiments.epoch_generation_job import EpochGenerationJob
@@ -16,8 +13,7 @@ from experiments.generation_job import GenerationJob
 from experiments.job import Job, job_class, job_num_labels
 from experiments.metrics import MetricInputError
 from experiments.metrics.registry import SCORERS, scorer
-from experiments.paths import CONF_DIR, REPO_ROOT
-from experiments.record_migrations import SCHEMA_VERSION, RecordVersionError, migrate
+from experiments.paths import CONF_DIR
 from experiments.run_checks import RunConfigError, check_run_config
 
 TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
@@ -93,37 +89,3 @@ def test_a_task_naming_no_job_or_scorer_is_refused_before_work(tmp_path):
                                              "names no job"):
         check_run_config(cfg)
     assert not (tmp_path / "out").exists()
-
-
-def committed_records():
-    return sorted((REPO_ROOT / "results" / "runs").rglob("record.json"))
-
-
-def test_committed_records_migrate_to_the_job_their_task_config_declares():
-    paths = committed_records()
-    assert paths, "no committed records under results/runs"
-    for path in paths:
-        raw = path.read_bytes()
-        old = json.loads(raw)
-        new = migrate(old, str(path))
-        assert path.read_bytes() == raw  # read, never rewritten
-        assert new["schema_version"] == SCHEMA_VERSION and "schema_version" not in old
-        task = new["config"]["task"]
-        declared = OmegaConf.load(CONF_DIR / "task" / f"{task['name']}.yaml")
-        declared = declared.get("task", declared)
-        assert (task["evaluate"], task["scorer"]) == (declared.evaluate, declared.scorer), path
-        # nothing else changed
-        for key in ("evaluate", "scorer"):
-            del task[key]
-        del new["schema_version"]
-        assert new == old
-
-
-def test_migration_leaves_current_records_alone_and_refuses_newer_ones():
-    current = {"schema_version": SCHEMA_VERSION, "config": {"task": {"kind": "generation",
-                                                                    "name": "x"}}}
-    assert migrate(current) == current
-    with pytest.raises(RecordVersionError, match="newer than this suite reads"):
-        migrate({"schema_version": SCHEMA_VERSION + 1}, "r.json")
-    with pytest.raises(RecordVersionError, match="r.json: schema_version='2'"):
-        migrate({"schema_version": "2"}, "r.json")

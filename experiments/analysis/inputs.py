@@ -155,6 +155,7 @@ def load_run(results: Path, experiment: str, seed: int = 1,
     if record is None:
         raise MissingInputError(f"no run {experiment} seed {seed}: {run_dir / records.RECORD} is "
                                 f"absent. Run it: {run_command(experiment, seed)}")
+    record = record.to_dict()  # the typed record's JSON view, as the tables read it
     if record.get("status") != "complete":
         raise MissingInputError(f"run {experiment} seed {seed} is not complete (status "
                                 f"{record.get('status')!r} in {run_dir / records.RECORD}); finish "

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..paper_numbers import table_numbers
 from ..record_migrations import RecordVersionError, migrate
 from ..records import RECORD
+from ..run_record import Record, RecordError
 
 REQUIRED = ("experiment", "row", "model", "profile", "seed", "status")
 _SEED_DIR = re.compile(r"^seed(\d+)(?:-(\d+))?$")
@@ -30,7 +31,7 @@ class Skipped:
 @dataclass(frozen=True)
 class RunRecord:
     path: str                 # relative to the results directory
-    data: dict
+    data: dict                # the run_record.Record it parsed to, as its JSON dict
     table: int | str | None   # a paper table's number, or a stand-in table's name
     rerun: int                # 1 for seed<k>/, N for seed<k>-N/
 
@@ -131,7 +132,11 @@ def read_one(path: Path, results: Path) -> RunRecord | Skipped:
         return Skipped(rel, f"status {data['status']!r}, not complete", table)
     if not isinstance(data.get("metrics"), dict):
         return Skipped(rel, "complete but holds no `metrics` object", table)
-    return RunRecord(rel, data, table, _rerun_index(path))
+    try:
+        record = Record.from_dict(data, "this record")
+    except RecordError as err:
+        return Skipped(rel, str(err), table)
+    return RunRecord(rel, record.to_dict(), table, _rerun_index(path))
 
 
 def scan(results: Path) -> tuple[list[RunRecord], list[Skipped]]:
