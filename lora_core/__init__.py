@@ -14,7 +14,7 @@ from .multi_adapter import (AdapterState, adapter_names, adapter_routing, add_ad
                             set_adapter, switch_merged)
 from .routed_linear import LowRankUpdate, RoutedLinear
 from .partial import train_biases, train_top_blocks
-from .prefix import PrefixEmbedding, PrefixLayer, apply_prefix_embedding, apply_prefix_layer
+from .prefix_methods import PrefixEmbedding, PrefixLayer, apply_prefix_embedding, apply_prefix_layer
 from .lora import (LoRAConfig, apply_lora, lora_layers, mark_only_lora_as_trainable,
                    merge_and_unload, merge_lora, set_trainable_modules, unmerge_lora)
 from .state import (adapter_state_dict, export_peft, import_peft, init_from_adapter, load_adapter,

@@ -15,7 +15,7 @@ from .families import FAMILIES, family_of, find_blocks
 from .lora import LoRAConfig, apply_lora, set_trainable_modules
 from .partial import train_biases, train_top_blocks
 from .prefix import ATTRIBUTE as PREFIX_ATTRIBUTE
-from .prefix import apply_prefix_embedding, apply_prefix_layer
+from .prefix_methods import apply_prefix_embedding, apply_prefix_layer
 
 MethodFn = Callable[..., nn.Module]
 METHODS: dict[str, MethodFn] = {}
