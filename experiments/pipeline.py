@@ -27,6 +27,7 @@ from .run_record import Record
 from .tracking import make_tracker
 from .weights import save_trained_weights
 
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -173,8 +174,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         if not job.evaluates_untrained:
             raise ValueError(f"method {method!r} leaves nothing trainable, and task "
                              f"{cfg.task.name} (task.evaluate={cfg.task.evaluate}) reports the best "
-                             "trained epoch: "
-                             "use a method that trains")
+                             "trained epoch: use a method that trains")
         result = TrainResult(0, 0.0, 0.0, [], 0)
     else:
         if (run_dir / "checkpoints" / "last.pt").exists():
