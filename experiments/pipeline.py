@@ -21,7 +21,7 @@ from lora_core import apply_method, count_parameters, init_from_adapter
 from . import records
 from .engine import TrainConfig, TrainResult, train
 from .job import job_class, present_heads
-from .models import load_model, model_spec, shrink_spec
+from .models import load_model, spec_from_config
 from .run_checks import check_run_config, resume_differences
 from .run_record import Record
 from .tracking import make_tracker
@@ -70,12 +70,7 @@ def build_model(cfg, num_labels: int | None = None, with_tokenizer: bool = True)
     """The model of cfg.model at cfg.model.init, shrunk when the profile asks for it; with a
     classification head of `num_labels` for classification tasks (and its tokenizer, which
     every task needs, unless with_tokenizer=False)."""
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    init = model_cfg.pop("init", "pretrained")
-    shrink = model_cfg.pop("shrink", None)
-    spec = model_spec(model_cfg)
-    if shrink:
-        spec = shrink_spec(spec, **shrink)
+    spec, init = spec_from_config(OmegaConf.to_container(cfg.model, resolve=True))
     head = "sequence_classification" if num_labels else "causal_lm"
     loaded = load_model(spec, init=init, seed=cfg.seed, head=head, num_labels=num_labels,
                         with_tokenizer=with_tokenizer)

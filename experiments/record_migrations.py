@@ -59,14 +59,9 @@ def _deployed_count(data: dict) -> dict:
 def _pre_layer_deployed(config: dict) -> int:
     from lora_core import apply_method, count_parameters
 
-    from .models import load_model, model_spec, shrink_spec
+    from .models import load_model, spec_from_config
 
-    model_cfg = dict(config["model"])
-    model_cfg.pop("init", None)
-    shrink = model_cfg.pop("shrink", None)
-    spec = model_spec(model_cfg)
-    if shrink:
-        spec = shrink_spec(spec, **shrink)
+    spec, _ = spec_from_config(config["model"])
     built = load_model(spec, init="meta", with_tokenizer=False)
     method = dict(config["method"])
     apply_method(built.model, method.pop("name"), family=spec.family, **method)

@@ -136,14 +136,9 @@ def _meta_counts(cfg: DictConfig):
     from lora_core import apply_method, count_parameters
 
     from .job import job_num_labels, present_heads
-    from .models import load_model, model_spec, shrink_spec
+    from .models import load_model, spec_from_config
 
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg.pop("init", None)
-    shrink = model_cfg.pop("shrink", None)
-    spec = model_spec(model_cfg)
-    if shrink:
-        spec = shrink_spec(spec, **shrink)
+    spec, _ = spec_from_config(OmegaConf.to_container(cfg.model, resolve=True))
     num_labels = job_num_labels(cfg)
     built = load_model(spec, init="meta", head="sequence_classification" if num_labels else "causal_lm",
                        num_labels=num_labels, with_tokenizer=False)

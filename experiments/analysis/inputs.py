@@ -224,7 +224,7 @@ class BaseWeights:
         from omegaconf import OmegaConf
 
         from ..job import job_num_labels
-        from ..models import load_model, model_spec, shrink_spec
+        from ..models import load_model, spec_from_config
 
         config = run.record["config"]
         model_cfg = dict(config["model"])
@@ -235,9 +235,7 @@ class BaseWeights:
                           if init == "random" else None],
                          sort_keys=True, default=str)
         if key not in self._models:
-            spec = model_spec(model_cfg)
-            if shrink:
-                spec = shrink_spec(spec, **shrink)
+            spec, _ = spec_from_config(config["model"])
             num_labels = job_num_labels(OmegaConf.create(config)) if "task" in config else None
             head = "sequence_classification" if num_labels else "causal_lm"
             seed = int(run.record.get("seed", run.seed))  # the pipeline seeds the init with it
