@@ -124,12 +124,18 @@ claims: beyond
 bench-adapters: setup
 	$(PY) -m experiments.bench.adapters --device $(DEVICE)
 
-# Issue #23's MiniLM evidence: the CoLA lr sweep per method, then 3 seeds of every task at the
-# chosen lrs until the dev metric stops improving (scripts/glue_minilm.sh; resumable).
-# GLUE_MINILM_METHODS="ft lora" runs a subset first.
-.PHONY: glue-minilm lr-sweep-minilm
-GLUE_MINILM_METHODS ?= ft lora bitfit adapter_h
+# Issue #23's evidence: per family, an lr sweep per method, then 3 seeds of every cell at the
+# chosen lrs until the dev metric stops improving (scripts/converge.sh; resumable; hours).
+#   make glue-minilm GLUE_MINILM_METHODS="ft lora"    the MiniLM Table 2 stand-in
+#   make gpt3-smollm2                                  SmolLM2 on SST-2, RTE, SAMSum (Table 4)
+.PHONY: glue-minilm gpt3-smollm2 configs
+# every generated experiment file, from its script (tests/test_config_generators.py: no diff)
+configs: setup
+	$(PY) scripts/make_glue_configs.py && $(PY) scripts/make_gpt3_configs.py \
+	  && $(PY) scripts/make_beyond_configs.py
+GLUE_MINILM_METHODS ?=
+GPT3_SMOLLM2_METHODS ?=
 glue-minilm: setup
-	PY=$(PY) scripts/glue_minilm.sh $(GLUE_MINILM_METHODS)
-lr-sweep-minilm: setup
-	PY=$(PY) GLUE_MINILM_SEEDS= scripts/glue_minilm.sh $(GLUE_MINILM_METHODS)
+	PY=$(PY) scripts/converge.sh glue_minilm $(GLUE_MINILM_METHODS)
+gpt3-smollm2: setup
+	PY=$(PY) scripts/converge.sh gpt3_smollm2 $(GPT3_SMOLLM2_METHODS)

@@ -1,5 +1,6 @@
 """The training engine every task uses: AdamW, linear warm-up/decay, a task loss, resumable
-checkpoints, NaN detection, optional torchrun data parallelism.
+checkpoints, NaN detection, optional torchrun data parallelism (DDP, or FSDP for a model
+`experiments.sharding.shard_model` sharded: `train.fsdp`).
 
 The loop is deterministic for a seed: epoch e's batches are a function of seed + e
 (`batch_order.epoch_batches`: the official shuffle, or length buckets for the stand-ins), so a
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lora_core.state import copy_strict
-
 from .batch_order import epoch_batches, item_length
 from .batching import IGNORE
 from .curve import LossCurve
 from .plateau import plateau
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from .sharding import is_sharded
+from .threads import configure_threads, usable_cores  # noqa: F401 (the benches import them here)
+from .train_checkpoint import load_state, save_state
 
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, int]]
 
@@ -65,6 +65,9 @@ class TrainConfig:
     # `patience` evaluations no better than the earlier best, after `min_evaluations`)
     patience: int | None = 0  # null reads as 0
     min_evaluations: int = 3
+    # the model is FSDP-sharded (experiments/sharding.py; the pipeline shards it when set):
+    # no DDP wrapper, per-rank checkpoint shards. null reads as false
+    fsdp: bool | None = False
 
 
 def _computes_selected_logits(model: nn.Module) -> bool:
@@ -177,30 +180,6 @@ def _dist() -> tuple[int, int]:
     return 0, 1
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def configure_threads(requested: int = 0) -> int:
-    """Set torch's intra-op threads and return the number. 0 = OMP_NUM_THREADS where it is set
-    (a grid that divides the cores itself), else every usable core divided by LORA_REPRO_JOBS
-    (the runs started side by side; default 1), so side-by-side runs split the cores instead of
-    oversubscribing them: a 2-thread run on 2 cores that another process also uses spins in
-    OpenMP barriers and trained 4x slower here than with 1 thread."""
-    if requested <= 0:
-        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-            requested = max(1, int(os.environ["OMP_NUM_THREADS"]))
-        else:
-            jobs = int(os.environ.get("LORA_REPRO_JOBS", "1") or 1)
-            requested = max(1, usable_cores() // max(1, jobs))
-    torch.set_num_threads(requested)
-    return requested
-
-
 def make_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable tensors. `fused` (one kernel for every tensor; on CPU about 8x
     faster than the per-tensor loop on SmolLM2 full fine-tuning) gives the for-loop's update to
@@ -223,33 +202,16 @@ def _progress_bar(total: int, initial: int, enabled: bool):
                 disable=not (enabled and sys.stdout.isatty()))
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    # safetensors + JSON (experiments/checkpoints.py): no pickle, so reading one runs no code;
-    # the manifest is swapped in last, so a checkpoint is either the old one or the new one
-    save_checkpoint(path, state)
-
-
-def _resume(checkpoint: Path, model: nn.Module, opt, sched) -> dict:
-    """Put the checkpoint's weights, optimizer, schedule and RNG back; errors name the file."""
-    state = load_checkpoint(checkpoint)
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    try:
-        copy_strict(model, state["trainable"], trainable, str(checkpoint), what="checkpoint")
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        missing = [k for k in ("step", "history", "epoch", "batch_in_epoch") if k not in state]
-        if missing:
-            raise KeyError(f"no {missing}")
-    except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{checkpoint}: does not fit this run ({type(err).__name__}: "
-                              f"{err}); move {checkpoint.parent} away to restart the run "
-                              "from the beginning") from None
-    return state
+def _over_ranks(loss: torch.Tensor, tokens: int, world: int) -> tuple[float, int]:
+    """The batch's loss averaged over the ranks (what the averaged gradients descend) and its
+    tokens summed, so a distributed run's curve and history read as one process's on the
+    whole batch."""
+    if world == 1:
+        return loss.item(), tokens
+    both = torch.stack([loss.detach().double(), torch.tensor(tokens, dtype=torch.float64,
+                                                             device=loss.device)])
+    torch.distributed.all_reduce(both)
+    return both[0].item() / world, int(both[1].item())
 
 
 def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict],
@@ -287,11 +249,16 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
     warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * total))
+    sharded = is_sharded(model)
+    if bool(cfg.fsdp) != sharded:
+        raise ValueError("train.fsdp=true needs a model experiments.sharding.shard_model sharded"
+                         if cfg.fsdp else "the model is FSDP-sharded: set train.fsdp=true")
+    # after sharding: the optimizer holds the DTensor shards, and updates each rank's own
     opt = make_optimizer(parameter_groups(model, cfg), cfg)
     trained = [p for g in opt.param_groups for p in g["params"]]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(warmup, total))
     wrapped = model
-    if world > 1:
+    if world > 1 and not sharded:  # FSDP already averages gradients over the ranks
         wrapped = nn.parallel.DistributedDataParallel(model)
 
     step, history, start_epoch, skip = 0, [], 0, 0
@@ -299,7 +266,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
     partial_loss = (0.0, 0)
     curve = LossCurve(every=cfg.log_every or 1)
     if checkpoint is not None and checkpoint.exists():
-        state = _resume(checkpoint, model, opt, sched)
+        state = load_state(checkpoint, model, opt, sched)
         step, history = state["step"], state["history"]
         start_epoch, skip = state["epoch"], state["batch_in_epoch"]
         partial_loss = (float(state.get("epoch_loss_sum", 0.0)), int(state.get("epoch_batches", 0)))
@@ -310,11 +277,10 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
     resumed_from = step
 
     def save(epoch: int, batch_in_epoch: int) -> None:
-        if checkpoint is not None and rank == 0:
-            _save_checkpoint(checkpoint, {
-                "trainable": trainable_state(model), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "step": step,
-                "history": history, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+        if checkpoint is not None:  # every rank: an FSDP rank writes its own shards
+            save_state(checkpoint, model, opt, sched, {
+                "step": step, "history": history, "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
                 "epoch_loss_sum": running if batch_in_epoch else 0.0,
                 "epoch_batches": n_loss if batch_in_epoch else 0, "curve": curve.state()})
 
@@ -353,19 +319,21 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             batch = {k: v.to(device) for k, v in collate([items[i] for i in batches[b]]).items()}
             with amp:
                 loss, n_tok = loss_fn(wrapped, batch)
-            if not torch.isfinite(loss):
+            # the mean over ranks before the check, so every rank stops on one rank's NaN
+            real = int(batch["attention_mask"].sum())
+            loss_value, all_real = _over_ranks(loss, real, world)
+            if not math.isfinite(loss_value):
                 raise TrainingDivergedError(
-                    f"loss is {loss.item()} at step {step} (epoch {epoch + 1}, batch {b}): "
+                    f"loss is {loss_value} at step {step} (epoch {epoch + 1}, batch {b}): "
                     "lower the learning rate or check the data; the run is not marked complete")
             (loss / cfg.grad_accum).backward()
-            real, loss_value = int(batch["attention_mask"].sum()), loss.item()
             tokens += real
             positions += batch["attention_mask"].numel()
-            curve.add_batch(loss_value, real)
+            curve.add_batch(loss_value, all_real)
             running, n_loss = running + loss_value, n_loss + 1
             if (b + 1) % cfg.grad_accum:
                 continue
-            if cfg.clip_norm:
+            if cfg.clip_norm:  # on FSDP's DTensor shards, the norm is the whole gradient's
                 nn.utils.clip_grad_norm_(trained, cfg.clip_norm)
             opt.step()
             sched.step()
@@ -374,7 +342,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             bar.update(1)
             curve.after_step(step, sched.get_last_lr()[0])
             if on_step and rank == 0:
-                on_step(step, {"train/loss": loss.item(), "train/lr": sched.get_last_lr()[0]})
+                on_step(step, {"train/loss": loss_value, "train/lr": sched.get_last_lr()[0]})
             if rank == 0 and cfg.log_every and step % cfg.log_every == 0:
                 rate = tokens / max(1e-9, time.perf_counter() - started - eval_wall)
                 bar.set_postfix(loss=f"{running / n_loss:.4f}", tok_s=f"{rate:,.0f}")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lora_core import apply_method, count_parameters, init_from_adapter
 
 from . import records
+from .distribution import Distribution
 from .engine import TrainConfig, TrainResult, train
 from .job import job_class, present_heads
 from .models import load_model, spec_from_config
@@ -125,6 +126,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     if previous and previous.status == "decoded":
         return job_type.score_decoded(cfg, run_dir, previous)
     seed_everything(seed)
+    distribution = Distribution.of_run(cfg, world)
 
     num_labels = job_type.num_labels(cfg)
     spec, loaded = build_model(cfg, num_labels=num_labels)
@@ -134,6 +136,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
     init_note = init_from_adapter(model, cfg.init_from) if cfg.get("init_from") else None
     count = count_parameters(model, head_modules=heads)
+    distribution.shard(model, spec.family)  # train.fsdp: after the method, so LoRA is sharded too
 
     job = job_type(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -148,6 +151,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
                 "deployed": count.deployed},
         data=job.data_summary(), init_from=init_note)
     record.environment = records.environment()
+    record.distributed = distribution.summary()
     if rank == 0:
         records.write_record(run_dir, record)
     tracker = make_tracker(OmegaConf.to_container(cfg.logger, resolve=True) if rank == 0 else None,
@@ -180,8 +184,10 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device,
                        monitor=job.monitor)
+    model = distribution.full_model(model)  # FSDP: rank 0 gets the gathered full weights
     if rank != 0:
-        torch.distributed.barrier()
+        # rank 0 saves, decodes and scores alone (hours for a large model): a barrier here
+        # would time out (the process group's 10 to 30 minutes) and take the job down with it
         return run_dir / records.RECORD
     # training and per-epoch evaluation timed apart; tokens/s is training's own
     record.train = result.summary()
@@ -195,7 +201,5 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     tracker.summary(metrics)
     tracker.finish()
-    if world > 1:
-        torch.distributed.barrier()
     print(f"[run] done: {metrics}\n[run] record: {run_dir / records.RECORD}")
     return run_dir / records.RECORD

@@ -43,6 +43,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.log_every": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "train.save_every": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "train.autocast": (lambda v: v in (None, "none", "bf16"), "null, none or bf16"),
+    "train.fsdp": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     "train.patience": (lambda v: v is None or (_integer(v) and 0 <= v < 3),
                        "null or an integer in [0, 2] (the plateau needs 3 evaluations)"),
     "data.max_train": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),

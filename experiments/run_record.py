@@ -41,8 +41,8 @@ _TYPES = {
         "row", "model", "model_display", "model_source", "method", "task", "profile",
         "best_epoch_note")},
     **{k: (lambda v: isinstance(v, dict), "an object") for k in (
-        "config", "params", "data", "environment", "train", "weights", "decode", "metrics",
-        "metrics_last_epoch")},
+        "config", "params", "data", "environment", "distributed", "train", "weights", "decode",
+        "metrics", "metrics_last_epoch")},
 }
 
 
@@ -68,6 +68,7 @@ class Record:
     data: dict | None = None
     init_from: Any = None          # what init_from_adapter loaded before training, or null
     environment: dict | None = None
+    distributed: dict | None = None  # world size and strategy (distribution.py)
     train_warmup_steps: int | None = None
     train: dict | None = None      # TrainResult.summary(): steps, losses, history, wall time
     weights: dict | None = None    # path (relative to the results dir) -> sha256

@@ -9,9 +9,12 @@ Checkpoints: each rank writes its own shards of the trainable tensors and their 
 a safetensors file (torch.distributed.checkpoint would pickle its metadata, and no file the
 suite reads may run code), so a run resumes on as many ranks as wrote it; the adapter is
 gathered and written in the same files as a single-device run (lora_core.save_adapter's).
+After training, `gather_model` puts the full weights into an unsharded copy of the model
+(`meta_copy`, taken before sharding), from which rank 0 saves, decodes and scores alone.
 
-Not yet wired into experiments/engine.py (another change): see `shard_model` for what the
-engine has to do differently.
+`train.fsdp=true` turns it on for a run (experiments/distribution.py wires it into the
+pipeline; the engine skips DDP for a sharded model and checkpoints through
+experiments/train_checkpoint.py).
 """
 from __future__ import annotations
 
@@ -21,6 +24,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Whether `fully_shard` manages `model` (its parameters are DTensor shards)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
 
 
 def _mesh():
@@ -51,6 +61,44 @@ def shard_model(model: nn.Module, family: str | None = None, mesh=None) -> nn.Mo
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
     return model
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` whose parameters are on the `meta` device (no memory) and whose
+    buffers are real: the unsharded shape `gather_model` fills after training. Take it after
+    the method is applied and before `shard_model`. Tied parameters stay tied."""
+    import copy
+
+    memo = {id(p): nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+            for p in model.parameters()}
+    return copy.deepcopy(model, memo)
+
+
+def gather_model(model: nn.Module, skeleton: nn.Module) -> nn.Module | None:
+    """Every parameter of the sharded `model` gathered whole, one tensor at a time, into its
+    `meta_copy` (a collective: call on all ranks). Rank 0 gets the filled copy, an ordinary
+    module of the single-device type; the other ranks None."""
+    rank = dist.get_rank()
+    full = {}
+    for name, p in model.named_parameters():
+        tensor = p.detach()
+        tensor = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+        if rank == 0:
+            full[name] = tensor
+    if rank != 0:
+        return None
+    meta = dict(skeleton.named_parameters())
+    if meta.keys() != full.keys():
+        raise ValueError("the meta copy does not match the sharded model: take it with "
+                         "meta_copy(model) after the method is applied and before shard_model")
+    # by identity, so that every module holding a tied parameter gets the gathered one
+    new = {id(meta[n]): nn.Parameter(t, requires_grad=meta[n].requires_grad)
+           for n, t in full.items()}
+    for module in skeleton.modules():
+        for key, p in module._parameters.items():
+            if p is not None and id(p) in new:
+                module._parameters[key] = new[id(p)]
+    return skeleton
 
 
 def full_tensors(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
@@ -97,11 +145,13 @@ def _shard_file(directory: Path, rank: int, world: int) -> Path:
     return Path(directory) / f"rank{rank}-of-{world}.safetensors"
 
 
-def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, extra: dict) -> None:
+def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, extra: dict,
+                    rank_state: dict[str, torch.Tensor] | None = None) -> None:
     """Each rank writes its own shards of the trainable tensors and their AdamW state
-    (`rank<r>-of-<N>.safetensors`: tensors only, no pickle), rank 0 `extra.json` (step,
-    scheduler and RNG state, the optimizer's hyper-parameters: plain values). Frozen weights
-    are not saved: they come from the pretrained checkpoint again."""
+    (`rank<r>-of-<N>.safetensors`: tensors only, no pickle) and its `rank_state` (e.g. its RNG
+    state; `load_rank_state` reads it back), rank 0 `extra.json` (step, scheduler state, the
+    optimizer's hyper-parameters: plain values). Frozen weights are not saved: they come from
+    the pretrained checkpoint again."""
     from safetensors.torch import save_file
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -116,6 +166,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, extra: d
             tensors[f"optim/{name}/{key}"] = _local(value)
             if hasattr(value, "device_mesh"):
                 sharded.append(f"optim/{name}/{key}")
+    for key, value in (rank_state or {}).items():
+        tensors[f"rank/{key}"] = value.detach().cpu().contiguous()
     target = _shard_file(directory, rank, world)
     save_file(tensors, str(target.with_suffix(".tmp")))
     target.with_suffix(".tmp").replace(target)  # a shard file is whole or absent
@@ -123,7 +175,9 @@ def save_checkpoint(directory: str | Path, model: nn.Module, optimizer, extra: d
         groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         meta = {"world_size": world, "param_groups": groups, "sharded_state": sharded,
                 "extra": extra}
-        (directory / "extra.json").write_text(json.dumps(meta, default=list))
+        tmp = directory / "extra.json.tmp"
+        tmp.write_text(json.dumps(meta, default=list))
+        tmp.replace(directory / "extra.json")
     dist.barrier()
 
 
@@ -155,3 +209,11 @@ def load_checkpoint(directory: str | Path, model: nn.Module, optimizer) -> dict:
         group.update({k: tuple(v) if isinstance(group.get(k), tuple) else v
                       for k, v in saved.items()})
     return meta["extra"]
+
+
+def load_rank_state(directory: str | Path) -> dict[str, torch.Tensor]:
+    """This rank's `rank_state` from a `save_checkpoint` directory."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(_shard_file(directory, dist.get_rank(), dist.get_world_size())))
+    return {k.removeprefix("rank/"): v for k, v in tensors.items() if k.startswith("rank/")}

@@ -9,13 +9,17 @@ Every budget below is a CPU budget for the stand-in, stated once here and copied
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 import sys
 from pathlib import Path
 
+from make_gpt3_configs import chosen_separators  # the measured separator per task
+
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "conf" / "experiment" / "beyond_smollm2"
+OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT") or ROOT / "conf" / "experiment") / "beyond_smollm2"
 
 ALL = ("q", "k", "v", "o", "mlp")
 ATTN = ("q", "k", "v", "o")
@@ -77,7 +81,7 @@ def _scalar(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}" if "e" not in f"{v:.6g}" else f"{v:.1e}"
     if isinstance(v, str):
-        return '"' + v.replace('"', '\\"') + '"'
+        return json.dumps(v)  # a JSON string is a YAML double-quoted scalar, \n kept
     return str(v)
 
 
@@ -88,9 +92,14 @@ def write(name: str, why: str, method_name: str, params: dict | None, base: dict
     body = {"run": {"name": f"beyond_smollm2/{name}", "row": name.replace("/", " ")}}
     if params:
         body["method"] = params
-    body["train"] = train
+    # bf16 autocast (float32 weights and AdamW state): the CPU budget, as the converging
+    # stand-ins (experiments/converge.py); an instruct model needs a separator it can continue
+    body["train"] = {**train, "autocast": "bf16"}
     for key, value in base["body"].items():
         body[key] = dict(value)
+    separator = chosen_separators().get(base["task"])
+    if separator is not None:
+        body["prompt"] = {"separator": separator}
     for key, value in (extra or {}).items():
         body.setdefault(key, {}).update(value)
     text = ("# @package _global_\n"
@@ -185,7 +194,7 @@ def main() -> int:
     if OUT.exists():
         shutil.rmtree(OUT)
     written = lr_sweep() + rank_curves() + mlp_vs_attention() + batch_size() + forgetting()
-    print(f"wrote {len(written)} files under {OUT.relative_to(ROOT)}")
+    print(f"wrote {len(written)} files under {OUT}")
     return 0
 
 

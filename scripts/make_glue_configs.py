@@ -6,12 +6,17 @@ committed so that Hydra and the tests see them without this script.
 """
 from __future__ import annotations
 
-import json
 import os
+import sys
 import textwrap
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "conf" / "experiment" / "table2"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from experiments.converge import FAMILIES, chosen_lr  # noqa: E402
+
+# LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
+OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT")
+           or Path(__file__).resolve().parent.parent / "conf" / "experiment") / "table2"
 TASKS = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
 MNLI_INIT = {"mrpc", "rte", "stsb"}  # started from the MNLI LoRA run in the non-† rows
 
@@ -201,30 +206,13 @@ def render_minilm(method: str, task: str) -> str:
 # improving: up to 10 epochs, stopped by train.patience=1 after at least 3 evaluations
 # (experiments/plateau.py, the ledger's convergence rule). bf16 autocast (float32 weights and
 # AdamW state) makes the CPU budget; the lr per method comes from one sweep on CoLA
-# (`make lr-sweep-minilm`, rule in experiments/analysis/lr_sweep_minilm.py), written here.
+# (experiments/converge.py states the rule; `scripts/converge.sh glue_minilm` runs it).
 GLUE_MINILM_OUT = OUT.parent / "glue_minilm"
 GLUE_MINILM_TASKS = {"sst2": 10000, "mrpc": None, "cola": None, "rte": None, "stsb": None}
-# The sweep's grid per method: its short-budget lr above x {1/4, 1/2, 1} (longer training wants
-# a lower lr); a method whose sweep is not complete yet keeps its short-budget lr.
-GLUE_MINILM_SWEEP = {m: [spec["lr"] / 4, spec["lr"] / 2, spec["lr"]] for m, spec in MINILM_METHODS.items()}
-SWEEP_JSON = (Path(os.environ.get("LORA_REPRO_RESULTS") or OUT.parent.parent.parent / "results")
-              / "analysis" / "lr_sweep_minilm.json")
-
-
-def glue_minilm_lr(method: str) -> tuple[float, str]:
-    """(lr, where it comes from): the sweep's best lr once its whole grid has run."""
-    if SWEEP_JSON.exists():
-        entry = json.loads(SWEEP_JSON.read_text(encoding="utf-8"))["methods"].get(method)
-        if entry and sorted(entry["grid"]) == sorted(GLUE_MINILM_SWEEP[method]):
-            edge = f", at the grid's {entry['at_edge']} edge" if entry["at_edge"] else ""
-            return entry["best_lr"], f"best of the CoLA sweep (results/analysis/lr_sweep_minilm.json{edge})"
-    return MINILM_METHODS[method]["lr"], "the short-budget lr: its CoLA sweep has not run yet"
-
-
 def render_glue_minilm(method: str, task: str) -> str:
     m = MINILM_METHODS[method]
     n = GLUE_MINILM_TASKS[task]
-    lr, lr_source = glue_minilm_lr(method)
+    lr, lr_source = chosen_lr(FAMILIES["glue_minilm"], method)
     lines = ["# @package _global_",
              f"# Table 2 stand-in trained to a plateau, {m['row']}, {task}: real MiniLM-L6 weights",
              "# on CPU; written by scripts/make_glue_configs.py (budget and lr explained there).",

@@ -11,10 +11,18 @@ Run `python scripts/make_gpt3_configs.py` after editing; the YAML files are comm
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "experiment"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from experiments.converge import FAMILIES, chosen_lr  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+# LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
+CONF = Path(os.environ.get("LORA_REPRO_CONF_OUT") or REPO / "conf" / "experiment")
 
 # Table 12: one lr per method, tuned by the authors on GPT-3 and used for every dataset.
 PAPER_LR = {"ft": 5e-6, "pre_embed": 5e-4, "pre_layer": 1e-4, "bitfit": 1.6e-3, "adapter_h": 1e-4,
@@ -215,6 +223,52 @@ def write(table: int, task: str, cell: str, text: str, standin: bool, written: l
     written.append(path)
 
 
+# The converging stand-in (issue #23), named by configuration: gpt3_smollm2/<task>/<cell>, the
+# Table 4 cells on more data, each run until its dev metric stops improving (train.patience=1
+# after at least 3 evaluations, up to PLATEAU_EPOCHS), bf16 autocast, and the prompt separator
+# with the lowest step-0 loss (results/bench/prompt_choice.json: with the official eos the
+# instruct model expects a new turn, not an answer). The lr per cell: an lr sweep on SST-2
+# (experiments/converge.py states the rule; `scripts/converge.sh gpt3_smollm2` runs it).
+PLATEAU_BUDGET = {
+    "sst2_gen": dict(max_train=2000, max_eval=400, seq_len=96, batch=16, epochs=8),
+    "rte_gen": dict(max_train=None, max_eval=277, seq_len=192, batch=16, epochs=8),
+    "samsum": dict(max_train=1000, max_eval=100, seq_len=512, batch=8, epochs=6),
+}
+PROMPT_CHOICE = REPO / "results" / "bench" / "prompt_choice.json"
+
+
+def chosen_separators() -> dict:
+    """task -> the separator prompt_choice chose (absent tasks keep the official eos)."""
+    if not PROMPT_CHOICE.exists():
+        return {}
+    tasks = json.loads(PROMPT_CHOICE.read_text(encoding="utf-8"))["tasks"]
+    return {t: v["chosen"] for t, v in tasks.items() if v.get("chosen")}
+
+
+def render_plateau(task: str, cell: str, spec: dict, separator: str | None) -> str:
+    b = PLATEAU_BUDGET[task]
+    lines = ["# @package _global_",
+             f"# {spec['row']} on {task}, SmolLM2-135M trained until the dev metric stops improving",
+             "# (issue #23's converging stand-in for Table 4). Written by scripts/make_gpt3_configs.py.",
+             "defaults:", "  - override /model: smollm2_135m",
+             f"  - override /method: {spec['method']}", f"  - override /task: {task}",
+             "  - override /train: gpt3", "run:", f"  name: gpt3_smollm2/{task}/{cell}",
+             "  table: gpt3_smollm2", f"  row: \"{spec['row']}\""]
+    if spec.get("args"):
+        lines.append(f"method: {spec['args']}")
+    lr, lr_source = chosen_lr(FAMILIES["gpt3_smollm2"], cell)
+    lines += ["train:", f"  lr: {lr:g}  # {lr_source}", f"  batch_size: {b['batch']}",
+              f"  epochs: {b['epochs']}", "  patience: 1", "  autocast: bf16", "  warmup_steps: 10",
+              "  log_every: 10", "  save_every: 50", f"  batch_order: {STANDIN_BATCH_ORDER}",
+              "task:", f"  seq_len: {b['seq_len']}",
+              "decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]
+    if separator is not None:
+        lines += ["prompt:", f"  separator: {json.dumps(separator)}  # results/bench/prompt_choice.json"]
+    lines += ["data:", f"  max_train: {'null' if b['max_train'] is None else b['max_train']}",
+              "  sample_seed: 0", f"  max_eval_sources: {b['max_eval']}"]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     for table in (4, 5, 6, 8, 15, 16):
         for suffix in ("", "_smollm2"):
@@ -255,6 +309,16 @@ def main() -> None:
               True, written)
         write(8, task, "lora", render(8, task, "lora", dict(lora("qv", 8), row="GPT-3 fine-tuned"),
                                       True), True, written)
+    shutil.rmtree(CONF / "gpt3_smollm2", ignore_errors=True)
+    separators = chosen_separators()
+    for task in PLATEAU_BUDGET:
+        for cell, spec in TABLE4.items():
+            if cell in STANDIN_SKIP:
+                continue
+            path = CONF / "gpt3_smollm2" / task / f"{cell}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_plateau(task, cell, spec, separators.get(task)))
+            written.append(path)
     print(f"wrote {len(written)} files under {CONF}")
 
 

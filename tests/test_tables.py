@@ -195,7 +195,7 @@ From the paper:
 
 About our runs:
 - Cells whose configuration equals another table's cell read that cell's runs (shared_runs in experiments/paper/table8.yaml; the table's JSON lists each record's path): the fine-tuned rows come from Table 4's RTE LoRA r=8 run and Table 6's SST-2 Wq,Wv r=8 run.
-- Stand-in rows: SmolLM2-135M-Instruct (real weights, CPU), conf/experiment/table8_smollm2/<task>/. Few-shot: no training, 2 demonstrations per class drawn with seed 0 from the run's training subset, greedy decoding. Fine-tuned: LoRA r_q=r_v=8, 1 epoch on 400 RTE / 800 SST-2 training examples (the Table 4 stand-in budget). SST-2 as generation is a second classification column: at this budget RTE's fine-tuned run learnt no label word. With 1k RTE examples (Table 16's LoRA n=1k stand-in) the label words are learnt (0 of 277 unrecognised) but accuracy is 53.8, near the majority class's 52.7; few-shot answers not_entailment to every item (47.3, that class's share).
+- Stand-in rows: SmolLM2-135M-Instruct (real weights, CPU), conf/experiment/table8_smollm2/<task>/. Few-shot: no training, 2 demonstrations per class drawn with seed 0 from the run's training subset, greedy decoding. Fine-tuned: LoRA r_q=r_v=8, 1 epoch on 400 RTE / 800 SST-2 training examples (the Table 4 stand-in budget). SST-2 as generation is a second classification column. RTE: fine-tuned 84.6±0.8, few-shot —, beside the shares of its two classes on dev (entailment 146 of 277, 52.7; not_entailment 131, 47.3): a score near 0 is a run that answered no label word (the record's dev/unrecognised). Table 16's LoRA n=1k cell trains on 1k RTE examples.
 
 Skipped records (not averaged):
 - `runs/table8/gpt3_ft/mnli/seed1/record.json`: superseded by the rerun runs/table8/gpt3_ft/mnli/seed1-2/record.json
@@ -405,12 +405,12 @@ def test_wandb_payload_rows(scanned):
 
 # ---------------------------------------------------------------------------- MiniLM stand-in
 def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
-                   trainable=2048, head=1122, metric="dev/accuracy"):
+                   trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm"):
     rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
-    path = root / "runs" / "table2_minilm" / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
+    path = root / "runs" / family / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
-        "experiment": f"table2_minilm/{method}_{task}", "table": "2_minilm", "row": rows[method],
+        "experiment": f"{family}/{method}_{task}", "table": "2_minilm", "row": rows[method],
         "model": "minilm_l6", "model_display": "MiniLM-L6 (all-MiniLM-L6-v2)", "profile": "paper",
         "seed": seed, "status": status, "task": task,
         "metrics": {metric: history[-1]},
@@ -439,7 +439,7 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     _minilm_record(tmp_path, "bitfit", "sst2", 1, [0.65])                 # only one task
     _minilm_record(tmp_path, "bitfit", "rte", 1, [0.5], status="running")  # not complete
 
-    rows, skipped = collect(tmp_path)
+    rows, skipped = collect(tmp_path, "table2_minilm")
     by = {r.label: r for r in rows}
     assert [r.label for r in rows] == ["FT", "BitFit", "LoRA"]
     sst2 = by["LoRA"].cells["SST-2"]
@@ -455,7 +455,7 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     from experiments.tables.cli import main
 
     main(["table=2_minilm", "--results", str(tmp_path), "--out", str(tmp_path), "--no-wandb"])
-    text = (tmp_path / "tables" / "table2_minilm.md").read_text()
+    text = (tmp_path / "tables" / "table2_minilm_short.md").read_text()
     assert "| LoRA | 2.0K | 1.1K | 86.0 (n=3) | 60.0 (n=1) |" in text
     assert "| BitFit | 2.0K | 1.1K | 65.0 (n=1) | – (n=0) |" in text
     assert "LoRA − FT on the average: −4.8 points (65.2 vs 70.0)." in text
@@ -464,10 +464,27 @@ def test_minilm_table_medians_means_and_missing_cells(tmp_path):
     assert "85.3±5.0 (n=3)" in text                      # mean ± std in the second table
     assert "paper: RoB-base LoRA" in text and "not RoBERTa" in text
     assert "sst2 600" in text and "data.sample_seed 0" in text and "3 epochs" in text
-    data = json.loads((tmp_path / "tables" / "table2_minilm.json").read_text())
+    data = json.loads((tmp_path / "tables" / "table2_minilm_short.json").read_text())
     lora = next(r for r in data["rows"] if r["label"] == "LoRA")
     assert lora["cells"]["SST-2"]["median"] == pytest.approx(86.0)
     assert lora["cells"]["SST-2"]["seeds"] == [1, 2, 3]
+    # the converged budget (glue_minilm) has no runs here: its table says so, nothing mixed in
+    main_table = (tmp_path / "tables" / "table2_minilm.md").read_text()
+    assert "(no complete run yet)" in main_table and "table2_minilm_short.md" in main_table
+
+
+def test_minilm_budgets_build_apart(tmp_path):
+    from experiments.tables.minilm import collect, to_markdown
+
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.70, 0.80, 0.75], family="glue_minilm")
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.60], family="table2_minilm")
+    _minilm_record(tmp_path, "lora", "mrpc", 1, [0.60], family="other_minilm")
+    rows, skipped = collect(tmp_path, "glue_minilm")
+    assert rows[0].cells["SST-2"].values == [80.0]  # the glue_minilm run only
+    assert any("'other_minilm' is none of" in s.reason for s in skipped)
+    short, _ = collect(tmp_path, "table2_minilm")
+    assert short[0].cells["SST-2"].values == [60.0]
+    assert "Runs: `conf/experiment/glue_minilm/`" in to_markdown(rows, skipped)
 
 
 def test_minilm_records_stay_out_of_table2(tmp_path):
@@ -570,3 +587,38 @@ def test_figure2_draws_our_rows_as_one_line_per_method():
     assert lora.xs == [115_200, 921_600] and lora.ys == pytest.approx([75.0, 70.0])
     assert ours["ours: Fine-Tune (smollm2_135m, stand-in)"].ys == pytest.approx([87.0])
     assert not any(s.ours for p in panels if "SST-2" not in p.title for s in p.series)
+
+
+def test_our_notes_cite_cells_through_placeholders(tmp_path):
+    """A note's {ours:ROW|COLUMN} is our cell as the table shows it; a bad name is an error."""
+    from dataclasses import replace
+
+    from experiments.paper_numbers import load_table
+    from experiments.tables.aggregate import BuiltRow, BuiltTable, CellStats
+    from experiments.tables.render import render_note
+
+    table = load_table(16)
+    row = BuiltRow("GPT-3 LoRA", None, True, seeds=[1, 2],
+                   cells={"RTE-2490": CellStats([55.0, 58.0], [1, 2], [1, 1], "mean")})
+    built = BuiltTable(replace(table, our_notes=()), [row], [])
+    assert render_note("LoRA {ours:GPT-3 LoRA|RTE-2490 (stand-in)}, FT {ours:GPT-3 LoRA|RTE-100}",
+                       built) == "LoRA 56.5±2.1, FT —"
+    with pytest.raises(ValueError, match="table16.yaml our_notes.*no row 'GPT-3 FT'"):
+        render_note("{ours:GPT-3 FT|RTE-100}", built)
+    with pytest.raises(ValueError, match="no column 'RTE-5'"):
+        render_note("{ours:GPT-3 LoRA|RTE-5}", built)
+
+
+def test_committed_notes_carry_no_typed_result():
+    """Numbers of ours in notes come from placeholders: no note states a decimal of ours."""
+    import re
+
+    from experiments.paper_numbers import load_all
+
+    for table in load_all():
+        for note in table.our_notes:
+            text = re.sub(r"\{ours:[^{}]+\}", "", note)
+            # the paper's numbers and dataset facts may be typed; say which in the note
+            decimals = re.findall(r"(?<![\w.])\d+\.\d(?![\w.])", text)
+            allowed = {"52.7", "47.3", "63.1", "55.9", "88.6", "85.8", "9.2"}  # class shares, paper
+            assert set(decimals) <= allowed, (table.number, decimals, note[:80])

@@ -10,12 +10,21 @@ import re
 import sys
 from pathlib import Path
 
-from ..metrics.glue import main_metric
+from ..converge import FAMILIES as CONVERGE_FAMILIES
 from ..paths import results_dir
 from . import (batch_size, figures, forgetting, forgetting_figure, forgetting_minilm, lr_sweep,
                rank_curves, spectrum)
 from . import table7
 from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, InputMismatchError, MissingInputError, RunStore
+
+def _sweep_output(family):
+    """The lr-sweep analysis of one converging stand-in family."""
+    def build(store, out):
+        return lr_sweep.build(store.results, out, out.parent / "figures", metric=family.metric,
+                              folder=family.analysis, name=family.analysis,
+                              command=f"scripts/converge.sh {family.folder}")
+    return build
+
 
 OUTPUTS = {
     "figure3": lambda store, out: figures.rank_similarity(store, out, 3),
@@ -28,10 +37,8 @@ OUTPUTS = {
     "spectrum": spectrum.build,
     "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures",
                                                   metric=store.metric),
-    # issue #23: the lr per method of the converging MiniLM stand-in (glue_minilm), on CoLA
-    "lr_sweep_minilm": lambda store, out: lr_sweep.build(
-        store.results, out, out.parent / "figures", metric=f"dev/{main_metric('cola')}",
-        folder="lr_sweep_minilm", name="lr_sweep_minilm", command="make lr-sweep-minilm"),
+    # issue #23: the lr per method of the converging stand-ins (experiments/converge.py)
+    **{f.analysis: _sweep_output(f) for f in CONVERGE_FAMILIES.values()},
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
     "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds

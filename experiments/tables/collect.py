@@ -74,18 +74,21 @@ def table_from_experiment(experiment: str) -> int | None:
 
 # Stand-in tables the paper does not have (built by their own modules, e.g. tables/minilm.py).
 STANDIN_TABLES = ("2_minilm",)
+# Record groups no table build reads: the converging stand-ins' lr sweeps and SmolLM2 runs
+# (experiments/converge.py), read by the analyses and the claims ledger.
+UNTABLED_GROUPS = ("lr_sweep_minilm", "lr_sweep_smollm2", "gpt3_smollm2")
 
 
 def _table_field(value) -> int | str | None:
     if value is None or value == "":
         return None
-    if str(value) in STANDIN_TABLES:
+    if str(value) in STANDIN_TABLES + UNTABLED_GROUPS:
         return str(value)
     try:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(f"its `table` field {value!r} is not a table number nor one of "
-                         f"{', '.join(STANDIN_TABLES)}") from None
+                         f"{', '.join(STANDIN_TABLES + UNTABLED_GROUPS)}") from None
 
 
 def _rerun_index(path: Path) -> int:

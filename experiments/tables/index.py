@@ -68,7 +68,8 @@ def write_index(out: Path) -> Path:
                          f"`tables/table{spec.table}.csv` with runs | {_files(out, [png])} | "
                          f"`{FIGURE_COMMAND.format(n=n)}` |")
     others = [p for p in (tables_dir / "params.md", tables_dir / "params.csv") if p.exists()]
-    minilm = [p for p in (tables_dir / "table2_minilm.md", tables_dir / "table2_minilm.json") if p.exists()]
+    minilm = [p for name in ("table2_minilm", "table2_minilm_short") for p in
+              (tables_dir / f"{name}.md", tables_dir / f"{name}.json") if p.exists()]
     analysis = sorted((out / "analysis").glob("*.md")) + sorted((out / "analysis").glob("*.png"))
     if others or minilm or analysis:
         lines += ["", "## Other files", ""]

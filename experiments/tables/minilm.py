@@ -1,5 +1,6 @@
-"""The MiniLM stand-in for Table 2: records of `run.table: 2_minilm` -> `tables/table2_minilm.md`
-(+ `.json` with every per-seed value); the paper's RoB-base rows beside ours, for orientation."""
+"""The MiniLM stand-in for Table 2: records of `run.table: 2_minilm` -> one table per budget
+(`FAMILIES`: the experiment folder a record's experiment lies in), `tables/<name>.md` + `.json`
+with every per-seed value; the paper's RoB-base rows beside ours, for orientation."""
 from __future__ import annotations
 
 # Not built by aggregate.build: the paper has no such table, its columns are five of Table 2's
@@ -17,6 +18,12 @@ from .aggregate import CellStats
 from .collect import RunRecord, Skipped, is_number, scan
 
 TABLE = "2_minilm"
+# experiment folder -> (output name, what the budget is); the first is the stand-in's Table 2
+FAMILIES = {
+    "glue_minilm": ("table2_minilm", "trained until the dev metric stopped improving (issue #23)"),
+    "table2_minilm": ("table2_minilm_short", "the first stand-in budget, 25-60 steps per run: "
+                      "under-trained, kept for comparison"),
+}
 # (record task, column label, metric) in Table 2's column order; the metric also picks each
 # seed's best epoch (App. D), as Table 2 does.
 COLUMNS = [(task, label, f"dev/{main_metric(task)}")
@@ -59,13 +66,27 @@ def seed_value(record: RunRecord, metric: str) -> tuple[float, object] | None:
     return (100 * value, None) if is_number(value) else None
 
 
-def collect(results: Path) -> tuple[list[Row], list[Skipped]]:
+def family_of(record: RunRecord) -> str:
+    return str(record.data.get("experiment", "")).split("/")[0]
+
+
+def _path_family(path: str) -> str:
+    """The experiment folder of a record path `.../runs/<folder>/...` (a skipped record)."""
+    parts = Path(path).parts
+    return parts[parts.index("runs") + 1] if "runs" in parts[:-1] else ""
+
+
+def collect(results: Path, family: str = "glue_minilm") -> tuple[list[Row], list[Skipped]]:
+    """The rows of one budget: records of this table whose experiment lies in `family`."""
     records, skipped = scan(results)
-    mine_skipped = [s for s in skipped if s.table == TABLE]
+    mine_skipped = [s for s in skipped if s.table == TABLE and _path_family(s.path) == family]
     tasks = {t for t, _, _ in COLUMNS}
     latest: dict = {}
     for r in records:
-        if r.table != TABLE:
+        if r.table != TABLE or family_of(r) != family:
+            if r.table == TABLE and family_of(r) not in FAMILIES and family == next(iter(FAMILIES)):
+                mine_skipped.append(Skipped(r.path, f"experiment folder {family_of(r)!r} is none "
+                                            f"of {sorted(FAMILIES)}", TABLE))
             continue
         if r.task not in tasks:
             mine_skipped.append(Skipped(r.path, f"task {r.task!r} is not a column", TABLE))
@@ -127,26 +148,38 @@ def _mean_cell(cell: CellStats | None) -> str:
 
 def _budget(rows: list[Row]) -> list[str]:
     """The training budget, read from the records' resolved configs (one line per distinct one)."""
+    if not any(row.records for row in rows):
+        return ["No complete run yet: the budget is in the experiment files named above."]
     per_task: dict = {}
     lrs: dict = {}
     common = set()
+    trained: dict = {}
     for row in rows:
         for r in row.records:
             cfg = r.data.get("config") or {}
             data, train, task = cfg.get("data", {}), cfg.get("train", {}), cfg.get("task", {})
-            per_task.setdefault(r.task, set()).add(data.get("max_train"))
+            per_task.setdefault(r.task, set()).add(data.get("max_train") or "all")
             lrs.setdefault(row.label, set()).add(train.get("lr"))
             common.add((data.get("sample_seed"), train.get("epochs"), train.get("batch_size"),
-                        task.get("seq_len"), data.get("max_valid")))
+                        task.get("seq_len"), data.get("max_valid"), train.get("patience"),
+                        train.get("autocast")))
+            history = (r.data.get("train") or {}).get("history") or []
+            trained.setdefault(row.label, []).append(len(history))
     tasks = ", ".join(f"{t} {'/'.join(str(v) for v in sorted(vs, key=str))}"
                       for t, vs in sorted(per_task.items()))
-    lines = [f"Training examples per task (a random subset of the train split): {tasks}."]
-    for sample_seed, epochs, batch, seq, max_valid in sorted(common, key=str):
+    lines = [f"Training examples per task (all, or a random subset of the train split): {tasks}."]
+    for sample_seed, epochs, batch, seq, max_valid, patience, autocast in sorted(common, key=str):
         dev = "whole dev split" if max_valid is None else f"first {max_valid} dev examples"
+        length = (f"up to {epochs} epochs, stopped once the dev metric did not improve for "
+                  f"{patience} epoch{'' if patience == 1 else 's'} (after at least 3)"
+                  if patience else f"{epochs} epoch{'' if epochs == 1 else 's'}")
+        amp = "; bf16 autocast (float32 weights and AdamW state)" if autocast == "bf16" else ""
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
-                     f"method and seed); {epochs} epoch{'' if epochs == 1 else 's'}, batch {batch}, "
-                     f"sequences cut at "
-                     f"{seq} tokens; scored on the {dev} after every epoch.")
+                     f"method and seed); {length}, batch {batch}, sequences cut at "
+                     f"{seq} tokens{amp}; scored on the {dev} after every epoch.")
+    if any(len(set(v)) > 1 for v in trained.values()):
+        lines.append("Epochs trained per run: " + "; ".join(
+            f"{k} {min(v)}–{max(v)}" for k, v in trained.items()) + ".")
     lines.append("Learning rate per method: " + "; ".join(
         f"{k} {'/'.join(str(v) for v in sorted(vs, key=str))}" for k, vs in lrs.items()) + ".")
     return lines
@@ -191,10 +224,14 @@ def summary_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
-def to_markdown(rows: list[Row], skipped: list[Skipped]) -> str:
+def to_markdown(rows: list[Row], skipped: list[Skipped], family: str = "glue_minilm") -> str:
     model = next((r.records[0].model_display for r in rows if r.records), "all-MiniLM-L6-v2")
     labels = [label for _, label, _ in COLUMNS]
+    name, budget = FAMILIES[family]
+    others = [f"`{n}.md` ({b})" for f, (n, b) in FAMILIES.items() if f != family]
     lines = ["# Table 2 stand-in: GLUE dev set on MiniLM-L6 (not RoBERTa)", "",
+             f"Runs: `conf/experiment/{family}/`, {budget}. Other budgets: "
+             + "; ".join(others) + ".", "",
              f"Model: {model}, the suite's offline stand-in (22.7M parameters, 6 layers x 384), "
              "with real pretrained weights, fine-tuned on a CPU budget far below the paper's. "
              "These are not RoBERTa numbers: the paper's RoB-base rows are printed below ours "
@@ -228,13 +265,13 @@ def to_markdown(rows: list[Row], skipped: list[Skipped]) -> str:
     if skipped:
         lines += ["", "Skipped records (not averaged):"]
         lines += [f"- `{s.path}`: {s.reason}" for s in skipped]
-    lines += ["", "Per-seed values and epochs: `table2_minilm.json`. "
+    lines += ["", f"Per-seed values and epochs: `{name}.json`. "
               "Rebuild: `python -m experiments.tables table=2_minilm` (`make table2_minilm`)."]
     return "\n".join(lines) + "\n"
 
 
-def to_json(rows: list[Row], skipped: list[Skipped]) -> dict:
-    return {"table": TABLE, "statistic": "median", "rows": [{
+def to_json(rows: list[Row], skipped: list[Skipped], family: str = "glue_minilm") -> dict:
+    return {"table": TABLE, "experiments": family, "statistic": "median", "rows": [{
         "row": r.key, "label": r.label, "profile": r.profile,
         "trainable_without_head": sorted(set(r.trainable)), "head": sorted(set(r.head)),
         "avg_of_medians": r.avg, "records": [x.path for x in r.records],
@@ -246,10 +283,13 @@ def to_json(rows: list[Row], skipped: list[Skipped]) -> dict:
 
 
 def write(results: Path, out: Path) -> list[Path]:
-    rows, skipped = collect(results)
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
-    md, js = folder / "table2_minilm.md", folder / "table2_minilm.json"
-    md.write_text(to_markdown(rows, skipped), encoding="utf-8")
-    js.write_text(json.dumps(to_json(rows, skipped), indent=1) + "\n", encoding="utf-8")
-    return [md, js]
+    written = []
+    for family, (name, _) in FAMILIES.items():
+        rows, skipped = collect(results, family)
+        md, js = folder / f"{name}.md", folder / f"{name}.json"
+        md.write_text(to_markdown(rows, skipped, family), encoding="utf-8")
+        js.write_text(json.dumps(to_json(rows, skipped, family), indent=1) + "\n", encoding="utf-8")
+        written += [md, js]
+    return written

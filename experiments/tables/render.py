@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from ..paper_numbers import Column, PaperCell, PaperTable, ParamCount
 from .aggregate import BuiltRow, BuiltTable, CellStats
@@ -144,6 +145,31 @@ def facing(built: BuiltTable) -> list[str]:
             for r in built.rows if r.extra and r.paper_row is not None]
 
 
+# ---------------------------------------------------------------------------------- notes
+# A note about our runs never carries a typed result: `{ours:ROW|COLUMN}` in a table's
+# our_notes (experiments/paper/tableN.yaml) becomes our cell of that row and column as the
+# table shows it (value, ±std over seeds), or — where no run fills it.
+_OURS = re.compile(r"\{ours:([^|{}]+)\|([^{}]+)\}")
+
+
+def render_note(note: str, built: BuiltTable) -> str:
+    t = built.paper
+
+    def ours(match: re.Match) -> str:
+        row_name, column_name = match.group(1).strip(), match.group(2).strip()
+        column = next((c for c in t.columns if column_name in (c.key, c.label)), None)
+        rows = [r for r in built.rows if r.row == row_name]
+        if column is None or not rows:
+            what = (f"no column {column_name!r} (columns: {[c.label for c in t.columns]})"
+                    if column is None else f"no row {row_name!r}")
+            raise ValueError(f"experiments/paper/table{t.number}.yaml our_notes: "
+                             f"{match.group(0)} names {what}")
+        cell = next((r.cells[column.key] for r in rows if r.cells.get(column.key)), None)
+        return MISSING if cell is None else ours_text(cell, column.decimals)
+
+    return _OURS.sub(ours, note)
+
+
 # ---------------------------------------------------------------------------------- markdown
 def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|")
@@ -166,7 +192,7 @@ def to_markdown(built: BuiltTable) -> str:
     if t.notes:
         lines += ["From the paper:"] + [f"- {n}" for n in t.notes] + [""]
     if t.our_notes:
-        lines += ["About our runs:"] + [f"- {n}" for n in t.our_notes] + [""]
+        lines += ["About our runs:"] + [f"- {render_note(n, built)}" for n in t.our_notes] + [""]
     if built.skipped:
         lines += ["Skipped records (not averaged):"]
         lines += [f"- `{s.path}`: {s.reason}" for s in built.skipped] + [""]

@@ -1,0 +1,104 @@
+"""The converging stand-ins' run lists (issue #23): per method, an lr sweep on one task's dev set,
+then every cell for each seed at the sweep's best lr, until the dev metric stops improving.
+
+    python -m experiments.converge sweep glue_minilm [--methods ft lora] > list
+    python -m experiments.converge runs glue_minilm [--methods ft lora] [--seeds 1 2 3] > list
+    scripts/converge.sh glue_minilm ft lora        # both, the analysis and the configs between
+
+The rule, one for every method: lrs base x {1/4, 1/2, 1} (base: the method's short-budget lr;
+longer training wants a lower one), 3 epochs, seed 1; the best is the highest dev metric at
+the run's best epoch (experiments/analysis/lr_sweep.py: ties and grid edges are flagged).
+Until a method's whole grid has run, its configs keep the base lr and say so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .metrics.glue import main_metric
+from .paths import results_dir
+
+
+@dataclass(frozen=True)
+class Family:
+    folder: str                   # conf/experiment/<folder>/
+    sweep_cell: str               # the sweep's experiment, {method} filled in
+    cells: tuple[str, ...]        # every experiment of a method, {method} filled in
+    base_lr: dict                 # method -> its short-budget lr (the grid's top)
+    metric: str                   # the dev metric the sweep is judged by
+    analysis: str                 # runs/<analysis>/<method>/lr_<lr>, analysis/<analysis>.json
+    sweep_epochs: int = 3
+
+
+FAMILIES = {
+    "glue_minilm": Family(
+        "glue_minilm", "glue_minilm/{method}_cola",
+        tuple(f"glue_minilm/{{method}}_{t}" for t in ("sst2", "mrpc", "cola", "rte", "stsb")),
+        {"ft": 1e-4, "lora": 2e-3, "bitfit": 5e-3, "adapter_h": 2e-3},
+        f"dev/{main_metric('cola')}", "lr_sweep_minilm"),
+    "gpt3_smollm2": Family(
+        "gpt3_smollm2", "gpt3_smollm2/sst2_gen/{method}",
+        tuple(f"gpt3_smollm2/{t}/{{method}}" for t in ("sst2_gen", "rte_gen", "samsum")),
+        {"lora_qv_r8": 1e-3, "ft": 5e-5, "lora_qv_r1": 1e-3, "adapter_h_r8": 5e-4,
+         "adapter_h_r1": 5e-4, "pre_embed": 2.5e-3, "pre_layer": 5e-4},
+        "dev/accuracy", "lr_sweep_smollm2"),
+}
+
+
+def sweep_grid(family: Family, method: str) -> list[float]:
+    base = family.base_lr[method]
+    return [float(f"{base * f:.3g}") for f in (0.25, 0.5, 1.0)]
+
+
+def sweep_lines(family: Family, methods: list[str]) -> list[str]:
+    lines = []
+    for m in methods:
+        for lr in sweep_grid(family, m):
+            name = f"{family.analysis}/{m}/lr_{lr:g}"
+            lines.append(f"{name}/seed1 experiment={family.sweep_cell.format(method=m)} seed=1 "
+                         f"logger=none train.lr={lr:g} train.epochs={family.sweep_epochs} "
+                         f"train.patience=null run.name={name} run.table={family.analysis}")
+    return lines
+
+
+def run_lines(family: Family, methods: list[str], seeds: list[int]) -> list[str]:
+    """Seed by seed, so a stopped grid leaves whole seeds behind."""
+    return [f"{cell.format(method=m)}/seed{s} experiment={cell.format(method=m)} seed={s} "
+            "logger=none" for s in seeds for m in methods for cell in family.cells]
+
+
+def chosen_lr(family: Family, method: str, results: Path | None = None) -> tuple[float, str]:
+    """(lr, where it comes from): the sweep's best once its whole grid has run."""
+    path = (results or results_dir()) / "analysis" / f"{family.analysis}.json"
+    if path.exists():
+        entry = json.loads(path.read_text(encoding="utf-8"))["methods"].get(method)
+        if entry and sorted(entry["grid"]) == sweep_grid(family, method):
+            edge = f", at the grid's {entry['at_edge']} edge" if entry["at_edge"] else ""
+            return entry["best_lr"], f"best of the lr sweep (results/analysis/{path.name}{edge})"
+    return family.base_lr[method], "the short-budget lr: its lr sweep has not run yet"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.converge", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["sweep", "runs"])
+    p.add_argument("family", choices=sorted(FAMILIES))
+    p.add_argument("--methods", nargs="*", default=None)
+    p.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
+    args = p.parse_args(argv)
+    family = FAMILIES[args.family]
+    methods = args.methods or list(family.base_lr)
+    unknown = [m for m in methods if m not in family.base_lr]
+    if unknown:
+        p.error(f"{args.family} has no method {unknown}: choose from {list(family.base_lr)}")
+    lines = (sweep_lines(family, methods) if args.what == "sweep"
+             else run_lines(family, methods, args.seeds))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
