@@ -12,10 +12,16 @@ from . import records
 from .batching import collate_pairs, encode_pairs
 from .best_epoch import best_epoch
 from .engine import classification_loss
+from .generation_job import write_official_layout
 from .metrics.registry import scorer
 from .run_record import Record
 from .tasks.base import subsample
 from .tasks.glue import GLUE_TASKS, load_glue
+
+
+def _label_text(value) -> str:
+    """A class index as an integer, an STS-B score as a float, one line each."""
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 class ClassificationJob:
@@ -39,6 +45,7 @@ class ClassificationJob:
                            for s, ex in self.eval_splits.items()}
         self.loss_fn = classification_loss()
         self.pad_id = tokenizer.pad_token_id or 0
+        self._predictions: dict[int, tuple[list, list]] = {}  # epoch -> (predictions, labels)
 
     @classmethod
     def num_labels(cls, cfg) -> int:
@@ -78,8 +85,12 @@ class ClassificationJob:
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:
         out = {}
         for split, items in self.eval_items.items():
-            scores = self.scorer.score(self.predict(model, items), [it["labels"] for it in items],
-                                       [{}] * len(items), {})
+            preds, labels = self.predict(model, items), [it["labels"] for it in items]
+            if split == self.cfg.task.splits.eval[0]:
+                # kept per epoch: finish() writes the best epoch's, for the claims ledger's
+                # paired bootstrap over dev items (experiments/claims/per_example.py)
+                self._predictions[epoch] = (preds, labels)
+            scores = self.scorer.score(preds, labels, [{}] * len(items), {})
             out.update({f"{split}/{k}": v for k, v in scores.items()})
         return out
 
@@ -92,4 +103,9 @@ class ClassificationJob:
         record.best_epoch = best["epoch"]
         record.metrics_last_epoch = {k: v for k, v in history[-1].items() if "/" in k}
         record.peak_memory_mb = round(records.peak_memory_mb(), 1)
+        if best["epoch"] in self._predictions:  # absent when resumed past the best epoch
+            preds, labels = self._predictions[best["epoch"]]
+            write_official_layout(run_dir, [_label_text(p) for p in preds],
+                                  [[_label_text(y)] for y in labels])
+            record.predictions_epoch = best["epoch"]
         return {k: v for k, v in best.items() if "/" in k}

@@ -57,6 +57,7 @@ def test_classification_job_reports_a_finite_best_epoch():
 
     job = object.__new__(ClassificationJob)  # finish() needs only the metric it watches
     job.monitor = ("dev/pearson", "higher")
+    job._predictions = {}  # no epoch evaluated here: no outputs to write
     history = [{"epoch": 1, "dev/pearson": math.nan}, {"epoch": 2, "dev/pearson": 0.4}]
     record = Record("adhoc/stsb")
     assert job.finish(None, None, record, history) == {"dev/pearson": 0.4}

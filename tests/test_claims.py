@@ -362,3 +362,44 @@ def test_a_record_without_the_metric_asks_for_a_new_run_directory(tmp_path):
     with pytest.raises(MissingEvidence, match=r"hold no such value.*run.new_dir=true"):
         gather(claim("greater").comparisons[0].a, scan(tmp_path)[0], tmp_path,
                ConvergenceRule())
+
+
+def test_one_seed_a_side_on_glue_reads_the_class_indices_a_classification_run_saves(tmp_path):
+    refs = ["1", "0"] * 50
+    flip = {"0": "1", "1": "0"}
+    lora_preds = refs[:70] + [flip[r] for r in refs[70:]]
+    ft_preds = refs[:75] + [flip[r] for r in refs[75:]]
+    write_record(tmp_path, LORA, 1, [0.68, 0.70, 0.69], predictions=lora_preds, references=refs)
+    write_record(tmp_path, FT, 1, [0.74, 0.75, 0.73], predictions=ft_preds, references=refs)
+    comp = judge(tmp_path, claim("at_least", margin=1.0)).comparisons[0]
+    assert comp.interval.method == "paired_bootstrap"
+    assert comp.interval.difference == pytest.approx(-5.0)  # 70 vs 75 right of 100
+    assert comp.interval.high < -1.0 and comp.verdict == "refuted"
+
+
+def test_one_seed_a_side_on_cola_resamples_items_and_recomputes_mcc(tmp_path):
+    """MCC is no mean over items: the paired bootstrap resamples the items of both runs
+    together and recomputes each run's MCC (the interval must bracket the difference)."""
+    from experiments.metrics.glue import score_glue
+
+    rng = np.random.default_rng(0)
+    refs = [str(x) for x in rng.integers(0, 2, 400)]
+    good = [r if rng.random() < 0.85 else str(1 - int(r)) for r in refs]
+    poor = [r if rng.random() < 0.60 else str(1 - int(r)) for r in refs]
+    mcc = lambda p: score_glue("cola", [int(x) for x in p], [int(x) for x in refs])[  # noqa: E731
+        "matthews_correlation"]
+    col = "dev/matthews_correlation"
+    write_record(tmp_path, "table2_minilm/lora_cola", 1, [mcc(good) - 0.1, mcc(good)],
+                 task="cola", metric=col, predictions=good, references=refs)
+    write_record(tmp_path, "table2_minilm/ft_cola", 1, [mcc(poor) - 0.1, mcc(poor)],
+                 task="cola", metric=col, predictions=poor, references=refs)
+    c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
+        {"label": "CoLA", "relation": "at_least", "margin": 1.0,
+         "a": {"experiment": "table2_minilm/lora_cola", "table": 2, "column": "CoLA"},
+         "b": {"experiment": "table2_minilm/ft_cola", "table": 2, "column": "CoLA"}}]},
+        Path("x.yaml"))
+    comp = judge(tmp_path, c).comparisons[0]
+    assert comp.interval.method == "paired_corpus_bootstrap"
+    d = 100 * (mcc(good) - mcc(poor))
+    assert comp.interval.difference == pytest.approx(d)
+    assert comp.interval.low < d < comp.interval.high and comp.interval.low > 20

@@ -147,6 +147,13 @@ def test_one_config_per_row_runs_end_to_end(experiment, tmp_path, glue_data, bor
     params = record["params"]
     assert params["head"] > 0 and params["trainable"] == params["trainable_without_head"] + params["head"]
     assert record["weights"], "trained weights (adapter or trainable tensors) are saved"
+    # the best epoch's dev predictions, for the claims ledger's paired bootstrap
+    run_dir = tmp_path / "runs" / cfg.run.name / "seed1"
+    preds = (run_dir / "predictions.txt").read_text().split()
+    refs = (run_dir / "references.txt").read_text().split()
+    assert record["predictions_epoch"] == record["best_epoch"] and len(preds) == len(refs)
+    hits = sum(p == r for p, r in zip(preds, refs)) / len(refs)
+    assert hits == pytest.approx(record["metrics"]["dev/accuracy"])
 
 
 # ---------------------------------------------------------------------------- heads restored

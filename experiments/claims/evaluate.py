@@ -23,9 +23,10 @@ from pathlib import Path
 
 from ..tables.collect import RunRecord
 from .evidence import Evidence, MissingEvidence, gather
+from .per_example import CorpusOutputs
 from .spec import Claim, Comparison, Rules
 from .stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval, one_sample_difference,
-                    paired_bootstrap, seed_mean_difference, verdict_for)
+                    paired_bootstrap, paired_corpus_bootstrap, seed_mean_difference, verdict_for)
 
 
 @dataclass
@@ -56,7 +57,7 @@ def choose_interval(a: Evidence, b: Evidence, rules: Rules) -> tuple[Interval, s
     if b.kind == "value":
         if len(a.values) >= 2:
             return one_sample_difference(a.values, b.values[0], level), None
-        if a.per_example:
+        if a.per_example and not isinstance(a.per_example[min(a.per_example)][0], CorpusOutputs):
             seed = min(a.per_example)
             scores = a.per_example[seed][0]
             iv = paired_bootstrap(scores, b.values[0], level, rules.n_resamples,
@@ -71,7 +72,11 @@ def choose_interval(a: Evidence, b: Evidence, rules: Rules) -> tuple[Interval, s
         common = sorted(set(a.per_example) & set(b.per_example))
         ka, kb = (common[0], common[0]) if common else (min(a.per_example), min(b.per_example))
         (sa, ia), (sb, ib) = a.per_example[ka], b.per_example[kb]
-        if ia == ib:
+        if ia == ib and isinstance(sa, CorpusOutputs) and isinstance(sb, CorpusOutputs):
+            iv = paired_corpus_bootstrap(sa, sb, level, seed=rules.bootstrap_seed)
+            return replace(iv, note=f"seed {ka} vs seed {kb}, {sa.predictions.size} items, "
+                                    f"{sa.metric} recomputed per resample"), None
+        if ia == ib and not isinstance(sa, CorpusOutputs) and not isinstance(sb, CorpusOutputs):
             iv = paired_bootstrap(sa, sb, level, rules.n_resamples, rules.bootstrap_seed)
             return replace(iv, note=f"seed {ka} vs seed {kb}, {sa.size} items"), None
         return Interval(a.mean - b.mean, None, None, "point", len(a.values), len(b.values),

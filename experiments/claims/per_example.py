@@ -9,6 +9,7 @@ from __future__ import annotations
 # must give back the record's own value, or the outputs are not the epoch the claim reads.
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,31 @@ from ..paper_numbers import Column
 from ..tables.collect import RunRecord
 
 LABEL_TASKS = ("mnli_gen", "rte_gen", "sst2_gen")
+# GLUE classification (ClassificationJob writes the best epoch's class indices, one per line):
+# accuracy is a mean of per-item hits; MCC (CoLA), F1 and Pearson (STS-B) are not
+GLUE_ACCURACY_TASKS = ("sst2", "mrpc", "rte", "qnli", "qqp", "mnli", "wnli")
 ROUGE_KEYS = {"ROUGE-1": "rouge1", "ROUGE-2": "rouge2", "ROUGE-L": "rougeL"}
+
+
+@dataclass(frozen=True)
+class CorpusOutputs:
+    """A run's saved outputs where the metric is not a mean over items (CoLA's MCC, STS-B's
+    Pearson): the items are resampled together and the metric recomputed on each resample
+    (stats.paired_corpus_bootstrap)."""
+    predictions: np.ndarray
+    references: np.ndarray
+    task: str
+    metric: str
+    scale: float
+
+    def value(self, index: np.ndarray | None = None) -> float:
+        from ..metrics.glue import score_glue
+
+        p = self.predictions if index is None else self.predictions[index]
+        r = self.references if index is None else self.references[index]
+        kind = float if self.task == "stsb" else int
+        scores = score_glue(self.task, [kind(x) for x in p], [kind(x) for x in r])
+        return self.scale * float(scores[self.metric])
 
 
 def _label_scores(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
@@ -61,6 +86,17 @@ def per_example_scores(record: RunRecord, results: Path, column: Column, value: 
     name = metric.split("/")[-1]
     if record.task in LABEL_TASKS:
         scores = _label_scores(hyps, refs) * column.scale
+    elif record.task in GLUE_ACCURACY_TASKS and name == "accuracy":
+        scores = np.array([float(h.strip() == r[0].strip()) for h, r in zip(hyps, refs)]) \
+            * column.scale
+    elif (record.task, name) in (("cola", "matthews_correlation"), ("stsb", "pearson")):
+        scores = CorpusOutputs(np.array([float(h) for h in hyps]),
+                               np.array([float(r[0]) for r in refs]), record.task, name,
+                               column.scale)
+        if not np.isclose(scores.value(), value, rtol=0, atol=1e-6 * max(1.0, abs(value))):
+            return None, (f"the saved outputs score {scores.value():.6g}, the record says "
+                          f"{value:.6g}: not the outputs of the value read")
+        return (scores, hashlib.sha256(ref_path.read_bytes()).hexdigest()[:16]), None
     elif record.task == "samsum" and name in ROUGE_KEYS:
         scores = _rouge_scores(hyps, refs, name) * column.scale
     else:

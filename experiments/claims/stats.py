@@ -1,5 +1,6 @@
 """The ledger's statistics: a 95% interval for a difference d = a − b, and the rule that turns an
-interval into a verdict. Owns `seed_mean_difference`, `paired_bootstrap` and `verdict_for`."""
+interval into a verdict. Owns `seed_mean_difference`, `paired_bootstrap`, `paired_corpus_bootstrap`
+and `verdict_for`."""
 from __future__ import annotations
 
 # Several seeds a side: Welch's t interval for mean(a) − mean(b) (seeds are independent runs,
@@ -22,7 +23,7 @@ class Interval:
     difference: float
     low: float | None
     high: float | None
-    method: str          # welch_t | one_sample_t | paired_bootstrap | point
+    method: str          # welch_t | one_sample_t | paired_bootstrap | paired_corpus_bootstrap | point
     n_a: int
     n_b: int
     level: float = 0.95
@@ -78,6 +79,24 @@ def paired_bootstrap(a, b, level: float = 0.95, n_resamples: int = 10000,
                           method="BCa", rng=np.random.default_rng(seed))
     return Interval(d, float(res.confidence_interval.low), float(res.confidence_interval.high),
                     "paired_bootstrap", a.size, n_b, level)
+
+
+def paired_corpus_bootstrap(a, b, level: float = 0.95, n_resamples: int = 2000,
+                            seed: int = 0) -> Interval:
+    """metric(a) − metric(b) where the metric is a corpus statistic (MCC, Pearson): the same
+    resampled items for both runs, the metric recomputed on each resample; `a`, `b` are
+    per_example.CorpusOutputs over the same items. Percentile interval (BCa's jackknife over
+    every item would recompute the metric n times more)."""
+    n = a.predictions.size
+    d = a.value() - b.value()
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for i in range(n_resamples):
+        index = rng.integers(0, n, n)
+        diffs[i] = a.value(index) - b.value(index)
+    diffs = diffs[np.isfinite(diffs)]  # a resample with one class has no MCC
+    low, high = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(d, float(low), float(high), "paired_corpus_bootstrap", n, n, level)
 
 
 def verdict_for(relation: str, interval: Interval, margin: float = 0.0) -> tuple[str, str]:
