@@ -12,6 +12,7 @@ from lora_core import FAMILIES
 
 from .run_record import Record
 
+
 @runtime_checkable
 class Job(Protocol):
     """What differs between task kinds inside one run.
@@ -50,6 +51,8 @@ class Job(Protocol):
 
 
 def _jobs() -> dict[tuple[str, str], type]:
+    # imported when first asked for: the job modules bring the engine, the decoder and the
+    # task loaders, which `from experiments.job import Job` alone does not need
     from .classification_job import ClassificationJob
     from .epoch_generation_job import EpochGenerationJob
     from .generation_job import GenerationJob
@@ -59,15 +62,13 @@ def _jobs() -> dict[tuple[str, str], type]:
             ("generation", "every_epoch"): EpochGenerationJob}
 
 
-KINDS = (("classification", "every_epoch"), ("generation", "end"), ("generation", "every_epoch"))
-
-
 def job_kind_problem(kind: Any, evaluate: Any) -> str | None:
     """Why (task.kind, task.evaluate) names no job, or None."""
-    if (kind, evaluate) in KINDS:
+    kinds = _jobs()
+    if (kind, evaluate) in kinds:
         return None
     return (f"task.kind={kind!r} with task.evaluate={evaluate!r} names no job: choose one of "
-            + ", ".join(f"{k}/{e}" for k, e in KINDS))
+            + ", ".join(f"{k}/{e}" for k, e in kinds))
 
 
 def job_class(cfg) -> type:
