@@ -111,11 +111,11 @@ def run_lock(run_dir: Path):
 
 
 def write_record(run_dir: Path, record: Record | Mapping) -> Path:
-    """The one writer of record.json (atomically: a reader never sees half a record); a
-    mapping is checked as a Record first, so nothing of the wrong shape is written."""
+    """The one writer of record.json (atomically: a reader never sees half a record). The
+    record is checked field by field first, so nothing of the wrong shape is written."""
     run_dir = Path(run_dir)
-    if not isinstance(record, Record):
-        record = Record.from_dict(record, str(run_dir / RECORD))
+    record = Record.from_dict(record.to_dict() if isinstance(record, Record) else record,
+                              str(run_dir / RECORD))
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (RECORD + ".tmp")
     tmp.write_text(json.dumps(record.to_dict(), indent=2, sort_keys=False, default=str) + "\n")

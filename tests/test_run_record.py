@@ -98,6 +98,9 @@ def test_the_writer_refuses_a_record_of_the_wrong_shape(tmp_path):
     assert list(written)[:3] == ["schema_version", "experiment", "table"]
     assert written["note"] == "kept" and "metrics" not in written and written["init_from"] is None
     assert records.read_record(tmp_path) == Record("adhoc/x", seed=1, extra={"note": "kept"})
+    with pytest.raises(RecordError, match=r"`best_epoch` is 2.0, must be an integer"):
+        records.write_record(tmp_path, Record("adhoc/x", best_epoch=2.0))  # set by code, checked
+    assert json.loads(path.read_text()) == written
     path.write_text(json.dumps({**written, "params": [1, 2]}))
     with pytest.raises(records.RunExistsError, match=r"record.json: `params` is \[1, 2\], must be "
                                                      "an object"):
