@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .metrics.glue import main_metric
 from .paths import results_dir
 
 
@@ -37,7 +38,7 @@ FAMILIES = {
         "glue_minilm", "glue_minilm/{method}_cola",
         tuple(f"glue_minilm/{{method}}_{t}" for t in ("sst2", "mrpc", "cola", "rte", "stsb")),
         {"ft": 1e-4, "lora": 2e-3, "bitfit": 5e-3, "adapter_h": 2e-3},
-        "dev/matthews_correlation", "lr_sweep_minilm"),
+        f"dev/{main_metric('cola')}", "lr_sweep_minilm"),
     "gpt3_smollm2": Family(
         "gpt3_smollm2", "gpt3_smollm2/sst2_gen/{method}",
         tuple(f"gpt3_smollm2/{t}/{{method}}" for t in ("sst2_gen", "rte_gen", "samsum")),

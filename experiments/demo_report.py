@@ -3,10 +3,10 @@ E2E scores, train and decode time, the paper's row for orientation) and `demo.pn
 training loss by step, and the scores side by side)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .paper_numbers import load_table
+from .run_record import read as read_record
 
 # (record key, label, x100 to the paper's scale): as Table 3 prints them
 SCORES = [("BLEU", "BLEU", True), ("NIST", "NIST", False), ("METEOR", "METEOR", True),
@@ -101,7 +101,7 @@ def plot(path: Path, rows: list[tuple[str, dict]]) -> Path:
 
 def write_report(out: Path, rows: list[tuple[str, Path]], paper_row: str) -> Path:
     """Read each (label, record path), write `demo.md` and `demo.png` into `out`."""
-    records = [(label, json.loads(Path(p).read_text(encoding="utf-8"))) for label, p in rows]
+    records = [(label, read_record(Path(p)).to_dict()) for label, p in rows]
     table = Path(out) / "demo.md"
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text(render_markdown(records, paper_row), encoding="utf-8")

@@ -243,6 +243,16 @@ _SHAPE_KEYS = {
 _BERT_SHAPE = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 
 
+def spec_from_config(model_cfg: Mapping[str, Any]) -> tuple[ModelSpec, str]:
+    """A run config's `model` section as (spec, init): the shipped architecture, shrunk where
+    the profile says so (`shrink`), and how its weights start (`init`, pretrained by default)."""
+    model_cfg = dict(model_cfg)
+    init = model_cfg.pop("init", "pretrained")
+    shrink = model_cfg.pop("shrink", None)
+    spec = model_spec(model_cfg)
+    return (shrink_spec(spec, **shrink) if shrink else spec), init
+
+
 def shrink_spec(spec: ModelSpec, layers: int, hidden: int, heads: int) -> ModelSpec:
     """The same family and vocabulary at a smaller size, for tiny/smoke profiles (random init)."""
     n_layer, width, n_head, mlp = _SHAPE_KEYS.get(spec.family, _BERT_SHAPE)

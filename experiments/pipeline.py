@@ -16,18 +16,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lora_core import apply_method, count_parameters, init_from_adapter, save_adapter
+from lora_core import apply_method, count_parameters, init_from_adapter
 
 from . import records
 from .distribution import Distribution
 from .engine import TrainConfig, TrainResult, train
-from .jobs import GenerationJob, job_num_labels, make_job, present_heads
-from .models import load_model, model_spec, shrink_spec
+from .job import job_class, present_heads
+from .models import load_model, spec_from_config
 from .run_checks import check_run_config, resume_differences
+from .run_record import Record
 from .tracking import make_tracker
-
-# Adapter files above this size stay out of git (results/weights/, hash in the record).
-MAX_COMMITTED_WEIGHTS_MB = 5
+from .weights import save_trained_weights
 
 
 def seed_everything(seed: int) -> None:
@@ -72,12 +71,7 @@ def build_model(cfg, num_labels: int | None = None, with_tokenizer: bool = True)
     """The model of cfg.model at cfg.model.init, shrunk when the profile asks for it; with a
     classification head of `num_labels` for classification tasks (and its tokenizer, which
     every task needs, unless with_tokenizer=False)."""
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    init = model_cfg.pop("init", "pretrained")
-    shrink = model_cfg.pop("shrink", None)
-    spec = model_spec(model_cfg)
-    if shrink:
-        spec = shrink_spec(spec, **shrink)
+    spec, init = spec_from_config(OmegaConf.to_container(cfg.model, resolve=True))
     head = "sequence_classification" if num_labels else "causal_lm"
     loaded = load_model(spec, init=init, seed=cfg.seed, head=head, num_labels=num_labels,
                         with_tokenizer=with_tokenizer)
@@ -89,41 +83,6 @@ def build_model(cfg, num_labels: int | None = None, with_tokenizer: bool = True)
 def _method_params(cfg) -> tuple[str, dict]:
     params = OmegaConf.to_container(cfg.method, resolve=True)
     return params.pop("name"), params
-
-
-def _save_trained_weights(model, run_dir: Path, results: Path, experiment: str, seed: int) -> dict:
-    """LoRA: the adapter beside the record. Other methods: the trainable tensors, beside the
-    record when small, else in the git-ignored results/weights/ with their hash recorded."""
-    if getattr(model, "lora_config", None) is not None:
-        path = save_adapter(model, model.lora_config, run_dir / "adapter", overwrite=True)
-        files = [path / "lora_adapter.safetensors"]
-    else:
-        from safetensors.torch import save_file
-
-        tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters()
-                   if p.requires_grad}
-        size_mb = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
-        where = run_dir if size_mb <= MAX_COMMITTED_WEIGHTS_MB else (
-            results / "weights" / experiment / f"seed{seed}")
-        where.mkdir(parents=True, exist_ok=True)
-        files = [where / "trainable.safetensors"]
-        # tied weights (GPT-2's lm_head = wte) appear once as parameters, so no sharing here
-        save_file(tensors, str(files[0]))
-    return {str(f.relative_to(results) if f.is_relative_to(results) else f): records.sha256_file(f)
-            for f in files}
-
-
-def load_trained_weights(model, path: str | Path) -> None:
-    """Put a run's `trainable.safetensors` (the non-LoRA methods' trained tensors, heads
-    included) back into `model`, built and adapted as in that run; strict: every trainable
-    parameter must be in the file with its shape, and nothing else. LoRA runs: load_adapter."""
-    from safetensors.torch import load_file
-
-    from lora_core.state import copy_strict
-
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    copy_strict(model, load_file(str(path)), trainable, str(path),
-                what="trained weights (built with the run's method?)")
 
 
 def run_experiment(cfg: DictConfig) -> Path:
@@ -138,13 +97,13 @@ def run_experiment(cfg: DictConfig) -> Path:
         return _run_in(cfg, run_dir, device, rank, world)
 
 
-def _previous_record(cfg, run_dir: Path) -> dict | None:
+def _previous_record(cfg, run_dir: Path) -> Record | None:
     """The unfinished record to resume (None for a fresh run); refused where the config now
     differs from the one it recorded, naming the keys."""
     previous = records.check_can_start(run_dir, resume=cfg.run.resume)
     if previous is None:
         return None
-    recorded = previous.get("config")
+    recorded = previous.config
     if not isinstance(recorded, dict):
         raise records.RunExistsError(f"{run_dir / records.RECORD} holds no `config` to resume "
                                      "with; move the directory away to start over")
@@ -163,35 +122,36 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
     results = Path(cfg.paths.results)
     experiment = cfg.run.name
     previous = _previous_record(cfg, run_dir) if rank == 0 else None
-    if previous and previous.get("status") == "decoded":
-        return GenerationJob.score_decoded_run(cfg, run_dir, previous)
+    job_type = job_class(cfg)
+    if previous and previous.status == "decoded":
+        return job_type.score_decoded(cfg, run_dir, previous)
     seed_everything(seed)
     distribution = Distribution.of_run(cfg, world)
 
-    spec, loaded = build_model(cfg, num_labels=job_num_labels(cfg))
+    num_labels = job_type.num_labels(cfg)
+    spec, loaded = build_model(cfg, num_labels=num_labels)
     model, tokenizer = loaded.model.to(device), loaded.tokenizer
     method, method_params = _method_params(cfg)
-    heads = present_heads(model, spec.family) if cfg.task.kind == "classification" else []
+    heads = present_heads(model, spec.family) if num_labels else []
     apply_method(model, method, head_modules=heads, family=spec.family, **method_params)
     init_note = init_from_adapter(model, cfg.init_from) if cfg.get("init_from") else None
     count = count_parameters(model, head_modules=heads)
     distribution.shard(model, spec.family)  # train.fsdp: after the method, so LoRA is sharded too
 
-    job = make_job(cfg, tokenizer, device)
+    job = job_type(cfg, tokenizer, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    record = previous or {
-        "experiment": experiment, "table": cfg.run.table, "row": cfg.run.row,
-        "model": spec.name, "model_display": spec.display_name, "model_source": loaded.source,
-        "method": method, "task": cfg.task.name, "profile": cfg.profile.name, "seed": seed,
-        "status": "running", "config": resolved,
+    record = previous or Record(
+        experiment=experiment, table=cfg.run.table, row=cfg.run.row,
+        model=spec.name, model_display=spec.display_name, model_source=loaded.source,
+        method=method, task=cfg.task.name, profile=cfg.profile.name, seed=seed,
+        status="running", config=resolved,
         # the paper counts neither heads nor classifier layers (issue #16): both are kept
-        "params": {"trainable": count.trainable, "total": count.total, "head": count.head,
-                   "trainable_without_head": count.trainable_without_head,
-                   "deployed": count.deployed},
-        "data": job.data_summary(), "init_from": init_note,
-    }
-    record["environment"] = records.environment()
-    record["distributed"] = distribution.summary()
+        params={"trainable": count.trainable, "total": count.total, "head": count.head,
+                "trainable_without_head": count.trainable_without_head,
+                "deployed": count.deployed},
+        data=job.data_summary(), init_from=init_note)
+    record.environment = records.environment()
+    record.distributed = distribution.summary()
     if rank == 0:
         records.write_record(run_dir, record)
     tracker = make_tracker(OmegaConf.to_container(cfg.logger, resolve=True) if rank == 0 else None,
@@ -204,16 +164,16 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         train_opts["warmup_steps"] = warmup_steps_for_tokens(
             int(cfg.train.warmup_tokens), job.train_items,
             int(cfg.train.batch_size) * int(cfg.train.get("grad_accum", 1)) * world)
-        record["train_warmup_steps"] = train_opts["warmup_steps"]
+        record.train_warmup_steps = train_opts["warmup_steps"]
     train_cfg = TrainConfig(**train_opts, seed=seed)
     print(f"[run] {experiment} seed {seed}: {spec.name} + {method} on {cfg.task.name} "
           f"({len(job.train_items)} train items, {count.trainable:,} trainable) -> {run_dir}")
     if count.trainable == 0:
         # method=none (few-shot prompting, Table 8): nothing to train or save, only evaluate
-        if not getattr(job, "evaluates_untrained", False):
+        if not job.evaluates_untrained:
             raise ValueError(f"method {method!r} leaves nothing trainable, and task "
-                             f"{cfg.task.name} ({cfg.task.kind}) reports the best trained epoch: "
-                             "use a method that trains")
+                             f"{cfg.task.name} (task.evaluate={cfg.task.evaluate}) reports the best "
+                             "trained epoch: use a method that trains")
         result = TrainResult(0, 0.0, 0.0, [], 0)
     else:
         if (run_dir / "checkpoints" / "last.pt").exists():
@@ -223,19 +183,19 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device,
-                       monitor=getattr(job, "monitor", None))
+                       monitor=job.monitor)
     model = distribution.full_model(model)  # FSDP: rank 0 gets the gathered full weights
     if rank != 0:
         # rank 0 saves, decodes and scores alone (hours for a large model): a barrier here
         # would time out (the process group's 10 to 30 minutes) and take the job down with it
         return run_dir / records.RECORD
     # training and per-epoch evaluation timed apart; tokens/s is training's own
-    record["train"] = result.summary()
-    record["weights"] = (_save_trained_weights(model, run_dir, results, experiment, seed)
-                         if count.trainable else {})
+    record.train = result.summary()
+    record.weights = (save_trained_weights(model, run_dir, results, experiment, seed)
+                      if count.trainable else {})
 
     metrics = job.finish(model, run_dir, record, result.history)
-    record.update({"metrics": metrics, "status": "complete"})
+    record.metrics, record.status = metrics, "complete"
     records.write_record(run_dir, record)
     # a complete run is never resumed: its training checkpoint (optimizer state too) can go
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Run records: `<results>/runs/<experiment>/seed<k>/record.json`, written atomically.
+"""Run directories and their records: `<results>/runs/<experiment>/seed<k>/record.json`, read
+and written (atomically) as `run_record.Record`.
 
 A record holds everything needed to rebuild its table row. A complete record is never
 overwritten: a rerun is refused, or goes to a new directory on request; an incomplete one is
@@ -17,8 +18,10 @@ import sys
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Mapping
 
 from .paths import REPO_ROOT
+from .run_record import Record, RecordError, read
 
 RECORD = "record.json"
 PACKAGES = ("torch", "transformers", "datasets", "peft", "hydra-core", "sacrebleu", "rouge-score",
@@ -46,32 +49,29 @@ def run_directory(results: Path, experiment: str, seed: int, new_dir: bool = Fal
     return base.parent / f"seed{seed}-{n}"
 
 
-def read_record(run_dir: Path) -> dict | None:
+def read_record(run_dir: Path) -> Record | None:
+    """The record in `run_dir` (None where there is none), migrated to the current schema."""
     path = Path(run_dir) / RECORD
     if not path.exists():
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunExistsError(f"{path} is not valid JSON ({err}); move it away to rerun") from None
-    if not isinstance(record, dict):
-        raise RunExistsError(f"{path} holds a JSON {type(record).__name__}, not a run record; "
-                             "move it away to rerun")
-    return record
+        return read(path)
+    except RecordError as err:
+        raise RunExistsError(f"{err}; move it away to rerun") from None
 
 
-def check_can_start(run_dir: Path, resume: bool) -> dict | None:
+def check_can_start(run_dir: Path, resume: bool) -> Record | None:
     """The existing record to resume from, None for a fresh run, or an error."""
     record = read_record(run_dir)
     if record is None:
         return None
-    if record.get("status") == "complete":
+    if record.status == "complete":
         raise RunExistsError(
             f"{run_dir / RECORD} is a complete run; it is never overwritten. Use another seed, "
             "run.new_dir=true (writes seed<k>-2), or paths.results=DIR.")
     if not resume:
         raise RunExistsError(
-            f"{run_dir} holds an unfinished run (status {record.get('status')!r}); continue it "
+            f"{run_dir} holds an unfinished run (status {record.status!r}); continue it "
             "with run.resume=true, or move the directory away to start over.")
     return record
 
@@ -110,11 +110,15 @@ def run_lock(run_dir: Path):
                 break  # not empty: the run wrote something
 
 
-def write_record(run_dir: Path, record: dict) -> Path:
+def write_record(run_dir: Path, record: Record | Mapping) -> Path:
+    """The one writer of record.json (atomically: a reader never sees half a record). The
+    record is checked field by field first, so nothing of the wrong shape is written."""
     run_dir = Path(run_dir)
+    record = Record.from_dict(record.to_dict() if isinstance(record, Record) else record,
+                              str(run_dir / RECORD))
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / (RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(json.dumps(record.to_dict(), indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, run_dir / RECORD)
     return run_dir / RECORD
 

@@ -100,12 +100,30 @@ def check_run_config(cfg) -> None:
         if method not in METHODS:
             problems.append(f"method.name={method!r} is not one of the known methods "
                             f"{sorted(METHODS)}")
+    task = _get(tree, "task")
+    if isinstance(task, Mapping):
+        problems += _task_problems(task)
     device = _get(tree, "device")
     if device is not _MISSING and not (device in ("auto", "cpu") or str(device).startswith("cuda")):
         problems.append(f"device={device!r} must be auto, cpu or cuda[:N]")
     if problems:
         raise RunConfigError("the run cannot start, nothing was written:\n  " + "\n  ".join(problems)
                              + "\nFix them on the command line (key=value) or in the experiment file.")
+
+
+def _task_problems(task: Mapping) -> list[str]:
+    """The task config names a job (task.kind, task.evaluate) and a registered scorer."""
+    from .job import job_kind_problem
+    from .metrics.registry import SCORERS
+
+    problems = []
+    kind_problem = job_kind_problem(task.get("kind"), task.get("evaluate"))
+    if kind_problem:
+        problems.append(kind_problem)
+    if task.get("scorer") not in SCORERS:
+        problems.append(f"task.scorer={task.get('scorer')!r} must be one of {', '.join(sorted(SCORERS))} "
+                        "(experiments/metrics/registry.py)")
+    return problems
 
 
 # Keys a resume may change: where the run's files live, how it logs, the resume switches.

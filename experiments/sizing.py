@@ -135,20 +135,15 @@ def _meta_counts(cfg: DictConfig):
     """(spec, trainable, total) with the run's model built on `meta` and its method applied."""
     from lora_core import apply_method, count_parameters
 
-    from .jobs import job_num_labels, present_heads
-    from .models import load_model, model_spec, shrink_spec
+    from .job import job_num_labels, present_heads
+    from .models import load_model, spec_from_config
 
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    model_cfg.pop("init", None)
-    shrink = model_cfg.pop("shrink", None)
-    spec = model_spec(model_cfg)
-    if shrink:
-        spec = shrink_spec(spec, **shrink)
+    spec, _ = spec_from_config(OmegaConf.to_container(cfg.model, resolve=True))
     num_labels = job_num_labels(cfg)
     built = load_model(spec, init="meta", head="sequence_classification" if num_labels else "causal_lm",
                        num_labels=num_labels, with_tokenizer=False)
     params = OmegaConf.to_container(cfg.method, resolve=True)
-    heads = present_heads(built.model, spec.family) if cfg.task.kind == "classification" else []
+    heads = present_heads(built.model, spec.family) if num_labels else []
     apply_method(built.model, params.pop("name"), head_modules=heads, family=spec.family, **params)
     count = count_parameters(built.model, head_modules=heads)
     return spec, count.trainable, count.total

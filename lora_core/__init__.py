@@ -8,12 +8,13 @@ from .adapters import (Adapter, AdaptedBlock, AdaptedModule, LayerNormAdapter,
 from .counting import ParamCount, count_parameters
 from .families import FAMILIES, WEIGHT_TYPES, Family, family_of
 from .layers import LoRAEmbedding, LoRALayer, LoRALinear
-from .methods import METHODS, SUPPORTED, apply_method, register_method, prepare_for_inference
+from .methods import (METHODS, SUPPORTED, apply_method, lora_adapter_config, prepare_for_inference,
+                      register_method)
 from .multi_adapter import (AdapterState, adapter_names, adapter_routing, add_adapter,
                             set_adapter, switch_merged)
 from .routed_linear import LowRankUpdate, RoutedLinear
 from .partial import train_biases, train_top_blocks
-from .prefix import PrefixEmbedding, PrefixLayer, apply_prefix_embedding, apply_prefix_layer
+from .prefix_methods import PrefixEmbedding, PrefixLayer, apply_prefix_embedding, apply_prefix_layer
 from .lora import (LoRAConfig, apply_lora, lora_layers, mark_only_lora_as_trainable,
                    merge_and_unload, merge_lora, set_trainable_modules, unmerge_lora)
 from .state import (adapter_state_dict, export_peft, import_peft, init_from_adapter, load_adapter,
@@ -25,6 +26,7 @@ __all__ = [
     "mark_only_lora_as_trainable", "merge_and_unload", "merge_lora", "set_trainable_modules",
     "unmerge_lora", "adapter_state_dict", "export_peft", "import_peft", "load_adapter",
     "read_adapter_config", "save_adapter", "init_from_adapter", "METHODS", "apply_method", "register_method", "prepare_for_inference",
+    "lora_adapter_config",
 ]
 # The baselines (kept as a separate list so the LoRA core's exports read on their own).
 __all__ += [

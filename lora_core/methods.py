@@ -15,7 +15,7 @@ from .families import FAMILIES, family_of, find_blocks
 from .lora import LoRAConfig, apply_lora, set_trainable_modules
 from .partial import train_biases, train_top_blocks
 from .prefix import ATTRIBUTE as PREFIX_ATTRIBUTE
-from .prefix import apply_prefix_embedding, apply_prefix_layer
+from .prefix_methods import apply_prefix_embedding, apply_prefix_layer
 
 MethodFn = Callable[..., nn.Module]
 METHODS: dict[str, MethodFn] = {}
@@ -124,6 +124,13 @@ def _pre_layer(model: nn.Module, head_modules: list[str], family: str | None,
     """PreLayer: trainable slot activations at every block (MLP-reparameterised if `reparam`)."""
     return apply_prefix_layer(model, prefix_length, infix_length, infix_after_token, reparam,
                               reparam_hidden, family, head_modules)
+
+
+def lora_adapter_config(model: nn.Module) -> LoRAConfig | None:
+    """The LoRAConfig `apply_method("lora")` attached, which `save_adapter` writes beside the
+    adapter; None where the trained set is not a LoRA adapter file (another method, or LoRA
+    combined with a prefix, saved as plain trainable tensors)."""
+    return getattr(model, "lora_config", None)
 
 
 def _without_adapter_file(model: nn.Module) -> nn.Module:

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from experiments.best_epoch import best_epoch
+from experiments.run_record import Record
 from experiments.metrics import MetricInputError, score_glue, score_mnli_generation, score_wikisql
 from experiments.tables.collect import RunRecord, scan
 
@@ -53,19 +53,19 @@ def test_nan_epoch_never_wins():
 
 
 def test_classification_job_reports_a_finite_best_epoch():
-    from experiments.jobs import ClassificationJob
+    from experiments.classification_job import ClassificationJob
 
-    job = object.__new__(ClassificationJob)  # finish() needs only the config and the metric
-    job.cfg = OmegaConf.create({"task": {"splits": {"eval": ["dev"]}}})
-    job.main_metric = "pearson"
+    job = object.__new__(ClassificationJob)  # finish() needs only the metric it watches
+    job.monitor = ("dev/pearson", "higher")
+    job._predictions = {}  # no epoch evaluated here: no outputs to write
     history = [{"epoch": 1, "dev/pearson": math.nan}, {"epoch": 2, "dev/pearson": 0.4}]
-    record = {}
+    record = Record("adhoc/stsb")
     assert job.finish(None, None, record, history) == {"dev/pearson": 0.4}
-    assert record["best_epoch"] == 2
-    record = {}
+    assert record.best_epoch == 2 and record.best_epoch_note is None
+    record = Record("adhoc/stsb")
     all_nan = [{"epoch": 1, "dev/pearson": math.nan}, {"epoch": 2, "dev/pearson": math.nan}]
     job.finish(None, None, record, all_nan)
-    assert record["best_epoch"] == 2 and "no epoch has a finite" in record["best_epoch_note"]
+    assert record.best_epoch == 2 and "no epoch has a finite" in record.best_epoch_note
 
 
 def _write_record(results, experiment, **fields):

@@ -13,10 +13,11 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from experiments.engine import TrainConfig, classification_loss, train
-from experiments.jobs import job_num_labels, present_heads
+from experiments.job import job_num_labels, present_heads
 from experiments.paper_numbers import normalise_row
 from experiments.paths import CONF_DIR
-from experiments.pipeline import _save_trained_weights, build_model, load_trained_weights, run_experiment
+from experiments.pipeline import build_model, run_experiment
+from experiments.weights import load_trained_weights, save_trained_weights
 from experiments.batching import collate_pairs
 from lora_core import apply_method, init_from_adapter, load_adapter, save_adapter
 
@@ -172,7 +173,7 @@ def test_trained_head_is_saved_and_restored(experiment, tmp_path):
     batch = {k: v for k, v in collate_pairs(items[:4]).items() if k != "labels"}
     with torch.no_grad():
         expected = model.eval()(**batch).logits
-    files = _save_trained_weights(model, tmp_path / "run", tmp_path, cfg.run.name, int(cfg.seed))
+    files = save_trained_weights(model, tmp_path / "run", tmp_path, cfg.run.name, int(cfg.seed))
     saved = [tmp_path / f for f in files]
     assert len(saved) == 1 and saved[0].exists()
     assert any(k.split(".")[0] in heads for k in load_file(str(saved[0]))), "head not in the file"
@@ -191,7 +192,7 @@ def test_trained_head_is_saved_and_restored(experiment, tmp_path):
 def test_loading_trainable_weights_into_another_method_fails(tmp_path):
     cfg = smoke("table2/roberta_base_bitfit/sst2")
     _, model, _ = adapted(cfg)
-    files = _save_trained_weights(model, tmp_path / "run", tmp_path, cfg.run.name, 1)
+    files = save_trained_weights(model, tmp_path / "run", tmp_path, cfg.run.name, 1)
     _, other, _ = adapted(smoke("table2/roberta_base_adapter_d_0.3m/sst2"))
     with pytest.raises(ValueError, match="does not fit this model"):
         load_trained_weights(other, tmp_path / next(iter(files)))

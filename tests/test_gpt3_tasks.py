@@ -200,11 +200,13 @@ def test_long_context_loses_its_start_and_keeps_the_completion(smollm2_tokenizer
 
 
 def test_truncated_examples_are_counted(tmp_path, smollm2_tokenizer):
-    from experiments.jobs import make_job
+    from experiments.job import Job, make_job
 
     cfg = compose_cfg(*smoke_overrides("wikisql", tmp_path, "task.seq_len=24",
                                        "decode.max_context_tokens=16"))
-    summary = make_job(cfg, smollm2_tokenizer, "cpu").data_summary()
+    job = make_job(cfg, smollm2_tokenizer, "cpu")
+    assert isinstance(job, Job) and job.monitor == ("dev/lf_accuracy", "higher")
+    summary = job.data_summary()
     assert summary["truncation"] == "context_start"
     assert 0 < summary["truncated_train"] <= summary["train_examples"] == 12
     assert summary["truncated_eval"] == 4  # max_eval_sources in the smoke profile
@@ -236,7 +238,7 @@ def test_few_shot_prompt_layout():
 
 
 def test_job_prefixes_every_eval_context(tmp_path, smollm2_tokenizer):
-    from experiments.jobs import make_job
+    from experiments.job import make_job
 
     cfg = compose_cfg(*smoke_overrides("mnli_gen", tmp_path, "method=none",
                                        "task.options.few_shot.per_class=2",
@@ -256,7 +258,7 @@ def test_job_prefixes_every_eval_context(tmp_path, smollm2_tokenizer):
 # ----------------------------------------------------------------------------- sampling
 
 def test_mnli_n_sample_is_reproducible_from_its_seed(tmp_path, smollm2_tokenizer):
-    from experiments.jobs import make_job
+    from experiments.job import make_job
 
     def sample(seed):
         cfg = compose_cfg(*smoke_overrides("mnli_gen", tmp_path, "data.max_train=5",

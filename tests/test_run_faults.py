@@ -118,7 +118,7 @@ def test_resume_with_the_recorded_config_completes(tmp_path):
 
 
 def test_run_killed_while_decoding_resumes_to_the_uninterrupted_record(tmp_path, monkeypatch):
-    from experiments.jobs import GenerationJob
+    from experiments.generation_job import GenerationJob
 
     from .conftest import shared_data_or_skip
 

@@ -133,14 +133,9 @@ def pretrained_model(record: dict, with_tokenizer: bool = True, head: str = "cau
                      num_labels: int | None = None):
     """The model a run started from, built as the pipeline builds it (same init, shrink and
     seed): SmolLM2's real weights for the stand-ins, a seeded random init for smoke runs."""
-    from ..models import load_model, model_spec, shrink_spec
+    from ..models import load_model, spec_from_config
 
-    model_cfg = dict(record["config"]["model"])
-    init = model_cfg.pop("init", "pretrained")
-    shrink = model_cfg.pop("shrink", None)
-    spec = model_spec(model_cfg)
-    if shrink:
-        spec = shrink_spec(spec, **shrink)
+    spec, init = spec_from_config(record["config"]["model"])
     return load_model(spec, init=init, head=head, num_labels=num_labels,
                       seed=int(record.get("seed", 1)), with_tokenizer=with_tokenizer)
 
@@ -149,7 +144,7 @@ def _tuned_model(record: dict, results: Path):
     """The run's model as it ended training: pretrained + its method + its saved weights."""
     from lora_core import apply_method, load_adapter
 
-    from ..pipeline import load_trained_weights
+    from ..weights import load_trained_weights
 
     cfg = record["config"]
     loaded = pretrained_model(record)

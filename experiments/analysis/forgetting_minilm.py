@@ -67,8 +67,8 @@ def _model(record: dict | None, results: Path, template: dict):
     """MiniLM as a run built it (pretrained + method + its saved weights); None: untouched."""
     from lora_core import apply_method, load_adapter
 
-    from ..jobs import present_heads
-    from ..pipeline import load_trained_weights
+    from ..job import present_heads
+    from ..weights import load_trained_weights
     from .forgetting import pretrained_model
 
     rec = record or template

@@ -155,6 +155,7 @@ def load_run(results: Path, experiment: str, seed: int = 1,
     if record is None:
         raise MissingInputError(f"no run {experiment} seed {seed}: {run_dir / records.RECORD} is "
                                 f"absent. Run it: {run_command(experiment, seed)}")
+    record = record.to_dict()  # the typed record's JSON view, as the tables read it
     if record.get("status") != "complete":
         raise MissingInputError(f"run {experiment} seed {seed} is not complete (status "
                                 f"{record.get('status')!r} in {run_dir / records.RECORD}); finish "
@@ -222,8 +223,8 @@ class BaseWeights:
     def _model(self, run: LoRARun) -> torch.nn.Module:
         from omegaconf import OmegaConf
 
-        from ..jobs import job_num_labels
-        from ..models import load_model, model_spec, shrink_spec
+        from ..job import job_num_labels
+        from ..models import load_model, spec_from_config
 
         config = run.record["config"]
         model_cfg = dict(config["model"])
@@ -234,9 +235,7 @@ class BaseWeights:
                           if init == "random" else None],
                          sort_keys=True, default=str)
         if key not in self._models:
-            spec = model_spec(model_cfg)
-            if shrink:
-                spec = shrink_spec(spec, **shrink)
+            spec, _ = spec_from_config(config["model"])
             num_labels = job_num_labels(OmegaConf.create(config)) if "task" in config else None
             head = "sequence_classification" if num_labels else "causal_lm"
             seed = int(run.record.get("seed", run.seed))  # the pipeline seeds the init with it

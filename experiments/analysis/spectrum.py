@@ -102,7 +102,8 @@ def _ft_weights(results: Path, experiment: str, seed: int) -> tuple[dict, dict[s
     from safetensors.torch import load_file
 
     run_dir = results / "runs" / experiment / f"seed{seed}"
-    record = records.read_record(run_dir)
+    found = records.read_record(run_dir)
+    record = found.to_dict() if found else None  # the typed record's JSON view
     if record is None or record.get("status") != "complete":
         raise MissingInputError(f"no complete FT run {experiment} seed {seed} (runs/{experiment}/"
                                 f"seed{seed}); run "

@@ -24,7 +24,7 @@ import torch
 from ..batching import collate_causal, encode_examples
 from ..decode import DecodeConfig, generate_completions
 from ..engine import causal_lm_loss, configure_threads, evaluate_loss
-from ..gpt3_jobs import SCORERS
+from ..metrics.registry import scorer
 from ..models import load_model, model_spec
 from ..paths import results_dir
 from ..tasks import load_examples
@@ -57,7 +57,8 @@ def measure(model, tokenizer, task: str, n: int) -> dict:
                                batch_size=16, max_context_tokens=760, early_stopping=True)
             hyps = generate_completions(model, tokenizer, [ex.context for ex in examples], cfg,
                                         progress=False, separator=separator)
-            scores = SCORERS[task][0](hyps, examples, options)
+            scores = scorer("label_words").score(hyps, [ex.completion for ex in examples],
+                                                 [ex.meta for ex in examples], options)
             row.update({"zero_shot_accuracy": scores["accuracy"],
                         "unrecognised": scores.get("unrecognised")})
         row["seconds"] = round(time.perf_counter() - started, 1)

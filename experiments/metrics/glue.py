@@ -26,6 +26,12 @@ RETURNS = {
 PAPER_METRIC = {"cola": "matthews_correlation", "stsb": "pearson"}
 
 
+def main_metric(task: str) -> str:
+    """The metric Table 2 reports for ``task`` (and the one that picks a run's best epoch):
+    Matthews correlation for CoLA, Pearson for STS-B, accuracy for the others."""
+    return PAPER_METRIC.get(normalise_task(task), "accuracy")
+
+
 def normalise_task(task: str) -> str:
     key = task.strip().lower().replace(" ", "")
     if key not in _ALIASES:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paper_numbers import table_numbers
+from ..record_migrations import RecordVersionError, migrate
 from ..records import RECORD
+from ..run_record import Record, RecordError
 
 REQUIRED = ("experiment", "row", "model", "profile", "seed", "status")
 _SEED_DIR = re.compile(r"^seed(\d+)(?:-(\d+))?$")
@@ -29,7 +31,7 @@ class Skipped:
 @dataclass(frozen=True)
 class RunRecord:
     path: str                 # relative to the results directory
-    data: dict
+    data: dict                # the run_record.Record it parsed to, as its JSON dict
     table: int | str | None   # a paper table's number, or a stand-in table's name
     rerun: int                # 1 for seed<k>/, N for seed<k>-N/
 
@@ -108,6 +110,10 @@ def read_one(path: Path, results: Path) -> RunRecord | Skipped:
     if not isinstance(data, dict):
         return Skipped(rel, f"not a run record (a JSON {type(data).__name__}, not an object)",
                        guessed)
+    try:
+        data = migrate(data, "this record")
+    except RecordVersionError as err:
+        return Skipped(rel, str(err), guessed)
     from_name = table_from_experiment(data.get("experiment", ""))
     try:
         from_field = _table_field(data.get("table"))
@@ -129,7 +135,11 @@ def read_one(path: Path, results: Path) -> RunRecord | Skipped:
         return Skipped(rel, f"status {data['status']!r}, not complete", table)
     if not isinstance(data.get("metrics"), dict):
         return Skipped(rel, "complete but holds no `metrics` object", table)
-    return RunRecord(rel, data, table, _rerun_index(path))
+    try:
+        record = Record.from_dict(data, "this record")
+    except RecordError as err:
+        return Skipped(rel, str(err), table)
+    return RunRecord(rel, record.to_dict(), table, _rerun_index(path))
 
 
 def scan(results: Path) -> tuple[list[RunRecord], list[Skipped]]:

@@ -1,12 +1,12 @@
-"""The GPT-3 experiments' tasks as generation (Tables 4, 8, 16): SAMSum, WikiSQL and GLUE label
-words. Causal-LM training; after every epoch the eval split is decoded and scored per example,
-and the best epoch is reported (App. D.4: "the best validation performance of each run").
+"""The generation job scored after every epoch (SAMSum, WikiSQL, GLUE label words: the paper's
+GPT-3 tasks, Tables 4, 8, 16): causal-LM training; after every epoch the eval split is decoded
+and scored per example by the task's scorer, and the best epoch is reported (App. D.4: "the best
+validation performance of each run").
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import OmegaConf
 from torch import nn
@@ -14,50 +14,19 @@ from torch import nn
 from lora_core import prepare_for_inference
 
 from . import records
-from .best_epoch import best_epoch
 from .batching import collate_causal, context_ids, encode_examples, prompt_separator
+from .best_epoch import best_epoch
 from .decode import DecodeConfig, generate_completions
 from .engine import causal_lm_loss
-from .nlg_scoring import write_official_layout
-from .tasks import Example, load_examples
+from .generation_job import write_official_layout
+from .metrics.registry import scorer
+from .run_record import Record
+from .tasks import load_examples
 from .tasks.base import subsample
 from .tasks.few_shot import draw_demonstrations, few_shot_prompt
-from .tasks.glue_gen import DEFAULT_LABEL_WORDS
 
 
-def _score_samsum(hyps: list[str], examples: list[Example], options: dict) -> dict:
-    from .metrics import score_samsum
-
-    return score_samsum(hyps, [ex.completion for ex in examples])
-
-
-def _score_wikisql(hyps: list[str], examples: list[Example], options: dict) -> dict:
-    from .metrics.wikisql import score_wikisql
-
-    return score_wikisql(hyps, [ex.meta["sql"] for ex in examples],
-                         [ex.meta["header"] for ex in examples])
-
-
-def _label_scorer(glue_name: str) -> Callable[[list[str], list[Example], dict], dict]:
-    def score(hyps: list[str], examples: list[Example], options: dict) -> dict:
-        from .metrics.mnli import score_mnli_generation
-
-        words = options.get("label_words") or DEFAULT_LABEL_WORDS[glue_name]
-        return score_mnli_generation(hyps, [ex.meta["label"] for ex in examples],
-                                     label_words=words)
-    return score
-
-
-# task -> (scorer, the metric that picks the best epoch). SAMSum: ROUGE-L, our choice (the
-# paper reports all three and says which epoch it kept only as "best validation").
-SCORERS: dict[str, tuple[Callable, str]] = {
-    "samsum": (_score_samsum, "ROUGE-L"),
-    "wikisql": (_score_wikisql, "lf_accuracy"),
-    **{f"{name}_gen": (_label_scorer(name), "accuracy") for name in DEFAULT_LABEL_WORDS},
-}
-
-
-class GPT3GenerationJob:
+class EpochGenerationJob:
     """Train on context/completion lines; decode and score the eval split after every
     `decode.every_epochs`-th epoch and the last (or once, for a run with nothing to train);
     report the best scored epoch, the last one beside it."""
@@ -67,9 +36,8 @@ class GPT3GenerationJob:
     def __init__(self, cfg, tokenizer, device):
         self.cfg, self.tokenizer, self.device = cfg, tokenizer, device
         task = cfg.task
-        if task.name not in SCORERS:
-            raise ValueError(f"no per-example scorer for task {task.name!r}: known {sorted(SCORERS)}")
-        self.scorer, self.main_metric = SCORERS[task.name]
+        self.scorer = scorer(task.scorer)
+        self.main_metric = self.scorer.main
         options = task.get("options")
         self.options = OmegaConf.to_container(options, resolve=True) if options else {}
         few_shot = self.options.pop("few_shot", None) or {}
@@ -103,6 +71,16 @@ class GPT3GenerationJob:
                         for ex in self.eval_examples]
         self._predictions: dict[int, list[str]] = {}
 
+    @classmethod
+    def num_labels(cls, cfg) -> None:
+        return None
+
+    @classmethod
+    def score_decoded(cls, cfg, run_dir: Path, record: Record) -> Path:
+        raise ValueError(f"{run_dir / records.RECORD} says `decoded`, which a run scored after "
+                         f"every epoch ({cfg.task.name}) never writes: move the directory away "
+                         "to start over")
+
     @staticmethod
     def collate(items):
         return collate_causal(items, pad_id=0)
@@ -126,7 +104,8 @@ class GPT3GenerationJob:
     def evaluate(self, model: nn.Module) -> tuple[list[str], dict]:
         hyps = generate_completions(model, self.tokenizer, self.prompts, self.decode_cfg,
                                     device=self.device, separator=self.separator)
-        return hyps, self.scorer(hyps, self.eval_examples, self.options)
+        return hyps, self.scorer.score(hyps, [ex.completion for ex in self.eval_examples],
+                                       [ex.meta for ex in self.eval_examples], self.options)
 
     def on_epoch_end(self, epoch: int, model: nn.Module) -> dict:
         if epoch % self.decode_every and epoch != self.cfg.train.epochs:
@@ -137,29 +116,29 @@ class GPT3GenerationJob:
         return {"decode_wall_s": round(time.perf_counter() - started, 2),
                 **{f"{self.eval_split}/{k}": v for k, v in scores.items()}}
 
-    def finish(self, model: nn.Module, run_dir: Path, record: dict, history: list) -> dict:
-        key = f"{self.eval_split}/{self.main_metric}"
+    def finish(self, model: nn.Module, run_dir: Path, record: Record, history: list) -> dict:
+        key = self.monitor[0]
         started = time.perf_counter()
         scored = [h for h in history if key in h]
         if scored:
             best = best_epoch(scored, key)
             if best is None:  # no scored epoch has a finite value
                 best = scored[-1]
-                record["best_epoch_note"] = f"no epoch has a finite {key}: the last is reported"
-            record["best_epoch"] = best["epoch"]
-            record["metrics_last_epoch"] = {k: v for k, v in scored[-1].items() if "/" in k}
+                record.best_epoch_note = f"no epoch has a finite {key}: the last is reported"
+            record.best_epoch = best["epoch"]
+            record.metrics_last_epoch = {k: v for k, v in scored[-1].items() if "/" in k}
             metrics = {k: v for k, v in best.items() if "/" in k}
             if best["epoch"] in self._predictions:
-                hyps, record["predictions_epoch"] = self._predictions[best["epoch"]], best["epoch"]
+                hyps, record.predictions_epoch = self._predictions[best["epoch"]], best["epoch"]
             else:  # resumed past the best epoch: its outputs are gone, decode the final weights
                 hyps, _ = self.evaluate(model)
-                record["predictions_epoch"] = history[-1]["epoch"]
+                record.predictions_epoch = history[-1]["epoch"]
         else:  # nothing trained: one decode, LoRA merged / prefixes folded (same outputs)
             prepare_for_inference(model)
             hyps, scores = self.evaluate(model)
             metrics = {f"{self.eval_split}/{k}": v for k, v in scores.items()}
         write_official_layout(run_dir, hyps, [[ex.completion] for ex in self.eval_examples])
         wall = scored[-1]["decode_wall_s"] if scored else time.perf_counter() - started
-        record["decode"] = {"sources": len(self.prompts), "wall_s": round(wall, 2)}
-        record["peak_memory_mb"] = round(records.peak_memory_mb(), 1)
+        record.decode = {"sources": len(self.prompts), "wall_s": round(wall, 2)}
+        record.peak_memory_mb = round(records.peak_memory_mb(), 1)
         return metrics

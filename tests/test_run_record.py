@@ -1,0 +1,107 @@
+"""The typed, versioned run record (issue #24): every committed record reads through the
+migrations to the current schema without its file changing, and round-trips through `Record`;
+the one writer refuses a record of the wrong shape, naming the field."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from experiments import records
+from experiments.paths import CONF_DIR, REPO_ROOT
+from experiments.record_migrations import SCHEMA_VERSION, RecordVersionError, migrate
+from experiments.run_record import Record, RecordError, read
+
+COMMITTED = sorted((REPO_ROOT / "results").glob("**/runs/**/record.json"))
+
+
+def declared_task(name: str):
+    task = OmegaConf.load(CONF_DIR / "task" / f"{name}.yaml")
+    return task.get("task", task)
+
+
+def test_committed_records_are_version_0_and_read_without_being_rewritten():
+    assert len(COMMITTED) > 100
+    for path in COMMITTED:
+        raw = path.read_bytes()
+        record = read(path)
+        assert path.read_bytes() == raw
+        assert "schema_version" not in json.loads(raw) and record.schema_version == SCHEMA_VERSION
+
+
+def test_migration_adds_only_what_older_records_lacked():
+    """Each record gains its task's job and scorer as its task config now declares them,
+    init_from (null) where it lacked one, and params.deployed where it lacked one (equal to
+    the trainable count without heads: no committed record is a pre_layer run without it)."""
+    added = {"deployed": 0, "init_from": 0}
+    for path in COMMITTED:
+        old = json.loads(path.read_bytes())
+        new = migrate(old, str(path))
+        assert new["schema_version"] == SCHEMA_VERSION
+        task = new["config"]["task"]
+        declared = declared_task(task["name"])
+        assert (task.pop("evaluate"), task.pop("scorer")) == (declared.evaluate, declared.scorer)
+        if "init_from" not in old:
+            assert new["init_from"] is None
+            added["init_from"] += 1
+            del new["init_from"]
+        if "deployed" not in old["params"] and "deployed" in new["params"]:
+            assert old["config"]["method"]["name"] != "pre_layer"
+            assert new["params"].pop("deployed") == old["params"]["trainable_without_head"]
+            added["deployed"] += 1
+        del new["schema_version"]
+        assert new == old, path
+    assert added["deployed"] > 100 and added["init_from"] == 2
+
+
+def test_committed_records_round_trip_through_the_type():
+    for path in COMMITTED:
+        migrated = migrate(json.loads(path.read_bytes()))
+        record = Record.from_dict(migrated, str(path))
+        assert record.to_dict() == migrated
+        assert list(record.to_dict())[0] == "schema_version"
+        assert isinstance(record.seed, int) and record.status == "complete"
+        assert record.metrics and record.extra == {}
+
+
+def test_pre_layer_record_without_deployed_is_recounted(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["model=gpt2_tiny", "method=pre_layer"])
+    config = OmegaConf.to_container(cfg, resolve=True)
+    old = {"experiment": "adhoc/pre_layer", "status": "complete", "config": config,
+           "params": {"trainable": 1, "total": 2, "head": 0, "trainable_without_head": 1}}
+    new = migrate(old)
+    n_layer, d = cfg.model.arch.n_layer, cfg.model.arch.n_embd
+    # once folded: L x d x (l_p + l_i), the paper's |Θ| (conf/method/pre_layer.yaml)
+    assert new["params"]["deployed"] == n_layer * d * (8 + 8)
+    assert new["params"]["deployed_backfilled"] is True and "deployed" not in old["params"]
+
+
+def test_newer_or_malformed_versions_are_refused():
+    current = {"schema_version": SCHEMA_VERSION, "experiment": "x", "status": "running"}
+    assert migrate(current) == current
+    with pytest.raises(RecordVersionError, match="newer than this suite reads"):
+        migrate({"schema_version": SCHEMA_VERSION + 1}, "r.json")
+    with pytest.raises(RecordVersionError, match="r.json: schema_version='2'"):
+        migrate({"schema_version": "2"}, "r.json")
+
+
+def test_the_writer_refuses_a_record_of_the_wrong_shape(tmp_path):
+    with pytest.raises(RecordError, match=r"`status` is 'done', must be one of running, decoded, "
+                                          r"complete; `seed` is '1', must be an integer"):
+        records.write_record(tmp_path, {"experiment": "x", "seed": "1", "status": "done"})
+    assert not (tmp_path / records.RECORD).exists()
+    path = records.write_record(tmp_path, Record("adhoc/x", seed=1, extra={"note": "kept"}))
+    written = json.loads(path.read_text())
+    assert list(written)[:3] == ["schema_version", "experiment", "table"]
+    assert written["note"] == "kept" and "metrics" not in written and written["init_from"] is None
+    assert records.read_record(tmp_path) == Record("adhoc/x", seed=1, extra={"note": "kept"})
+    with pytest.raises(RecordError, match=r"`best_epoch` is 2.0, must be an integer"):
+        records.write_record(tmp_path, Record("adhoc/x", best_epoch=2.0))  # set by code, checked
+    assert json.loads(path.read_text()) == written
+    path.write_text(json.dumps({**written, "params": [1, 2]}))
+    with pytest.raises(records.RunExistsError, match=r"record.json: `params` is \[1, 2\], must be "
+                                                     "an object"):
+        records.read_record(tmp_path)
