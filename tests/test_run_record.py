@@ -14,7 +14,19 @@ from experiments.paths import CONF_DIR, REPO_ROOT
 from experiments.record_migrations import SCHEMA_VERSION, RecordVersionError, migrate
 from experiments.run_record import Record, RecordError, read
 
-COMMITTED = sorted((REPO_ROOT / "results").glob("**/runs/**/record.json"))
+def _committed_records() -> list:
+    """The records git tracks (a run in progress beside them is neither committed nor done)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files", "results"], cwd=REPO_ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()
+        return sorted(REPO_ROOT / p for p in out if p.endswith("/record.json") and "/runs/" in p)
+    except (OSError, subprocess.CalledProcessError):  # no git: every record in the tree
+        return sorted((REPO_ROOT / "results").glob("**/runs/**/record.json"))
+
+
+COMMITTED = _committed_records()
 
 
 def declared_task(name: str):
