@@ -177,6 +177,10 @@ def _budget(rows: list[Row]) -> list[str]:
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
                      f"method and seed); {length}, batch {batch}, sequences cut at "
                      f"{seq} tokens{amp}; scored on the {dev} after every epoch.")
+    flags = [(r.data.get("train") or {}).get("converged") for row in rows for r in row.records]
+    if any(f is not None for f in flags):
+        lines.append(f"Runs whose dev metric stopped improving within the budget (the claims "
+                     f"ledger's convergence rule): {sum(f is True for f in flags)} of {len(flags)}.")
     if any(len(set(v)) > 1 for v in trained.values()):
         lines.append("Epochs trained per run: " + "; ".join(
             f"{k} {min(v)}–{max(v)}" for k, v in trained.items()) + ".")
