@@ -184,21 +184,28 @@ MINILM_METHODS = {
 }
 
 
-def render_minilm(method: str, task: str) -> str:
+def _minilm_lines(method: str, task: str, folder: str, title: str, train: list[str],
+                  max_train) -> list[str]:
+    """One MiniLM stand-in file; `train` holds the lines that differ between budgets."""
     m = MINILM_METHODS[method]
-    lines = ["# @package _global_",
-             f"# Table 2 stand-in, {m['row']}, {task}: real MiniLM-L6 weights on CPU; written by",
-             "# scripts/make_glue_configs.py (the budget and the lr tuning are explained there).",
-             "defaults:", "  - override /model: minilm_l6", f"  - override /method: {m['method']}",
-             f"  - override /task: {task}", "  - override /train: glue", "run:",
-             f"  name: table2_minilm/{method}_{task}", "  table: 2_minilm", f"  row: \"{m['row']}\"",
-             *([f"method: {m['args']}"] if m["args"] else []),
-             "train:", f"  lr: {m['lr']}", "  batch_size: 32", "  epochs: 3", "  log_every: 10",
-             # the CPU fast path: batches of similar length (experiments/batch_order.py)
-             "  batch_order: length_buckets",
-             "task:", "  seq_len: 128",
-             "data:", f"  max_train: {MINILM_TASKS[task]}", "  sample_seed: 0"]
-    return "\n".join(lines) + "\n"
+    return ["# @package _global_", *title.format(row=m["row"], task=task).split("\n"),
+            "defaults:", "  - override /model: minilm_l6", f"  - override /method: {m['method']}",
+            f"  - override /task: {task}", "  - override /train: glue", "run:",
+            f"  name: {folder}/{method}_{task}", "  table: 2_minilm", f"  row: \"{m['row']}\"",
+            *([f"method: {m['args']}"] if m["args"] else []), "train:", *train,
+            # the CPU fast path: batches of similar length (experiments/batch_order.py)
+            "  batch_order: length_buckets", "task:", "  seq_len: 128",
+            "data:", f"  max_train: {'null' if max_train is None else max_train}",
+            "  sample_seed: 0"]
+
+
+def render_minilm(method: str, task: str) -> str:
+    title = ("# Table 2 stand-in, {row}, {task}: real MiniLM-L6 weights on CPU; written by\n"
+             "# scripts/make_glue_configs.py (the budget and the lr tuning are explained there).")
+    train = [f"  lr: {MINILM_METHODS[method]['lr']}", "  batch_size: 32", "  epochs: 3",
+             "  log_every: 10"]
+    return "\n".join(_minilm_lines(method, task, "table2_minilm", title, train,
+                                   MINILM_TASKS[task])) + "\n"
 
 
 # The converging stand-in (issue #23): the same four methods on the whole train splits of MRPC,
@@ -209,23 +216,16 @@ def render_minilm(method: str, task: str) -> str:
 # (experiments/converge.py states the rule; `scripts/converge.sh glue_minilm` runs it).
 GLUE_MINILM_OUT = OUT.parent / "glue_minilm"
 GLUE_MINILM_TASKS = {"sst2": 10000, "mrpc": None, "cola": None, "rte": None, "stsb": None}
+
+
 def render_glue_minilm(method: str, task: str) -> str:
-    m = MINILM_METHODS[method]
-    n = GLUE_MINILM_TASKS[task]
     lr, lr_source = chosen_lr(FAMILIES["glue_minilm"], method)
-    lines = ["# @package _global_",
-             f"# Table 2 stand-in trained to a plateau, {m['row']}, {task}: real MiniLM-L6 weights",
-             "# on CPU; written by scripts/make_glue_configs.py (budget and lr explained there).",
-             "defaults:", "  - override /model: minilm_l6", f"  - override /method: {m['method']}",
-             f"  - override /task: {task}", "  - override /train: glue", "run:",
-             f"  name: glue_minilm/{method}_{task}", "  table: 2_minilm", f"  row: \"{m['row']}\"",
-             *([f"method: {m['args']}"] if m["args"] else []),
-             "train:", f"  lr: {lr:g}  # {lr_source}", "  batch_size: 32", "  epochs: 10",
-             "  patience: 1", "  autocast: bf16", "  log_every: 20",
-             "  batch_order: length_buckets",
-             "task:", "  seq_len: 128",
-             "data:", f"  max_train: {'null' if n is None else n}", "  sample_seed: 0"]
-    return "\n".join(lines) + "\n"
+    title = ("# Table 2 stand-in trained to a plateau, {row}, {task}: real MiniLM-L6 weights\n"
+             "# on CPU; written by scripts/make_glue_configs.py (budget and lr explained there).")
+    train = [f"  lr: {lr:g}  # {lr_source}", "  batch_size: 32", "  epochs: 10", "  patience: 1",
+             "  autocast: bf16", "  log_every: 20"]
+    return "\n".join(_minilm_lines(method, task, "glue_minilm", title, train,
+                                   GLUE_MINILM_TASKS[task])) + "\n"
 
 
 def main() -> None:
