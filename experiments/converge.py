@@ -9,6 +9,9 @@ The rule, one for every method: lrs base x {1/4, 1/2, 1} (base: the method's sho
 longer training wants a lower one), 3 epochs, seed 1; the best is the highest dev metric at
 the run's best epoch (experiments/analysis/lr_sweep.py: ties and grid edges are flagged).
 Until a method's whole grid has run, its configs keep the base lr and say so.
+The cells then train until the dev metric stops improving: PLATEAU_PATIENCE evaluations
+without a new best, after at least 3 (experiments/plateau.py; the ledger's convergence rule in
+experiments/claims/ledger/rules.yaml uses the same patience).
 """
 from __future__ import annotations
 
@@ -20,6 +23,11 @@ from pathlib import Path
 
 from .metrics.glue import main_metric
 from .paths import results_dir
+
+
+# Patience 1 stopped MiniLM LoRA on CoLA at its first noisy dip (seed 1 of commit 29a6ce9:
+# dev MCC rose, fell once, and the run ended); two evaluations without a new best ride that out.
+PLATEAU_PATIENCE = 2
 
 
 @dataclass(frozen=True)

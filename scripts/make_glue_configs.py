@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments.converge import FAMILIES, chosen_lr  # noqa: E402
+from experiments.converge import FAMILIES, PLATEAU_PATIENCE, chosen_lr  # noqa: E402
 
 # LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
 OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT")
@@ -210,7 +210,7 @@ def render_minilm(method: str, task: str) -> str:
 
 # The converging stand-in (issue #23): the same four methods on the whole train splits of MRPC,
 # CoLA, RTE and STS-B and 10,000 SST-2 sentences (data seed 0), until the dev metric stops
-# improving: up to 10 epochs, stopped by train.patience=1 after at least 3 evaluations
+# improving: up to 10 epochs, stopped by train.patience=PLATEAU_PATIENCE after at least 3 evaluations
 # (experiments/plateau.py, the ledger's convergence rule). bf16 autocast (float32 weights and
 # AdamW state) makes the CPU budget; the lr per method comes from one sweep on CoLA
 # (experiments/converge.py states the rule; `scripts/converge.sh glue_minilm` runs it).
@@ -222,7 +222,7 @@ def render_glue_minilm(method: str, task: str) -> str:
     lr, lr_source = chosen_lr(FAMILIES["glue_minilm"], method)
     title = ("# Table 2 stand-in trained to a plateau, {row}, {task}: real MiniLM-L6 weights\n"
              "# on CPU; written by scripts/make_glue_configs.py (budget and lr explained there).")
-    train = [f"  lr: {lr:g}  # {lr_source}", "  batch_size: 32", "  epochs: 10", "  patience: 1",
+    train = [f"  lr: {lr:g}  # {lr_source}", "  batch_size: 32", "  epochs: 10", f"  patience: {PLATEAU_PATIENCE}",
              "  autocast: bf16", "  log_every: 20"]
     return "\n".join(_minilm_lines(method, task, "glue_minilm", title, train,
                                    GLUE_MINILM_TASKS[task])) + "\n"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments.converge import FAMILIES, chosen_lr  # noqa: E402
+from experiments.converge import FAMILIES, PLATEAU_PATIENCE, chosen_lr  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 # LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
@@ -224,9 +224,9 @@ def write(table: int, task: str, cell: str, text: str, standin: bool, written: l
 
 
 # The converging stand-in (issue #23), named by configuration: gpt3_smollm2/<task>/<cell>, the
-# Table 4 cells on more data, each run until its dev metric stops improving (train.patience=1
-# after at least 3 evaluations, up to PLATEAU_EPOCHS), bf16 autocast, and the prompt separator
-# with the lowest step-0 loss (results/bench/prompt_choice.json: with the official eos the
+# Table 4 cells on more data, each run until its dev metric stops improving
+# (train.patience=PLATEAU_PATIENCE after at least 3 evaluations, up to the budget's epochs),
+# bf16 autocast, and the prompt separator with the lowest step-0 loss (results/bench/prompt_choice.json: with the official eos the
 # instruct model expects a new turn, not an answer). The lr per cell: an lr sweep on SST-2
 # (experiments/converge.py states the rule; `scripts/converge.sh gpt3_smollm2` runs it).
 PLATEAU_BUDGET = {
@@ -258,7 +258,7 @@ def render_plateau(task: str, cell: str, spec: dict, separator: str | None) -> s
         lines.append(f"method: {spec['args']}")
     lr, lr_source = chosen_lr(FAMILIES["gpt3_smollm2"], cell)
     lines += ["train:", f"  lr: {lr:g}  # {lr_source}", f"  batch_size: {b['batch']}",
-              f"  epochs: {b['epochs']}", "  patience: 1", "  autocast: bf16", "  warmup_steps: 10",
+              f"  epochs: {b['epochs']}", f"  patience: {PLATEAU_PATIENCE}", "  autocast: bf16", "  warmup_steps: 10",
               "  log_every: 10", "  save_every: 50", f"  batch_order: {STANDIN_BATCH_ORDER}",
               "task:", f"  seq_len: {b['seq_len']}",
               "decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]

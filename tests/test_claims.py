@@ -49,7 +49,8 @@ def write_record(results: Path, experiment: str, seed: int, history: list[float]
 
 
 def plateau(final: float) -> list[float]:
-    return [final - 0.05, final + 0.0, final - 0.002]
+    """Best at epoch 2, then two evaluations without a new best: converged at patience 2."""
+    return [final - 0.05, final + 0.0, final - 0.002, final - 0.003]
 
 
 def claim(relation: str, margin: float = 0.0, a: str = LORA, b: str = FT, **extra) -> object:
@@ -81,7 +82,7 @@ def test_reproduced_when_the_interval_clears_zero(tmp_path):
     result = judge(tmp_path, claim("greater"))
     comp = result.comparisons[0]
     assert result.verdict == REPRODUCED, result.reason
-    # best epoch of each seed (the middle one) on the paper's scale: 90.2 vs 85.1
+    # best epoch of each seed (the second) on the paper's scale: 90.2 vs 85.1
     assert comp.a.values == pytest.approx([90.1, 90.3, 90.2])
     assert comp.interval.difference == pytest.approx(5.1)
     ci = sps.ttest_ind([90.1, 90.3, 90.2], [85.0, 85.2, 85.1], equal_var=False) \
@@ -197,9 +198,9 @@ def test_one_seed_a_side_uses_the_saved_outputs(tmp_path):
     lora_preds = refs[:80] + ["negative" if r == "positive" else "positive" for r in refs[80:]]
     ft_preds = refs[:60] + ["negative" if r == "positive" else "positive" for r in refs[60:]]
     a, b = "table4_smollm2/sst2_gen/lora_qv_r8", "table4_smollm2/sst2_gen/ft"
-    write_record(tmp_path, "table6_smollm2/sst2_gen/qv_r8", 1, [0.78, 0.80, 0.79],
+    write_record(tmp_path, "table6_smollm2/sst2_gen/qv_r8", 1, [0.78, 0.80, 0.79, 0.79],
                  task="sst2_gen", predictions=lora_preds, references=refs)
-    write_record(tmp_path, b, 1, [0.58, 0.60, 0.59], task="sst2_gen", predictions=ft_preds,
+    write_record(tmp_path, b, 1, [0.58, 0.60, 0.59, 0.59], task="sst2_gen", predictions=ft_preds,
                  references=refs)
     # the best epoch (0.80, 0.60) is the one whose outputs were saved: 80 and 60 correct
     c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
@@ -221,7 +222,7 @@ def test_one_seed_a_side_uses_the_saved_outputs(tmp_path):
 
 def test_outputs_that_do_not_give_the_records_value_are_not_used(tmp_path):
     refs = ["positive", "negative"] * 10
-    write_record(tmp_path, "table4_smollm2/sst2_gen/ft", 1, [0.5, 0.7, 0.6], task="sst2_gen",
+    write_record(tmp_path, "table4_smollm2/sst2_gen/ft", 1, [0.5, 0.7, 0.6, 0.6], task="sst2_gen",
                  predictions=refs, references=refs)   # all right, but the record says 0.7
     c = parse_claim({"id": "x", "statement": "s", "where": "w", "comparisons": [
         {"label": "l", "relation": "greater", "point_decides": False,
@@ -369,8 +370,8 @@ def test_one_seed_a_side_on_glue_reads_the_class_indices_a_classification_run_sa
     flip = {"0": "1", "1": "0"}
     lora_preds = refs[:70] + [flip[r] for r in refs[70:]]
     ft_preds = refs[:75] + [flip[r] for r in refs[75:]]
-    write_record(tmp_path, LORA, 1, [0.68, 0.70, 0.69], predictions=lora_preds, references=refs)
-    write_record(tmp_path, FT, 1, [0.74, 0.75, 0.73], predictions=ft_preds, references=refs)
+    write_record(tmp_path, LORA, 1, [0.68, 0.70, 0.69, 0.69], predictions=lora_preds, references=refs)
+    write_record(tmp_path, FT, 1, [0.74, 0.75, 0.73, 0.73], predictions=ft_preds, references=refs)
     comp = judge(tmp_path, claim("at_least", margin=1.0)).comparisons[0]
     assert comp.interval.method == "paired_bootstrap"
     assert comp.interval.difference == pytest.approx(-5.0)  # 70 vs 75 right of 100

@@ -34,3 +34,12 @@ def test_regenerating_gives_no_diff(script, tmp_path):
         changed = [f for f in sorted(_files(ours))
                    if not filecmp.cmp(ours / f, theirs / f, shallow=False)]
         assert not changed, f"{folder}: {changed[:5]} differ from scripts/{script}; run make configs"
+
+
+def test_ledger_judges_convergence_by_the_runs_own_patience():
+    """A run the engine stopped on its plateau is one the ledger calls converged, and back."""
+    from experiments.claims.spec import LEDGER_DIR, load_rules
+    from experiments.converge import PLATEAU_PATIENCE
+    assert load_rules(LEDGER_DIR).convergence.patience == PLATEAU_PATIENCE
+    for path in (CONF / "glue_minilm").glob("*.yaml"):
+        assert f"patience: {PLATEAU_PATIENCE}\n" in path.read_text(), path
