@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RecordVersionError(ValueError):
@@ -68,8 +68,29 @@ def _pre_layer_deployed(config: dict) -> int:
     return count_parameters(built.model).deployed
 
 
+def _targets_as_list(data: dict) -> dict:
+    """2 -> 3: LoRA's `targets` are a list of weight types with one rank `r` (conf/method/lora.yaml:
+    a list replaces the default where a dict merged into it). A record's `{q: 8, k: 0, v: 8}`
+    reads as `targets: [q, v], r: 8`, the config its experiment file composes to now, so a
+    resume compares like with like; ranks that differ by type stay a dict (lora_core's
+    target_ranks reads both)."""
+    method = (data.get("config") or {}).get("method")
+    if not isinstance(method, dict) or not isinstance(method.get("targets"), dict) \
+            or "r" in method:
+        return data
+    ranks = {name: r for name, r in method["targets"].items() if r != 0}
+    if len(set(ranks.values())) != 1:
+        return data
+    items = list(method.items())
+    at = [k for k, _ in items].index("targets")
+    new = items[:at] + [("targets", list(ranks)), ("r", next(iter(ranks.values())))] + items[at + 1:]
+    data["config"]["method"] = dict(new)
+    return data
+
+
 # MIGRATIONS[v] lifts a record of schema_version v to v + 1 (a record without one is version 0).
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _task_job_fields, 1: _deployed_count}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _task_job_fields, 1: _deployed_count,
+                                                 2: _targets_as_list}
 
 
 def migrate(data: dict, source: str = "record") -> dict:

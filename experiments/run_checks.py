@@ -100,6 +100,9 @@ def check_run_config(cfg) -> None:
         if method not in METHODS:
             problems.append(f"method.name={method!r} is not one of the known methods "
                             f"{sorted(METHODS)}")
+    targets = _get(tree, "method.targets")
+    if targets is not _MISSING:
+        problems += _lora_target_problems(targets, _get(tree, "method.r"))
     task = _get(tree, "task")
     if isinstance(task, Mapping):
         problems += _task_problems(task)
@@ -109,6 +112,17 @@ def check_run_config(cfg) -> None:
     if problems:
         raise RunConfigError("the run cannot start, nothing was written:\n  " + "\n  ".join(problems)
                              + "\nFix them on the command line (key=value) or in the experiment file.")
+
+
+def _lora_target_problems(targets: Any, r: Any) -> list[str]:
+    """LoRA's weight types and rank: a list with one r, or (older records) a dict of ranks."""
+    from lora_core import target_ranks
+
+    try:
+        target_ranks(targets, None if r is _MISSING else r)
+    except ValueError as err:
+        return [f"method.targets={targets!r}, method.r={None if r is _MISSING else r!r}: {err}"]
+    return []
 
 
 def _task_problems(task: Mapping) -> list[str]:

@@ -9,7 +9,7 @@ from .counting import ParamCount, count_parameters
 from .families import FAMILIES, WEIGHT_TYPES, Family, family_of
 from .layers import LoRAEmbedding, LoRALayer, LoRALinear
 from .methods import (METHODS, SUPPORTED, apply_method, lora_adapter_config, prepare_for_inference,
-                      register_method)
+                      register_method, target_ranks)
 from .multi_adapter import (AdapterState, adapter_names, adapter_routing, add_adapter,
                             set_adapter, switch_merged)
 from .routed_linear import LowRankUpdate, RoutedLinear
@@ -26,7 +26,7 @@ __all__ = [
     "mark_only_lora_as_trainable", "merge_and_unload", "merge_lora", "set_trainable_modules",
     "unmerge_lora", "adapter_state_dict", "export_peft", "import_peft", "load_adapter",
     "read_adapter_config", "save_adapter", "init_from_adapter", "METHODS", "apply_method", "register_method", "prepare_for_inference",
-    "lora_adapter_config",
+    "lora_adapter_config", "target_ranks",
 ]
 # The baselines (kept as a separate list so the LoRA core's exports read on their own).
 __all__ += [

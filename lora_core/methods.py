@@ -6,7 +6,7 @@ also records which model families each method supports, and refuses the other co
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from torch import nn
 
@@ -55,13 +55,33 @@ def apply_method(model: nn.Module, name: str, head_modules: Iterable[str] = (),
     return METHODS[name](model, head_modules=list(head_modules), family=fam.name, **params)
 
 
+def target_ranks(targets, r: int | None = None) -> dict[str, int]:
+    """Weight type -> rank from either form a method config takes: a list of weight types with
+    one rank `r` (`targets: [q, v], r: 8`, the Hydra configs' form: a list replaces the
+    default wholesale where a dict would merge into it), or a dict of ranks
+    (`{q: 8, k: 0, v: 8}`, records written before the list form; r = 0 leaves a type out)."""
+    if isinstance(targets, Mapping):
+        if r is not None:
+            raise ValueError(f"LoRA targets {dict(targets)} give each type its rank; r={r} as "
+                             "well is ambiguous: give a list of types with r, or a dict alone")
+        return {str(name): int(rank) for name, rank in targets.items() if rank != 0}
+    if isinstance(targets, str) or not isinstance(targets, Iterable):
+        raise ValueError(f"LoRA targets={targets!r} must be a list of weight types (e.g. "
+                         "[q, v]) with a rank r, or a dict of weight type -> rank")
+    names = [str(t) for t in targets]
+    if r is None or isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ValueError(f"LoRA targets {names} need one rank r, an integer >= 1 (got r={r!r}): "
+                         "set method.r")
+    if len(set(names)) != len(names):
+        raise ValueError(f"LoRA targets {names} name a weight type twice")
+    return dict.fromkeys(names, r)
+
+
 @register_method("lora")
-def _lora(model: nn.Module, head_modules: list[str], family: str | None, targets: dict,
-          alpha: float = 1.0, dropout: float = 0.0, bias: str = "none", embedding_r: int = 0,
-          layers: list[int] | None = None) -> nn.Module:
-    # r = 0 leaves a type out: Hydra merges an experiment's `targets` into the method's default
-    # {q, v}, so a file adapting Wq alone must say v: 0 (the generators write every type)
-    targets = {name: r for name, r in dict(targets).items() if r != 0}
+def _lora(model: nn.Module, head_modules: list[str], family: str | None, targets,
+          r: int | None = None, alpha: float = 1.0, dropout: float = 0.0, bias: str = "none",
+          embedding_r: int = 0, layers: list[int] | None = None) -> nn.Module:
+    targets = target_ranks(targets, r)
     config = LoRAConfig(targets=targets, alpha=alpha, dropout=dropout, bias=bias,
                         embedding_r=embedding_r, layers=layers,
                         trainable_modules=list(head_modules), family=family)
@@ -141,26 +161,26 @@ def _without_adapter_file(model: nn.Module) -> nn.Module:
 
 
 @register_method("lora_pre_embed")
-def _lora_pre_embed(model: nn.Module, head_modules: list[str], family: str | None, targets: dict,
+def _lora_pre_embed(model: nn.Module, head_modules: list[str], family: str | None, targets,
                     prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
-                    alpha: float = 1.0, dropout: float = 0.0) -> nn.Module:
+                    alpha: float = 1.0, dropout: float = 0.0, r: int | None = None) -> nn.Module:
     """LoRA+PE (App. E, Table 15): LoRA on `targets` and PreEmbed's l_p + l_i embeddings train
     together."""
     _pre_embed(model, head_modules, family, prefix_length, infix_length, infix_after_token)
-    _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, alpha, dropout)
+    _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, r, alpha, dropout)
     return _without_adapter_file(model)
 
 
 @register_method("lora_pre_layer")
-def _lora_pre_layer(model: nn.Module, head_modules: list[str], family: str | None, targets: dict,
+def _lora_pre_layer(model: nn.Module, head_modules: list[str], family: str | None, targets,
                     prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
                     alpha: float = 1.0, dropout: float = 0.0, reparam: bool = True,
-                    reparam_hidden: int = 512) -> nn.Module:
+                    reparam_hidden: int = 512, r: int | None = None) -> nn.Module:
     """LoRA+PL (App. E, Table 15): LoRA on `targets` and PreLayer's slot activations (through
     their reparameterisation) train together."""
     _pre_layer(model, head_modules, family, prefix_length, infix_length, infix_after_token,
                reparam, reparam_hidden)
-    _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, alpha, dropout)
+    _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, r, alpha, dropout)
     return _without_adapter_file(model)
 
 

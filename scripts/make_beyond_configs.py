@@ -50,14 +50,11 @@ SST2 = {"task": "sst2_gen", "train": "gpt3",
                        "save_every": 10}}
 
 
-def targets(types: tuple[str, ...], r: int) -> dict:
-    return {t: (r if t in types else 0) for t in ALL}
-
-
 def method(types: tuple[str, ...] | None, r: int | None) -> tuple[str, dict | None]:
     if types is None:
         return "ft", None
-    return "lora", {"targets": targets(types, r), "alpha": ALPHA, "dropout": 0.0}
+    # a list of types replaces conf/method/lora.yaml's default wholesale (a dict would merge)
+    return "lora", {"targets": list(types), "r": r, "alpha": ALPHA, "dropout": 0.0}
 
 
 def _yaml(value, indent: int = 0) -> str:
@@ -69,6 +66,8 @@ def _yaml(value, indent: int = 0) -> str:
                 lines.append(f"{pad}{k}:\n{_yaml(v, indent + 2)}")
             elif isinstance(v, dict):
                 lines.append(f"{pad}{k}: {{" + ", ".join(f"{a}: {b}" for a, b in v.items()) + "}")
+            elif isinstance(v, list):
+                lines.append(f"{pad}{k}: [" + ", ".join(str(x) for x in v) + "]")
             else:
                 lines.append(f"{pad}{k}: {_scalar(v)}")
         return "\n".join(lines)

@@ -39,13 +39,12 @@ TYPE_SETS = {"q": "q", "k": "k", "v": "v", "o": "o", "qk": "qk", "qv": "qv", "qk
 
 
 def targets(types: str, r: int) -> str:
-    """Every weight type named, 0 where not adapted: Hydra merges `targets` into the method's
-    default {q: 4, v: 4}, which would otherwise add Wq / Wv to a Wk-only cell."""
-    return "{" + ", ".join(f"{t}: {r if t in types else 0}" for t in "qkvo") + "}"
+    """`qv`, 8 -> `targets: [q, v], r: 8`: the list replaces the method's default wholesale."""
+    return f"targets: [{', '.join(types)}], r: {r}"
 
 
 def lora(types: str, r: int, **extra) -> dict:
-    return dict(method="lora", args=f"{{targets: {targets(types, r)}, alpha: {LORA_ALPHA}, "
+    return dict(method="lora", args=f"{{{targets(types, r)}, alpha: {LORA_ALPHA}, "
                                     "dropout: 0.0}", **extra)
 
 
@@ -63,7 +62,7 @@ def pre_layer(lp: int, li: int) -> dict:
 
 
 def lora_with_prefix(method: str, r: int) -> dict:
-    return dict(method=method, args=f"{{targets: {targets('qv', r)}, alpha: {LORA_ALPHA}, "
+    return dict(method=method, args=f"{{{targets('qv', r)}, alpha: {LORA_ALPHA}, "
                                     "dropout: 0.0, prefix_length: 8, infix_length: 4}")
 
 

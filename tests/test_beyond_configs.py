@@ -43,7 +43,8 @@ def test_one_lr_grid_for_every_method(cfgs):
 
 def test_lora_sweeps_adapt_every_layer_mlp_included(cfgs):
     cfg = cfgs["beyond_smollm2/lr_sweep/lora_r8/lr_1e-3"]
-    assert OmegaConf.to_container(cfg.method.targets) == {"q": 8, "k": 8, "v": 8, "o": 8, "mlp": 8}
+    assert OmegaConf.to_container(cfg.method.targets) == ["q", "k", "v", "o", "mlp"]
+    assert cfg.method.r == 8
     assert cfg.method.alpha == 32
 
 

@@ -261,8 +261,8 @@ def test_init_from_mnli_adapter_reinitialises_a_head_of_other_size(tmp_path):
 
 
 def test_a_zero_rank_leaves_the_type_out():
-    """`targets: {q: 8, v: 0}` adapts Wq alone: how an experiment file switches off a type the
-    method's default targets name (Hydra merges the two)."""
+    """`targets: {q: 8, v: 0}` adapts Wq alone: the dict form records written before the list
+    form hold (`targets: [q], r: 8` now), read the same way."""
     from lora_core import apply_method, lora_layers
 
     from .conftest import tiny_model

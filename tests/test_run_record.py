@@ -13,6 +13,7 @@ from experiments import records
 from experiments.paths import CONF_DIR, REPO_ROOT
 from experiments.record_migrations import SCHEMA_VERSION, RecordVersionError, migrate
 from experiments.run_record import Record, RecordError, read
+from lora_core import target_ranks
 
 def _committed_records() -> list:
     """The records git tracks (a run in progress beside them is neither committed nor done)."""
@@ -46,8 +47,9 @@ def test_committed_records_are_version_0_and_read_without_being_rewritten():
 def test_migration_adds_only_what_older_records_lacked():
     """Each record gains its task's job and scorer as its task config now declares them,
     init_from (null) where it lacked one, and params.deployed where it lacked one (equal to
-    the trainable count without heads: no committed record is a pre_layer run without it)."""
-    added = {"deployed": 0, "init_from": 0}
+    the trainable count without heads: no committed record is a pre_layer run without it),
+    and LoRA's targets as a list with r where they were a dict of ranks."""
+    added = {"deployed": 0, "init_from": 0, "targets": 0}
     for path in COMMITTED:
         old = json.loads(path.read_bytes())
         new = migrate(old, str(path))
@@ -63,9 +65,20 @@ def test_migration_adds_only_what_older_records_lacked():
             assert old["config"]["method"]["name"] != "pre_layer"
             assert new["params"].pop("deployed") == old["params"]["trainable_without_head"]
             added["deployed"] += 1
+        method, old_method = new["config"]["method"], old["config"]["method"]
+        if isinstance(old_method.get("targets"), dict):
+            # LoRA's targets as a list with one r, the same weight types and ranks
+            keys = list(old_method)
+            keys.insert(keys.index("targets") + 1, "r")
+            assert isinstance(method["targets"], list) and list(method) == keys
+            assert target_ranks(method.pop("targets"), method.pop("r")) == target_ranks(
+                old_method["targets"])
+            method["targets"] = old_method["targets"]
+            new["config"]["method"] = {k: method[k] for k in old_method}
+            added["targets"] += 1
         del new["schema_version"]
         assert new == old, path
-    assert added["deployed"] > 100 and added["init_from"] == 2
+    assert added["deployed"] > 100 and added["init_from"] == 2 and added["targets"] > 50
 
 
 def test_committed_records_round_trip_through_the_type():

@@ -45,13 +45,13 @@ def test_every_experiment_composes(experiment, hydra_conf):
     # the GPT-3 recipes for GPU users name the model in the run directory (model=... switches it)
     assert cfg.run.name in (experiment, f"{experiment}/{cfg.model.name}")
     assert cfg.profile.name == "paper" and cfg.model.init == "pretrained"
-    # the weight types adapted are the file's own: Hydra merges a file's `targets` into the
-    # method's defaults, so a type the file leaves out would otherwise be adapted too
+    # the weight types adapted are the file's own: a file's `targets` is a list, which replaces
+    # the method's default (a dict would merge into it, adapting types the file leaves out)
     written = (yaml.safe_load((CONF_DIR / "experiment" / f"{experiment}.yaml").read_text())
                .get("method") or {}).get("targets")
     if written is not None:
-        composed = {t: r for t, r in cfg.method.targets.items() if r}
-        assert composed == {t: r for t, r in written.items() if r}, (composed, written)
+        assert isinstance(written, list), f"{experiment}: targets {written} must be a list with r"
+        assert list(cfg.method.targets) == written
     if experiment not in FIRST_OF_FOLDER:  # the profile acts the same on every file of a folder
         return
     smoke = hydra_conf(f"experiment={experiment}", "profile=smoke")
@@ -61,7 +61,7 @@ def test_every_experiment_composes(experiment, hydra_conf):
 
 def test_table3_lora_follows_table11():
     cfg = compose_cfg("experiment=table3/gpt2_m_lora")
-    assert dict(cfg.method.targets) == {"q": 4, "v": 4} and cfg.method.alpha == 32
+    assert list(cfg.method.targets) == ["q", "v"] and cfg.method.r == 4 and cfg.method.alpha == 32
     assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.label_smoothing) == (2e-4, 0.01, 0.1)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.warmup_steps) == (8, 5, 500)
     assert (cfg.decode.num_beams, cfg.decode.no_repeat_ngram_size) == (10, 4)
@@ -109,13 +109,14 @@ def test_invalid_config_values_stop_the_run(tmp_path):
     with pytest.raises(ValueError, match="known methods"):
         run_experiment(compose_cfg("profile=smoke", "method.name=lorax", f"paths.results={tmp_path}"))
     # SmolLM2: its tokenizer ships with a package, so these run on a bare clone too
-    with pytest.raises(ValueError, match="must be > 0"):
-        run_experiment(compose_cfg("profile=smoke", "model=smollm2_135m", "method.targets.q=-1",
+    with pytest.raises(ValueError, match=r"method.r=-1: .*an integer >= 1"):
+        run_experiment(compose_cfg("profile=smoke", "model=smollm2_135m", "method.r=-1",
                                    f"paths.results={tmp_path}"))
-    # r = 0 leaves a type out; leaving every type out is an error, not a run that trains nothing
+    # leaving every type out is an error, not a run that trains nothing
     with pytest.raises(ValueError, match="targets is empty"):
-        run_experiment(compose_cfg("profile=smoke", "model=smollm2_135m", "method.targets.q=0",
-                                   "method.targets.v=0", f"paths.results={tmp_path}"))
+        run_experiment(compose_cfg("profile=smoke", "model=smollm2_135m", "method.targets=[]",
+                                   f"paths.results={tmp_path}"))
+    assert not list(tmp_path.rglob("record.json"))
 
 
 @pytest.mark.slow

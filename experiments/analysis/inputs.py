@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from lora_core.families import FAMILIES
+from lora_core.methods import target_ranks
 from lora_core.state import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 from .. import records
@@ -188,7 +189,9 @@ def _lora_settings(adapter_dir: Path, record: dict) -> tuple[float, str, dict]:
     """alpha, model family and targets: from the adapter's config, else from the record."""
     config = record.get("config", {})
     method = config.get("method", {})
-    alpha, targets = method.get("alpha"), method.get("targets", {})
+    alpha = method.get("alpha")
+    # a record's targets: a list with r (schema 3) or a dict of ranks (older records)
+    targets = target_ranks(method["targets"], method.get("r")) if method.get("targets") else {}
     family = config.get("model", {}).get("family")
     if (adapter_dir / ADAPTER_CONFIG).exists():
         saved = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lora_core.methods import target_ranks
+
 from .beyond_records import PREFIX, curve, empty_figure, records_under, run_list, RunValue
 
 FOLDER = f"{PREFIX}/rank_curves"
@@ -100,8 +102,10 @@ def build(results: Path, out: Path, figures: Path) -> list[Path]:
 
 
 def _rank(data: dict) -> int | None:
-    targets = ((data.get("config") or {}).get("method") or {}).get("targets") or {}
-    ranks = [int(v) for v in targets.values() if v]
+    method = (data.get("config") or {}).get("method") or {}
+    # a list with r (schema 3) or a dict of ranks (records before it): target_ranks reads both
+    ranks = list(target_ranks(method["targets"], method.get("r")).values()) \
+        if method.get("targets") else []
     return max(ranks) if ranks else None
 
 
