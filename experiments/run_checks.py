@@ -140,8 +140,10 @@ def _task_problems(task: Mapping) -> list[str]:
     return problems
 
 
-# Keys a resume may change: where the run's files live, how it logs, the resume switches.
-RESUME_MAY_CHANGE = ("run.resume", "run.new_dir", "paths", "logger", "device")
+# Keys a resume may change: where the run's files live, how it logs, the resume switches, and
+# the profile's name (a stand-in run started under `paper` before the stand-in profiles resumes
+# under its standin_* profile: the same settings, each compared key by key).
+RESUME_MAY_CHANGE = ("run.resume", "run.new_dir", "paths", "logger", "device", "profile.name")
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

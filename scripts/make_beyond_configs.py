@@ -4,22 +4,26 @@ matched parameter count, batch-size sensitivity and the forgetting runs, all on 
 
     python scripts/make_beyond_configs.py          # rewrites the folder; commit the result
 
-Every budget below is a CPU budget for the stand-in, stated once here and copied into each file
-(and so into each record's config); none is the later works' own setting.
+Every budget below is a CPU budget for the stand-in, stated once here: what all files share in
+their profile (conf/profile/standin_smollm2_beyond.yaml), the rest in each file (and so in each
+record's config); none is the later works' own setting.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 from pathlib import Path
 
+from conf_out import EXPERIMENTS, select_profile, write_profile
 from make_gpt3_configs import chosen_separators  # the measured separator per task
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT") or ROOT / "conf" / "experiment") / "beyond_smollm2"
+OUT = EXPERIMENTS / "beyond_smollm2"
+# What every file shares, held once by its profile: one epoch, bf16 autocast (float32 weights
+# and AdamW state: the CPU budget, as the converging stand-ins, experiments/converge.py).
+PROFILE = "standin_smollm2_beyond"
+SHARED = {"train": {"epochs": 1, "autocast": "bf16"}}
 
 ALL = ("q", "k", "v", "o", "mlp")
 ATTN = ("q", "k", "v", "o")
@@ -46,8 +50,7 @@ FORGET_RANK = 16
 SST2 = {"task": "sst2_gen", "train": "gpt3",
         "body": {"task": {"seq_len": 96}, "decode": {"max_context_tokens": 88},
                  "data": {"max_train": 800, "sample_seed": 0, "max_eval_sources": 400}},
-        "train_body": {"batch_size": 16, "epochs": 1, "warmup_steps": 5, "log_every": 5,
-                       "save_every": 10}}
+        "train_body": {"batch_size": 16, "warmup_steps": 5, "log_every": 5, "save_every": 10}}
 
 
 def method(types: tuple[str, ...] | None, r: int | None) -> tuple[str, dict | None]:
@@ -65,7 +68,7 @@ def _yaml(value, indent: int = 0) -> str:
             if isinstance(v, dict) and not all(isinstance(x, (int, float)) for x in v.values()):
                 lines.append(f"{pad}{k}:\n{_yaml(v, indent + 2)}")
             elif isinstance(v, dict):
-                lines.append(f"{pad}{k}: {{" + ", ".join(f"{a}: {b}" for a, b in v.items()) + "}")
+                lines.append(f"{pad}{k}: {{" + ", ".join(f"{a}: {_scalar(b)}" for a, b in v.items()) + "}")
             elif isinstance(v, list):
                 lines.append(f"{pad}{k}: [" + ", ".join(str(x) for x in v) + "]")
             else:
@@ -91,11 +94,10 @@ def write(name: str, why: str, method_name: str, params: dict | None, base: dict
     body = {"run": {"name": f"beyond_smollm2/{name}", "row": name.replace("/", " ")}}
     if params:
         body["method"] = params
-    # bf16 autocast (float32 weights and AdamW state): the CPU budget, as the converging
-    # stand-ins (experiments/converge.py); an instruct model needs a separator it can continue
-    body["train"] = {**train, "autocast": "bf16"}
+    body["train"] = dict(train)
     for key, value in base["body"].items():
         body[key] = dict(value)
+    # an instruct model needs a separator it can continue
     separator = chosen_separators().get(base["task"])
     if separator is not None:
         body["prompt"] = {"separator": separator}
@@ -109,7 +111,8 @@ def write(name: str, why: str, method_name: str, params: dict | None, base: dict
             "  - override /model: smollm2_135m\n"
             f"  - override /method: {method_name}\n"
             f"  - override /task: {base['task']}\n"
-            f"  - override /train: {base['train']}\n" + _yaml(body) + "\n")
+            f"  - override /train: {base['train']}\n{select_profile(PROFILE)}\n"
+            + _yaml(body) + "\n")
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -134,7 +137,7 @@ def rank_curves() -> list[Path]:
     e2e = {"task": "e2e", "train": "nlg",
            "body": {"data": {"max_train": 3200, "max_valid": 200, "max_eval_sources": 100},
                     "decode": {"num_beams": 5, "early_stopping": True, "batch_size": 30}}}
-    train = {"epochs": 1, "batch_size": 8, "warmup_steps": 40, "log_every": 10, "save_every": 50}
+    train = {"batch_size": 8, "warmup_steps": 40, "log_every": 10, "save_every": 50}
     out = [write("rank_curves/ft", "LoRA Without Regret (c): FT's learning curve on E2E",
                  "ft", None, e2e, {**train, "lr": FT_LR})]
     for r in CURVE_RANKS:
@@ -174,7 +177,7 @@ def forgetting() -> list[Path]:
     samsum = {"task": "samsum", "train": "gpt3",
               "body": {"task": {"seq_len": 512}, "decode": {"max_context_tokens": 384},
                        "data": {"max_train": 400, "sample_seed": 0, "max_eval_sources": 100}}}
-    train = {"batch_size": 8, "epochs": 1, "warmup_steps": 5, "log_every": 5, "save_every": 10}
+    train = {"batch_size": 8, "warmup_steps": 5, "log_every": 5, "save_every": 10}
     out = [write("forgetting/base", "LoRA Learns Less and Forgets Less: the untrained model on "
                  "SAMSum (nothing trains), the level learning is measured from", "none", None,
                  samsum, {**train, "lr": 0.0})]
@@ -193,7 +196,10 @@ def main() -> int:
     if OUT.exists():
         shutil.rmtree(OUT)
     written = lr_sweep() + rank_curves() + mlp_vs_attention() + batch_size() + forgetting()
-    print(f"wrote {len(written)} files under {OUT}")
+    write_profile(PROFILE, "Issue #27's runs beyond the paper (conf/experiment/beyond_smollm2): SmolLM2-135M's real\n"
+                  "weights at a CPU budget; each file keeps its task's data, batch, warm-up and lr.",
+                  "make_beyond_configs.py", SHARED)
+    print(f"wrote {len(written)} files under {OUT} and the profile {PROFILE}")
     return 0
 
 

@@ -6,17 +6,15 @@ committed so that Hydra and the tests see them without this script.
 """
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from conf_out import EXPERIMENTS, select_profile, write_profile  # noqa: E402
 from experiments.converge import FAMILIES, PLATEAU_PATIENCE, chosen_lr  # noqa: E402
 
-# LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
-OUT = Path(os.environ.get("LORA_REPRO_CONF_OUT")
-           or Path(__file__).resolve().parent.parent / "conf" / "experiment") / "table2"
+OUT = EXPERIMENTS / "table2"
 TASKS = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
 MNLI_INIT = {"mrpc", "rte", "stsb"}  # started from the MNLI LoRA run in the non-† rows
 
@@ -184,27 +182,34 @@ MINILM_METHODS = {
 }
 
 
-def _minilm_lines(method: str, task: str, folder: str, title: str, train: list[str],
+# What every file of a MiniLM stand-in shares, held once by its profile: batch 32, sequences
+# cut at 128 tokens, the train subset drawn with data seed 0, and the CPU fast path (batches
+# of similar length, experiments/batch_order.py).
+MINILM_SHARED = {"train": {"batch_size": 32, "batch_order": "length_buckets"},
+                 "task": {"seq_len": 128}, "data": {"sample_seed": 0}}
+
+
+def _minilm_lines(method: str, task: str, folder: str, title: str, profile: str, train: list[str],
                   max_train) -> list[str]:
-    """One MiniLM stand-in file; `train` holds the lines that differ between budgets."""
+    """One MiniLM stand-in file: what its profile does not hold (lr, the train subset size)."""
     m = MINILM_METHODS[method]
     return ["# @package _global_", *title.format(row=m["row"], task=task).split("\n"),
             "defaults:", "  - override /model: minilm_l6", f"  - override /method: {m['method']}",
-            f"  - override /task: {task}", "  - override /train: glue", "run:",
-            f"  name: {folder}/{method}_{task}", "  table: 2_minilm", f"  row: \"{m['row']}\"",
+            f"  - override /task: {task}", "  - override /train: glue", select_profile(profile),
+            "run:", f"  name: {folder}/{method}_{task}", "  table: 2_minilm", f"  row: \"{m['row']}\"",
             *([f"method: {m['args']}"] if m["args"] else []), "train:", *train,
-            # the CPU fast path: batches of similar length (experiments/batch_order.py)
-            "  batch_order: length_buckets", "task:", "  seq_len: 128",
-            "data:", f"  max_train: {'null' if max_train is None else max_train}",
-            "  sample_seed: 0"]
+            "data:", f"  max_train: {'null' if max_train is None else max_train}"]
+
+
+MINILM_PROFILE = "standin_minilm"
+MINILM_BUDGET = {**MINILM_SHARED, "train": {**MINILM_SHARED["train"], "epochs": 3, "log_every": 10}}
 
 
 def render_minilm(method: str, task: str) -> str:
     title = ("# Table 2 stand-in, {row}, {task}: real MiniLM-L6 weights on CPU; written by\n"
              "# scripts/make_glue_configs.py (the budget and the lr tuning are explained there).")
-    train = [f"  lr: {MINILM_METHODS[method]['lr']}", "  batch_size: 32", "  epochs: 3",
-             "  log_every: 10"]
-    return "\n".join(_minilm_lines(method, task, "table2_minilm", title, train,
+    train = [f"  lr: {MINILM_METHODS[method]['lr']}"]
+    return "\n".join(_minilm_lines(method, task, "table2_minilm", title, MINILM_PROFILE, train,
                                    MINILM_TASKS[task])) + "\n"
 
 
@@ -216,15 +221,18 @@ def render_minilm(method: str, task: str) -> str:
 # (experiments/converge.py states the rule; `scripts/converge.sh glue_minilm` runs it).
 GLUE_MINILM_OUT = OUT.parent / "glue_minilm"
 GLUE_MINILM_TASKS = {"sst2": 10000, "mrpc": None, "cola": None, "rte": None, "stsb": None}
+GLUE_MINILM_PROFILE = "standin_minilm_plateau"
+GLUE_MINILM_BUDGET = {**MINILM_SHARED, "train": {
+    **MINILM_SHARED["train"], "epochs": 10, "patience": PLATEAU_PATIENCE, "autocast": "bf16",
+    "log_every": 20}}
 
 
 def render_glue_minilm(method: str, task: str) -> str:
     lr, lr_source = chosen_lr(FAMILIES["glue_minilm"], method)
     title = ("# Table 2 stand-in trained to a plateau, {row}, {task}: real MiniLM-L6 weights\n"
              "# on CPU; written by scripts/make_glue_configs.py (budget and lr explained there).")
-    train = [f"  lr: {lr:g}  # {lr_source}", "  batch_size: 32", "  epochs: 10", f"  patience: {PLATEAU_PATIENCE}",
-             "  autocast: bf16", "  log_every: 20"]
-    return "\n".join(_minilm_lines(method, task, "glue_minilm", title, train,
+    train = [f"  lr: {lr:g}  # {lr_source}"]
+    return "\n".join(_minilm_lines(method, task, "glue_minilm", title, GLUE_MINILM_PROFILE, train,
                                    GLUE_MINILM_TASKS[task])) + "\n"
 
 
@@ -242,8 +250,15 @@ def main() -> None:
     for method in MINILM_METHODS:
         for task in GLUE_MINILM_TASKS:
             (GLUE_MINILM_OUT / f"{method}_{task}.yaml").write_text(render_glue_minilm(method, task))
-    print(f"wrote {len(ROWS) * len(TASKS) + len(MINILM_METHODS) * len(MINILM_TASKS)} files "
-          f"under {OUT.parent}")
+    write_profile(MINILM_PROFILE, "The MiniLM-L6 stand-in of Table 2 (conf/experiment/table2_minilm): real weights on\n"
+                  "CPU, 3 epochs on a train subset per task. Each file keeps its lr and subset size.",
+                  "make_glue_configs.py", MINILM_BUDGET)
+    write_profile(GLUE_MINILM_PROFILE, "The converging MiniLM-L6 stand-in of Table 2 (conf/experiment/glue_minilm): up to\n"
+                  "10 epochs, stopped when the dev metric stops improving (train.patience), bf16\n"
+                  "autocast. Each file keeps its lr and train subset size.",
+                  "make_glue_configs.py", GLUE_MINILM_BUDGET)
+    print(f"wrote {len(ROWS) * len(TASKS) + 2 * len(MINILM_METHODS) * len(MINILM_TASKS)} "
+          f"experiment files under {OUT.parent} and 2 profiles")
 
 
 if __name__ == "__main__":

@@ -12,17 +12,15 @@ Run `python scripts/make_gpt3_configs.py` after editing; the YAML files are comm
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from conf_out import EXPERIMENTS as CONF, select_profile, write_profile  # noqa: E402
 from experiments.converge import FAMILIES, PLATEAU_PATIENCE, chosen_lr  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-# LORA_REPRO_CONF_OUT: write elsewhere (tests/test_config_generators.py compares with conf/)
-CONF = Path(os.environ.get("LORA_REPRO_CONF_OUT") or REPO / "conf" / "experiment")
 
 # Table 12: one lr per method, tuned by the authors on GPT-3 and used for every dataset.
 PAPER_LR = {"ft": 5e-6, "pre_embed": 5e-4, "pre_layer": 1e-4, "bitfit": 1.6e-3, "adapter_h": 1e-4,
@@ -143,6 +141,11 @@ STANDIN_BUDGET = {
 # Length-bucketed batches (issue #22): each example still once per epoch, reproducible from
 # the seed, far less padding; the paper's recipes keep the official order.
 STANDIN_BATCH_ORDER = "length_buckets"
+# What every table<N>_smollm2 file shares, held once by its profile (the rest of the budget
+# above differs by task or table and stays in the files).
+STANDIN_PROFILE = "standin_smollm2"
+STANDIN_SHARED = {"train": {"warmup_steps": 5, "log_every": 5, "save_every": 10,
+                            "batch_order": STANDIN_BATCH_ORDER}}
 DEFAULT_GPU_MODEL = "llama3_1_8b"
 NEW_TOKENS = {"rte_gen": 8, "sst2_gen": 8, "samsum": 128}  # decode.max_new_tokens of each task
 
@@ -162,7 +165,8 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
              f"# Table {table}, {spec['row']}, {task}: {head}.",
              "# Written by scripts/make_gpt3_configs.py.",
              "defaults:", f"  - override /model: {model}", f"  - override /method: {method}",
-             f"  - override /task: {task}", "  - override /train: gpt3", "run:",
+             f"  - override /task: {task}", "  - override /train: gpt3",
+             *([select_profile(STANDIN_PROFILE)] if standin else []), "run:",
              f"  name: {name}" + ("" if standin else "/${model.name}"),
              f"  table: {table}", f"  row: \"{spec['row']}\""]
     if method == "bitfit":
@@ -175,10 +179,7 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
     if standin:
         b = STANDIN_BUDGET[task]
         lines += [f"  batch_size: {extra.get('batch', b['batch'])}",
-                  f"  epochs: {extra.get('epochs', b['epochs'])}", "  warmup_steps: 5",
-                  "  log_every: 5", "  save_every: 10",
-                  # the CPU fast path: batches of similar length (experiments/batch_order.py)
-                  f"  batch_order: {STANDIN_BATCH_ORDER}"]
+                  f"  epochs: {extra.get('epochs', b['epochs'])}"]
         # few-shot prompts hold 2 demonstrations per class: the task's own length, not the budget's
         seq_len = b["seq_len"] if not extra.get("few_shot") else FEW_SHOT_SEQ_LEN
         lines += ["task:", f"  seq_len: {seq_len}"] + FEW_SHOT_LINES * bool(extra.get("few_shot"))
@@ -234,6 +235,11 @@ PLATEAU_BUDGET = {
     "samsum": dict(max_train=1000, max_eval=100, seq_len=512, batch=8, epochs=6),
 }
 PROMPT_CHOICE = REPO / "results" / "bench" / "prompt_choice.json"
+# What every gpt3_smollm2 file shares, held once by its profile.
+PLATEAU_PROFILE = "standin_smollm2_plateau"
+PLATEAU_SHARED = {"train": {"patience": PLATEAU_PATIENCE, "autocast": "bf16", "warmup_steps": 10,
+                            "log_every": 10, "save_every": 50, "batch_order": STANDIN_BATCH_ORDER},
+                  "data": {"sample_seed": 0}}
 
 
 def chosen_separators() -> dict:
@@ -251,20 +257,19 @@ def render_plateau(task: str, cell: str, spec: dict, separator: str | None) -> s
              "# (issue #23's converging stand-in for Table 4). Written by scripts/make_gpt3_configs.py.",
              "defaults:", "  - override /model: smollm2_135m",
              f"  - override /method: {spec['method']}", f"  - override /task: {task}",
-             "  - override /train: gpt3", "run:", f"  name: gpt3_smollm2/{task}/{cell}",
+             "  - override /train: gpt3", select_profile(PLATEAU_PROFILE), "run:",
+             f"  name: gpt3_smollm2/{task}/{cell}",
              "  table: gpt3_smollm2", f"  row: \"{spec['row']}\""]
     if spec.get("args"):
         lines.append(f"method: {spec['args']}")
     lr, lr_source = chosen_lr(FAMILIES["gpt3_smollm2"], cell)
     lines += ["train:", f"  lr: {lr:g}  # {lr_source}", f"  batch_size: {b['batch']}",
-              f"  epochs: {b['epochs']}", f"  patience: {PLATEAU_PATIENCE}", "  autocast: bf16", "  warmup_steps: 10",
-              "  log_every: 10", "  save_every: 50", f"  batch_order: {STANDIN_BATCH_ORDER}",
-              "task:", f"  seq_len: {b['seq_len']}",
+              f"  epochs: {b['epochs']}", "task:", f"  seq_len: {b['seq_len']}",
               "decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]
     if separator is not None:
         lines += ["prompt:", f"  separator: {json.dumps(separator)}  # results/bench/prompt_choice.json"]
     lines += ["data:", f"  max_train: {'null' if b['max_train'] is None else b['max_train']}",
-              "  sample_seed: 0", f"  max_eval_sources: {b['max_eval']}"]
+              f"  max_eval_sources: {b['max_eval']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -318,7 +323,17 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render_plateau(task, cell, spec, separators.get(task)))
             written.append(path)
-    print(f"wrote {len(written)} files under {CONF}")
+    written.append(write_profile(
+        STANDIN_PROFILE, "The SmolLM2-135M stand-ins of the GPT-3 tables (conf/experiment/table<N>_smollm2):\n"
+        "the paper's recipe on SmolLM2-135M's real weights at a CPU budget. Each file keeps what\n"
+        "differs by task or table (examples, batch, epochs, sequence length, lr).",
+        "make_gpt3_configs.py", STANDIN_SHARED))
+    written.append(write_profile(
+        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-in of Table 4 (conf/experiment/gpt3_smollm2):\n"
+        "trained until the dev metric stops improving (train.patience), bf16 autocast. Each file\n"
+        "keeps what differs by task (examples, batch, epochs, sequence length) and its lr.",
+        "make_gpt3_configs.py", PLATEAU_SHARED))
+    print(f"wrote {len(written)} files under {CONF.parent}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_every_file_composes_as_a_smollm2_stand_in(cfgs):
     assert len(EXPERIMENTS) >= 40
     for name, cfg in cfgs.items():
         assert cfg.run.name == name
-        assert cfg.model.name == "smollm2_135m" and cfg.profile.name == "paper"
+        assert cfg.model.name == "smollm2_135m" and cfg.profile.name == "standin_smollm2_beyond"
         assert cfg.run.row                      # records need a row to be read
 
 

@@ -1,5 +1,6 @@
-"""The committed experiment files are exactly what their generator scripts write (`make configs`):
-a hand edit of a generated file, or a generator edit without regenerating, fails here."""
+"""The committed experiment files and stand-in profiles are exactly what their generator scripts
+write (`make configs`): a hand edit of a generated file, or a generator edit without
+regenerating, fails here."""
 import filecmp
 import os
 import subprocess
@@ -7,15 +8,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf" / "experiment"
+PROFILES = REPO / "conf" / "profile"
 # script -> the experiment folders it owns (make_gpt3_configs: the GPT-3 tables and stand-ins)
 GENERATORS = {
     "make_glue_configs.py": ["table2", "table2_minilm", "glue_minilm"],
     "make_gpt3_configs.py": [f"table{n}{s}" for n in (4, 5, 6, 8, 15, 16) for s in ("", "_smollm2")]
                             + ["gpt3_smollm2"],
     "make_beyond_configs.py": ["beyond_smollm2"],
+}
+# script -> the stand-in profiles it writes (conf/profile/<name>.yaml)
+GENERATED_PROFILES = {
+    "make_glue_configs.py": ["standin_minilm", "standin_minilm_plateau"],
+    "make_gpt3_configs.py": ["standin_smollm2", "standin_smollm2_plateau"],
+    "make_beyond_configs.py": ["standin_smollm2_beyond"],
 }
 
 
@@ -28,8 +37,13 @@ def test_regenerating_gives_no_diff(script, tmp_path):
     env = {**os.environ, "LORA_REPRO_CONF_OUT": str(tmp_path)}
     subprocess.run([sys.executable, str(REPO / "scripts" / script)], check=True, env=env,
                    cwd=REPO, capture_output=True)
+    written = {p.stem for p in (tmp_path / "profile").glob("*.yaml")}
+    assert written == set(GENERATED_PROFILES[script])
+    for name in written:
+        assert filecmp.cmp(PROFILES / f"{name}.yaml", tmp_path / "profile" / f"{name}.yaml",
+                           shallow=False), f"conf/profile/{name}.yaml differs; run make configs"
     for folder in GENERATORS[script]:
-        ours, theirs = CONF / folder, tmp_path / folder
+        ours, theirs = CONF / folder, tmp_path / "experiment" / folder
         assert _files(ours) == _files(theirs), f"{folder}: files differ; run make configs"
         changed = [f for f in sorted(_files(ours))
                    if not filecmp.cmp(ours / f, theirs / f, shallow=False)]
@@ -41,5 +55,10 @@ def test_ledger_judges_convergence_by_the_runs_own_patience():
     from experiments.claims.spec import LEDGER_DIR, load_rules
     from experiments.converge import PLATEAU_PATIENCE
     assert load_rules(LEDGER_DIR).convergence.patience == PLATEAU_PATIENCE
-    for path in (CONF / "glue_minilm").glob("*.yaml"):
-        assert f"patience: {PLATEAU_PATIENCE}\n" in path.read_text(), path
+    # the converging stand-ins hold their patience in their profiles, every file selects one
+    for profile, folder in (("standin_minilm_plateau", "glue_minilm"),
+                            ("standin_smollm2_plateau", "gpt3_smollm2")):
+        assert yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())["train"]["patience"] \
+            == PLATEAU_PATIENCE
+        for path in (CONF / folder).rglob("*.yaml"):
+            assert f"override /experiment_profile: {profile}\n" in path.read_text(), path

@@ -11,15 +11,20 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from experiments.paths import CONF_DIR, REPO_ROOT
 from experiments.pipeline import run_experiment
 from experiments.records import RunExistsError
 from experiments.run_checks import check_run_config
 
+from .config_digests import digest, recorded
+from .test_standin_profiles import STANDIN_PROFILES
+
 EXPERIMENTS = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix(""))
                      for p in (CONF_DIR / "experiment").rglob("*.yaml"))
 TABLE3 = [e for e in EXPERIMENTS if e.startswith("table3/")]
+DIGESTS = recorded()
 FIRST_OF_FOLDER = {min(e for e in EXPERIMENTS if e.rsplit("/", 1)[0] == folder)
                    for folder in {e.rsplit("/", 1)[0] for e in EXPERIMENTS}}
 
@@ -44,7 +49,14 @@ def test_every_experiment_composes(experiment, hydra_conf):
     check_run_config(cfg)  # every shipped experiment passes the checks made before a run
     # the GPT-3 recipes for GPU users name the model in the run directory (model=... switches it)
     assert cfg.run.name in (experiment, f"{experiment}/{cfg.model.name}")
-    assert cfg.profile.name == "paper" and cfg.model.init == "pretrained"
+    # a stand-in's file picks its family's profile (conf/profile/standin_*.yaml); the rest `paper`
+    assert cfg.profile.name == STANDIN_PROFILES.get(experiment.split("/")[0], "paper")
+    assert cfg.model.init == "pretrained"
+    # the settings every run takes are the ones recorded before the stand-in profiles and the
+    # list form of LoRA's targets (tests/config_digests.py says how a deliberate change records)
+    assert digest(OmegaConf.to_container(cfg)) == DIGESTS.get(experiment), (
+        f"{experiment} composes to other settings than tests/fixtures/experiment_configs.json "
+        "records: if intended, run python -m tests.config_digests and say why in the commit")
     # the weight types adapted are the file's own: a file's `targets` is a list, which replaces
     # the method's default (a dict would merge into it, adapting types the file leaves out)
     written = (yaml.safe_load((CONF_DIR / "experiment" / f"{experiment}.yaml").read_text())

@@ -405,13 +405,14 @@ def test_wandb_payload_rows(scanned):
 
 # ---------------------------------------------------------------------------- MiniLM stand-in
 def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
-                   trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm"):
+                   trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm",
+                   profile="paper"):
     rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
     path = root / "runs" / family / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({
         "experiment": f"{family}/{method}_{task}", "table": "2_minilm", "row": rows[method],
-        "model": "minilm_l6", "model_display": "MiniLM-L6 (all-MiniLM-L6-v2)", "profile": "paper",
+        "model": "minilm_l6", "model_display": "MiniLM-L6 (all-MiniLM-L6-v2)", "profile": profile,
         "seed": seed, "status": status, "task": task,
         "metrics": {metric: history[-1]},
         "train": {"history": [{"epoch": i + 1, metric: v} for i, v in enumerate(history)]},
@@ -487,6 +488,18 @@ def test_minilm_budgets_build_apart(tmp_path):
     assert "Runs: `conf/experiment/glue_minilm/`" in to_markdown(rows, skipped)
 
 
+def test_minilm_standin_profile_records_join_the_paper_profile_ones(tmp_path):
+    """A record of the stand-in profile (conf/profile/standin_minilm.yaml) and a committed one
+    of the same cell, written before it under `paper`, are seeds of one row."""
+    from experiments.tables.minilm import collect
+
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.80])
+    _minilm_record(tmp_path, "lora", "sst2", 2, [0.90], profile="standin_minilm")
+    rows, skipped = collect(tmp_path, "table2_minilm")
+    assert [(r.label, r.profile) for r in rows] == [("LoRA", "paper")] and not skipped
+    assert rows[0].cells["SST-2"].values == pytest.approx([80.0, 90.0])
+
+
 def test_minilm_records_stay_out_of_table2(tmp_path):
     _minilm_record(tmp_path, "lora", "rte", 1, [0.6])
     records, skipped = scan(tmp_path)
@@ -517,6 +530,20 @@ def test_a_shared_run_fills_the_other_tables_cell_and_yields_to_an_own_run():
     assert row_of(both, "Wq,Wv (r=4)", "stand-in").cells["SST-2-gen"].values == pytest.approx([70.0])
     assert [s.reason for s in both.skipped if s.path == source.path] == [
         f"a run shared from another table, where this table's own run {own.path} is read"]
+
+
+def test_standin_profile_records_build_the_table_the_paper_profile_ones_built():
+    """Records written under a stand-in profile (conf/profile/standin_*.yaml) read as the
+    committed records of the same cells, which say `paper`: one row, the same table."""
+    t5 = load_table(5)
+    old = [_gpt3_record("table5_smollm2/sst2_gen/qv_r4", 5, "Wq,Wv (r=4)", seed, acc)
+           for seed, acc in ((1, 0.70), (2, 0.74))]
+    new = RunRecord(old[1].path, {**old[1].data, "profile": "standin_smollm2"}, 5, 1)
+    mixed = build(t5, [old[0], new], [])
+    row = row_of(mixed, "Wq,Wv (r=4)", "stand-in")
+    assert row.seeds == [1, 2] and row.cells["SST-2-gen"].values == pytest.approx([70.0, 74.0])
+    assert to_markdown(mixed) == to_markdown(build(t5, old, []))
+    assert to_csv(mixed) == to_csv(build(t5, old, []))
 
 
 def test_the_params_column_counts_a_prefix_layer_folded():

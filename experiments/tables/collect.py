@@ -21,6 +21,19 @@ _SEED_DIR = re.compile(r"^seed(\d+)(?:-(\d+))?$")
 _TABLE_DIR = re.compile(r"^table(\d+)$")
 
 
+# A stand-in profile (conf/profile/standin_*.yaml) reads as `paper` in the tables and the
+# ledger: the records written before those profiles say `paper` (a stand-in ran the paper's
+# recipe on another model, at the budget its experiment file set), so old and new runs of one
+# cell share a row; aggregate.shown_profile shows them as stand-ins where the model is not the
+# paper row's.
+STANDIN_PROFILE_PREFIX = "standin"
+
+
+def table_profile(profile: str) -> str:
+    """The profile a record's runs are grouped and shown under."""
+    return "paper" if profile.startswith(STANDIN_PROFILE_PREFIX) else profile
+
+
 @dataclass(frozen=True)
 class Skipped:
     path: str                 # relative to the results directory
@@ -41,7 +54,7 @@ class RunRecord:
 
     @property
     def profile(self) -> str:
-        return str(self.data["profile"])
+        return table_profile(str(self.data["profile"]))
 
     @property
     def model(self) -> str:
