@@ -1,8 +1,8 @@
 """The run list of a sweep for `scripts/run_grid.sh`: one line per (experiment file, seed) under
 the folders or files named, in the order given.
 
-A cell whose runs another table supplies (that table yaml's `shared_runs`) is run under the
-source experiment, so one run fills both tables and none is trained twice.
+A file that names another's configuration (`run.same_as`, experiments/same_as.py) is run as
+that owner, so one run fills both tables and no configuration is trained twice.
 
     python -m experiments.grid table6_smollm2/samsum table5_smollm2/samsum --seeds 1 2 > list
     scripts/run_grid.sh list          # skips complete runs, resumes unfinished ones
@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .paper_numbers import load_all
 from .paths import CONF_DIR
+from .same_as import owner_of
 
 EXPERIMENT_DIR = CONF_DIR / "experiment"
 
@@ -34,19 +34,8 @@ def experiments_under(name: str) -> list[str]:
                             "table6_smollm2/samsum/qv_r8)")
 
 
-def run_source(experiment: str, shared: dict[str, str]) -> str:
-    """The experiment whose runs fill `experiment`'s cell: its shared_runs source, or itself.
-    Tables read shared runs one hop only, so the source is never followed further; of two
-    files that read each other's runs, the first by name stands for both."""
-    source = shared.get(experiment, experiment)
-    if shared.get(source) == experiment:
-        return min(source, experiment)
-    return source
-
-
 def grid_lines(names: list[str], seeds: list[int]) -> list[str]:
-    shared = {dst: src for table in load_all() for src, dst in table.shared_runs}
-    experiments = dict.fromkeys(run_source(e, shared) for n in names for e in experiments_under(n))
+    experiments = dict.fromkeys(owner_of(e) for n in names for e in experiments_under(n))
     return [f"{e}/seed{s} experiment={e} seed={s} logger=none" for e in experiments for s in seeds]
 
 

@@ -15,8 +15,6 @@ Owns loading and checking those files and reading a printed cell ("67.3±.6") in
 #                          cited (*), dagger (†), model, method, params, cells (one printed
 #                          string per column except params, in column order)
 #   standins               extra rows of ours (stand-in models) -> the paper row they face
-#   shared_runs            [{from: EXPERIMENT, to: EXPERIMENT}]: runs of `from` (another table's
-#                          experiment file with the same configuration) read as runs of `to`
 #   notes                  the paper's caveats, printed under the table
 #   our_notes              how our runs differ from the paper's (stand-in columns, budgets)
 from __future__ import annotations
@@ -131,7 +129,6 @@ class PaperTable:
     columns: tuple[Column, ...]
     rows: tuple[PaperRow, ...]
     standins: dict = field(default_factory=dict)
-    shared_runs: tuple[tuple[str, str], ...] = ()  # (from experiment, to experiment)
     notes: tuple[str, ...] = ()
     our_notes: tuple[str, ...] = ()  # how our runs differ (stand-in columns, budgets)
     path: Path | None = None
@@ -240,25 +237,20 @@ def read_table_file(path: Path) -> PaperTable:
     if len(set(ids)) != len(ids):
         raise PaperDataError(f"{where}: row ids repeat; tell repeated printed rows apart, "
                              "e.g. by their parameter count")
+    if "shared_runs" in data:
+        raise PaperDataError(f"{where}: shared_runs moved into the experiment files: give the "
+                             "linking file `run.same_as: <experiment>` (experiments/same_as.py)")
     standins = {str(k): str(v) for k, v in (data.get("standins") or {}).items()}
     for standin, target in standins.items():
         if normalise_row(target) not in ids:
             raise PaperDataError(f"{where}: stand-in {standin!r} faces unknown row {target!r}")
     return PaperTable(number=int(data["table"]), title=data["title"], source=data["source"],
                       statistic=statistic, best_epoch=best_epoch, columns=columns, rows=rows,
-                      standins=standins, shared_runs=_shared_runs(data, where),
+                      standins=standins,
                       notes=tuple(data.get("notes") or ()),
                       our_notes=tuple(data.get("our_notes") or ()), path=Path(path))
 
 
-def _shared_runs(data: dict, where: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for entry in data.get("shared_runs") or ():
-        if not isinstance(entry, dict) or set(entry) != {"from", "to"}:
-            raise PaperDataError(f"{where}: shared_runs entry {entry!r}: give {{from: EXPERIMENT, "
-                                 "to: EXPERIMENT}}")
-        pairs.append((str(entry["from"]), str(entry["to"])))
-    return tuple(pairs)
 
 
 def table_numbers() -> list[int]:

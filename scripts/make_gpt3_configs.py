@@ -146,6 +146,32 @@ STANDIN_BATCH_ORDER = "length_buckets"
 STANDIN_PROFILE = "standin_smollm2"
 STANDIN_SHARED = {"train": {"warmup_steps": 5, "log_every": 5, "save_every": 10,
                             "batch_order": STANDIN_BATCH_ORDER}}
+# Stand-in cells whose configuration another table's cell already names: the file says
+# `run.same_as: <that cell>` (experiments/same_as.py), its table reads that cell's runs and the
+# grid runs the configuration once. The owner is the cell whose runs were made first: Table 6's
+# for the LoRA cells, Table 4's for the other methods and for LoRA r_q=r_v=8 on RTE and SAMSum.
+def _lora_owner(task: str, types: str, r: int) -> str:
+    if (types, r) == ("qv", 8) and task in ("rte_gen", "samsum"):
+        return f"table4_smollm2/{task}/lora_qv_r8"
+    return f"table6_smollm2/{task}/{types}_r{r}"
+
+
+SAME_AS = {
+    **{f"table4_smollm2/{t}/lora_qv_r{r}": _lora_owner(t, "qv", r)
+       for t, r in (("sst2_gen", 1), ("sst2_gen", 8), ("rte_gen", 1), ("samsum", 1))},
+    **{f"table5_smollm2/{t}/{c}": f"table6_smollm2/{t}/{c}"
+       for t in ("sst2_gen", "rte_gen", "samsum") for c in ("q_r8", "qv_r4", "qkvo_r2")},
+    **{f"table6_smollm2/{t}/qv_r8": _lora_owner(t, "qv", 8) for t in ("rte_gen", "samsum")},
+    **{f"table8_smollm2/{t}/lora": _lora_owner(t, "qv", 8) for t in ("rte_gen", "sst2_gen")},
+    **{f"table15_smollm2/{t}/{cell}": f"table4_smollm2/{t}/{owner}"
+       for t in ("sst2_gen", "rte_gen")
+       for cell, owner in (("ft", "ft"), ("pre_embed_lp256", "pre_embed"),
+                           ("pre_layer_lp8_li8", "pre_layer"), ("adapter_h_r1", "adapter_h_r1"),
+                           ("adapter_h_r8", "adapter_h_r8"))},
+    **{f"table15_smollm2/{t}/lora_{types}_r{r}": _lora_owner(t, types, r)
+       for t in ("sst2_gen", "rte_gen")
+       for types, ranks in (("qv", (1, 2, 4, 8, 64)), ("qkvo", (1, 2, 4, 64))) for r in ranks},
+}
 DEFAULT_GPU_MODEL = "llama3_1_8b"
 NEW_TOKENS = {"rte_gen": 8, "sst2_gen": 8, "samsum": 128}  # decode.max_new_tokens of each task
 
@@ -169,6 +195,8 @@ def render(table: int, task: str, cell: str, spec: dict, standin: bool, extra: d
              *([select_profile(STANDIN_PROFILE)] if standin else []), "run:",
              f"  name: {name}" + ("" if standin else "/${model.name}"),
              f"  table: {table}", f"  row: \"{spec['row']}\""]
+    if standin and name in SAME_AS:
+        lines.append(f"  same_as: {SAME_AS[name]}")
     if method == "bitfit":
         lines.insert(3, "# Llama has no bias terms (BitFit refuses it): run with model=qwen2_5_0_5b or "
                         "qwen2_5_1_5b, whose Wq/Wk/Wv biases BitFit trains.")

@@ -2,8 +2,9 @@
 so that a refactor of conf/ (the stand-in profiles, the list form of LoRA's targets) is shown to
 leave every run's settings as they were (tests/test_spine.py checks each file against it).
 
-The digest leaves out what such a refactor renames: `profile.name`, and the form of LoRA's
-targets (a dict of ranks and a list with r give the same digest). A deliberate change to an
+The digest leaves out what such a refactor renames or adds without changing a setting:
+`profile.name`, the form of LoRA's targets (a dict of ranks and a list with r give the same
+digest) and `run.same_as` (a link to the file owning the configuration, experiments/same_as.py). A deliberate change to an
 experiment's recipe changes its digest: record the new ones with
     python -m tests.config_digests          # rewrites tests/fixtures/experiment_configs.json
 and say in the commit which experiments changed and why.
@@ -26,6 +27,7 @@ def digest(config: dict) -> str:
     if "targets" in method:
         method["targets"] = target_ranks(method["targets"], method.pop("r", None))
     (config.get("profile") or {}).pop("name", None)
+    (config.get("run") or {}).pop("same_as", None)
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

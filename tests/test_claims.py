@@ -209,7 +209,7 @@ def test_one_seed_a_side_uses_the_saved_outputs(tmp_path):
          "b": {"experiment": b, "table": 4, "column": "SST-2-gen"}}]}, Path("x.yaml"))
     result = judge(tmp_path, c)
     comp = result.comparisons[0]
-    # a reads Table 6's run through Table 4's shared_runs
+    # a reads Table 6's run: Table 4's file says `run.same_as: table6_smollm2/sst2_gen/qv_r8`
     assert comp.a.records == ["runs/table6_smollm2/sst2_gen/qv_r8/seed1/record.json"]
     assert comp.interval.method == "paired_bootstrap"
     assert comp.interval.difference == pytest.approx(20.0)

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from experiments.paper_numbers import (PaperDataError, load_all, load_figure, load_table,
                                        parse_cell, parse_count, read_table_file)
@@ -574,25 +575,58 @@ def test_runs_on_different_n_are_different_cells_not_reruns():
     assert [s.reason for s in built16.skipped] == [f"superseded by the rerun {runs[2].path}"]
 
 
-def test_shared_runs_name_experiments_of_the_same_configuration():
-    """Every shared_runs pair composes to the same configuration but for run name/table/row."""
+def test_same_as_names_an_experiment_of_the_same_configuration():
+    """Every `run.same_as` link composes to its owner's configuration but for the run's name,
+    table and row (and the link itself)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from experiments.paper_numbers import table_numbers
     from experiments.paths import CONF_DIR
+    from experiments.same_as import same_as_links
 
-    pairs = [pair for n in table_numbers() for pair in load_table(n).shared_runs]
-    assert len(pairs) >= 10
+    links = same_as_links()
+    assert len(links) >= 40
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         def config(experiment):
             cfg = OmegaConf.to_container(compose(config_name="config",
                                                  overrides=[f"experiment={experiment}"]))
-            for key in ("name", "table", "row"):
-                cfg["run"].pop(key)
+            for key in ("name", "table", "row", "same_as"):
+                cfg["run"].pop(key, None)
             return cfg
-        for source, target in pairs:
-            assert config(source) == config(target), (source, target)
+        for link in links:
+            assert config(link.owner) == config(link.experiment), link
+
+
+def _experiment_file(root, name, run):
+    path = root / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"run": run}))
+
+
+def test_a_same_as_that_names_no_file_or_links_on_is_refused(tmp_path):
+    from experiments.same_as import SameAsError, same_as_links
+
+    _experiment_file(tmp_path, "t6/a", {"table": 6, "row": "A"})
+    _experiment_file(tmp_path, "t5/a", {"table": 5, "row": "A", "same_as": "t6/a"})
+    [link] = same_as_links(tmp_path)
+    assert (link.experiment, link.owner, link.table, link.row) == ("t5/a", "t6/a", 5, "A")
+    _experiment_file(tmp_path / "chain", "t6/a", {"table": 6, "row": "A"})
+    _experiment_file(tmp_path / "chain", "t5/a", {"table": 5, "row": "A", "same_as": "t6/a"})
+    _experiment_file(tmp_path / "chain", "t8/a", {"table": 8, "row": "A", "same_as": "t5/a"})
+    with pytest.raises(SameAsError, match=r"t8/a.yaml: run.same_as names 't5/a', which links on"):
+        same_as_links(tmp_path / "chain")
+    _experiment_file(tmp_path / "missing", "t5/a", {"table": 5, "row": "A", "same_as": "t6/b"})
+    with pytest.raises(SameAsError, match=r"run.same_as names 't6/b', but .*t6/b.yaml does not"):
+        same_as_links(tmp_path / "missing")
+
+
+def test_a_paper_file_with_shared_runs_says_where_they_went(tmp_path):
+    path = tmp_path / "table5.yaml"
+    data = yaml.safe_load(load_table(5).path.read_text())
+    data["shared_runs"] = [{"from": "a", "to": "b"}]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(PaperDataError, match="run.same_as"):
+        read_table_file(path)
 
 
 def test_figure2_draws_our_rows_as_one_line_per_method():

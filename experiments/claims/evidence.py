@@ -4,8 +4,8 @@ from __future__ import annotations
 
 # Records are read as the tables read them: `collect.scan` accepts complete records only, and
 # each seed's value comes from `aggregate.seed_value` (its best epoch where the table takes it).
-# A configuration another table owns (`shared_runs` in experiments/paper/tableN.yaml) counts
-# as this experiment's run, below a run of the experiment's own for the same seed.
+# A configuration another table owns (the experiment file's `run.same_as`) counts as this
+# experiment's run, below a run of the experiment's own for the same seed.
 
 import json
 import statistics
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from ..paper_numbers import Column, PaperTable, load_all, load_table
+from ..paper_numbers import Column, PaperTable, load_table
 from ..paths import CONF_DIR
+from ..same_as import owner_of
 from ..tables.aggregate import chosen_epoch, seed_value
 from ..tables.collect import RunRecord, is_number
 from .convergence import ConvergenceRule, check_convergence
@@ -90,7 +91,8 @@ def run_command(experiment: str) -> tuple[str, bool]:
 
 
 def _shared_sources(experiment: str) -> set[str]:
-    return {src for table in load_all() for src, dst in table.shared_runs if dst == experiment}
+    owner = owner_of(experiment)
+    return {owner} if owner != experiment else set()
 
 
 def _column(sel: Selector) -> tuple[PaperTable, Column]:

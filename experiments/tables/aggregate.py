@@ -8,10 +8,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-import yaml
-
 from ..paper_numbers import Column, PaperRow, PaperTable, normalise_row
-from ..paths import CONF_DIR
+from ..same_as import same_as_links
 from .collect import RunRecord, Skipped, is_number
 
 PROFILE_ORDER = {"paper": 0, "stand-in": 1, "tiny": 2, "smoke": 3}
@@ -216,28 +214,21 @@ def record_params(record: RunRecord, key: str) -> int | None:
 
 
 def shared_records(table: PaperTable, records: list[RunRecord]) -> list[RunRecord]:
-    """Another table's runs of the same configuration (the yaml's shared_runs), read as runs of
-    this table's experiment: that experiment file's row, the source path kept in `shared_from`.
-    They rank below a run of this table's own for the same seed (rerun 0)."""
-    if not table.shared_runs:
+    """The runs of the configuration a file of this table names with `run.same_as` (another
+    table's experiment, experiments/same_as.py), read as runs of that file: its row, the source
+    path kept in `shared_from`. They rank below a run of this table's own for the same seed
+    (rerun 0)."""
+    links = [s for s in same_as_links() if str(s.table) == str(table.number)]
+    if not links:
         return []
-    targets = {src: dst for src, dst in table.shared_runs}
-    rows = {dst: experiment_row(dst) for dst in targets.values()}
-    return [RunRecord(r.path, {**r.data, "experiment": targets[r.data["experiment"]],
-                               "row": rows[targets[r.data["experiment"]]], "shared_from": r.path},
+    # an owner two files of this table link to (none today) is read as the first by name
+    by_owner = {}
+    for s in links:
+        by_owner.setdefault(s.owner, s)
+    return [RunRecord(r.path, {**r.data, "experiment": by_owner[r.data["experiment"]].experiment,
+                               "row": by_owner[r.data["experiment"]].row, "shared_from": r.path},
                       table.number, 0)
-            for r in records if r.data.get("experiment") in targets]
-
-
-def experiment_row(experiment: str) -> str:
-    """The `run.row` an experiment file gives its runs (read from the file, no composition)."""
-    path = CONF_DIR / "experiment" / f"{experiment}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"shared_runs names {experiment!r}, but {path} does not exist")
-    row = ((yaml.safe_load(path.read_text()) or {}).get("run") or {}).get("row")
-    if not row:
-        raise ValueError(f"{path}: no run.row to read shared runs as")
-    return str(row)
+            for r in records if r.data.get("experiment") in by_owner]
 
 
 def build(table: PaperTable, records: list[RunRecord], skipped: list[Skipped]) -> BuiltTable:
