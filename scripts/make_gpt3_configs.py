@@ -18,18 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conf_out import EXPERIMENTS as CONF, select_profile, write_profile  # noqa: E402
-from experiments.converge import FAMILIES, PLATEAU_PATIENCE, chosen_lr  # noqa: E402
+from experiments.converge import FAMILIES, PLATEAU_PATIENCE, SMOLLM2_LR, chosen_lr  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Table 12: one lr per method, tuned by the authors on GPT-3 and used for every dataset.
 PAPER_LR = {"ft": 5e-6, "pre_embed": 5e-4, "pre_layer": 1e-4, "bitfit": 1.6e-3, "adapter_h": 1e-4,
             "lora": 2e-4, "lora_pre_embed": 2e-4, "lora_pre_layer": 2e-4}  # App. E: none given
-# The stand-in trains ~50 steps, not 2 epochs of 56k-393k examples: every lr is the paper's
-# scaled up 5x (FT 10x), untuned; the same factor for every parameter-efficient method keeps
-# the comparison even-handed. The records carry the lr used.
-STANDIN_LR = {"ft": 5e-5, "pre_embed": 2.5e-3, "pre_layer": 5e-4, "bitfit": 8e-3,
-              "adapter_h": 5e-4, "lora": 1e-3, "lora_pre_embed": 1e-3, "lora_pre_layer": 1e-3}
+# The stand-in's lr per method: the paper's scaled up 5x (FT 10x), untuned, held in
+# experiments/converge.SMOLLM2_LR (the converging stand-in's lr sweep starts from it too).
+STANDIN_LR = SMOLLM2_LR
 # LoRA's alpha for GPT-3 is not given; §4.1's rule is alpha = the first r tried, kept constant
 # across r. We take 8 (the Table 4 37.7M setting), so alpha/r = 8/r.
 LORA_ALPHA = 8

@@ -62,3 +62,20 @@ def test_ledger_judges_convergence_by_the_runs_own_patience():
             == PLATEAU_PATIENCE
         for path in (CONF / folder).rglob("*.yaml"):
             assert f"override /experiment_profile: {profile}\n" in path.read_text(), path
+
+
+def test_each_standin_lr_has_one_home():
+    """The short stand-ins' lrs and the converging ones' sweep tops are experiments/converge's:
+    SmolLM2's is Table 12's lr x 5 (FT x 10), and the sweep's cells are Table 4's stand-in rows."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_glue_configs as glue
+    import make_gpt3_configs as gpt3
+    from experiments.converge import FAMILIES, GPT3_SMOLLM2_CELLS, MINILM_LR, SMOLLM2_LR
+
+    assert SMOLLM2_LR == {m: float(f"{lr * (10 if m == 'ft' else 5):.3g}")
+                          for m, lr in gpt3.PAPER_LR.items()}
+    assert gpt3.STANDIN_LR is SMOLLM2_LR
+    assert GPT3_SMOLLM2_CELLS == {cell: spec["method"] for cell, spec in gpt3.TABLE4.items()
+                                  if cell not in gpt3.STANDIN_SKIP}
+    assert FAMILIES["gpt3_smollm2"].base_lr == {c: SMOLLM2_LR[m] for c, m in GPT3_SMOLLM2_CELLS.items()}
+    assert FAMILIES["glue_minilm"].base_lr == MINILM_LR and set(MINILM_LR) == set(glue.MINILM_METHODS)
