@@ -83,10 +83,15 @@ clean-venv:
 # Issue #22: training and decoding speed against this machine's matmul rate, plain loop vs the
 # engine on the same real tokens (results/bench/train_speed.{json,md}; BENCH_ARGS="--threads 1"
 # on a machine other jobs share). gpu-check: the same questions on one CUDA GPU.
-.PHONY: bench-train gpu-check
+.PHONY: bench-train bench-cost gpu-check
 BENCH_ARGS ?=
 bench-train: setup
 	$(PY) -m experiments.bench.train_speed $(BENCH_ARGS)
+# §4.2 on the stand-ins: LoRA vs FT seconds per step (interleaved rounds) and training memory
+# (fresh processes): results/bench/method_cost.{json,md}, read by `make claims`. Minutes; run
+# it with nothing else on the machine.
+bench-cost: setup
+	$(PY) -m experiments.bench.method_cost $(BENCH_ARGS)
 gpu-check:  # no setup: a device box may have only a CUDA torch and the carried wheels
 	PY=$$(test -x $(PY) && echo $(PY) || echo python3) scripts/gpu_check.sh results/bench/gpu
 
