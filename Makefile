@@ -63,6 +63,17 @@ analysis: setup
 	$(PY) -m experiments.analysis all $(ANALYSIS_ARGS)
 figure3 figure4 figure6 figure7 figure8 table7: setup
 	$(PY) -m experiments.analysis $@ $(ANALYSIS_ARGS)
+# The same analyses on MiniLM adapters trained to a plateau (conf/experiment/s7_minilm: LoRA on
+# Wq, Wv at r = 4, 8, 64 on SST-2; the claims ledger reads results/analysis/minilm). The runs:
+# minutes each on a CPU; resumable.
+S7_MINILM_RUNS = qv_r4:1 qv_r8:1 qv_r64:1 qv_r64:2
+s7-minilm-runs: setup
+	list=$$(mktemp) && for x in $(S7_MINILM_RUNS); do e=s7_minilm/sst2/$${x%:*}; s=$${x#*:}; \
+	  echo "$$e/seed$$s experiment=$$e seed=$$s logger=none"; done > $$list \
+	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
+analysis-minilm: setup
+	$(PY) -m experiments.analysis all --prefix s7_minilm --task sst2 \
+	  --out $${LORA_REPRO_RESULTS:-results}/analysis/minilm $(ANALYSIS_ARGS)
 
 # Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init). On a GPU box:
 # `make table1 DEVICE=cuda` runs the paper's three columns and the Figure 5 grid.
@@ -83,10 +94,15 @@ clean-venv:
 # Issue #22: training and decoding speed against this machine's matmul rate, plain loop vs the
 # engine on the same real tokens (results/bench/train_speed.{json,md}; BENCH_ARGS="--threads 1"
 # on a machine other jobs share). gpu-check: the same questions on one CUDA GPU.
-.PHONY: bench-train gpu-check
+.PHONY: bench-train bench-cost gpu-check s7-minilm-runs analysis-minilm
 BENCH_ARGS ?=
 bench-train: setup
 	$(PY) -m experiments.bench.train_speed $(BENCH_ARGS)
+# §4.2 on the stand-ins: LoRA vs FT seconds per step (interleaved rounds) and training memory
+# (fresh processes): results/bench/method_cost.{json,md}, read by `make claims`. Minutes; run
+# it with nothing else on the machine.
+bench-cost: setup
+	$(PY) -m experiments.bench.method_cost $(BENCH_ARGS)
 gpu-check:  # no setup: a device box may have only a CUDA torch and the carried wheels
 	PY=$$(test -x $(PY) && echo $(PY) || echo python3) scripts/gpu_check.sh results/bench/gpu
 

@@ -233,6 +233,28 @@ def render_glue_minilm(method: str, task: str) -> str:
                                    GLUE_MINILM_TASKS[task])) + "\n"
 
 
+# Section 7's analyses (Figures 3, 4, Table 7) on MiniLM adapters trained to a plateau: LoRA on
+# Wq, Wv at r = 4, 8 and 64 on glue_minilm's SST-2 budget and lr (alpha 16 at every r, as the
+# paper keeps alpha fixed across r); `python -m experiments.analysis all --prefix s7_minilm
+# --task sst2 --out results/analysis/minilm` reads them as <prefix>/<task>/qv_r<r>.
+S7_MINILM_OUT = OUT.parent / "s7_minilm" / "sst2"
+S7_MINILM_RANKS = (4, 8, 64)
+
+
+def render_s7_minilm(r: int) -> str:
+    lr, lr_source = chosen_lr(FAMILIES["glue_minilm"], "lora")
+    return "\n".join([
+        "# @package _global_",
+        f"# MiniLM LoRA on Wq, Wv at r={r}, SST-2, trained until dev accuracy stops improving:",
+        "# an adapter for the Section 7 analyses. Written by scripts/make_glue_configs.py.",
+        "defaults:", "  - override /model: minilm_l6", "  - override /method: lora",
+        "  - override /task: sst2", "  - override /train: glue", select_profile(GLUE_MINILM_PROFILE),
+        "run:", f"  name: s7_minilm/sst2/qv_r{r}", "  table: s7_minilm",
+        f"  row: \"MiniLM LoRA r={r}\"", f"method: {{targets: [q, v], r: {r}, alpha: 16, dropout: 0.0}}",
+        "train:", f"  lr: {lr:g}  # {lr_source}", "data:",
+        f"  max_train: {GLUE_MINILM_TASKS['sst2']}"]) + "\n"
+
+
 def main() -> None:
     for name, spec in ROWS.items():
         folder = OUT / name
@@ -247,14 +269,18 @@ def main() -> None:
     for method in MINILM_METHODS:
         for task in GLUE_MINILM_TASKS:
             (GLUE_MINILM_OUT / f"{method}_{task}.yaml").write_text(render_glue_minilm(method, task))
+    S7_MINILM_OUT.mkdir(parents=True, exist_ok=True)
+    for r in S7_MINILM_RANKS:
+        (S7_MINILM_OUT / f"qv_r{r}.yaml").write_text(render_s7_minilm(r))
     write_profile(MINILM_PROFILE, "The MiniLM-L6 stand-in of Table 2 (conf/experiment/table2_minilm): real weights on\n"
                   "CPU, 3 epochs on a train subset per task. Each file keeps its lr and subset size.",
                   "make_glue_configs.py", MINILM_BUDGET)
-    write_profile(GLUE_MINILM_PROFILE, "The converging MiniLM-L6 stand-in of Table 2 (conf/experiment/glue_minilm): up to\n"
-                  "10 epochs, stopped when the dev metric stops improving (train.patience), bf16\n"
-                  "autocast. Each file keeps its lr and train subset size.",
+    write_profile(GLUE_MINILM_PROFILE, "The converging MiniLM-L6 stand-in of Table 2 (conf/experiment/glue_minilm, and the\n"
+                  "Section 7 adapters of conf/experiment/s7_minilm): up to 10 epochs, stopped when\n"
+                  "the dev metric stops improving (train.patience), bf16 autocast. Each file keeps\n"
+                  "its lr and train subset size.",
                   "make_glue_configs.py", GLUE_MINILM_BUDGET)
-    print(f"wrote {len(ROWS) * len(TASKS) + 2 * len(MINILM_METHODS) * len(MINILM_TASKS)} "
+    print(f"wrote {len(ROWS) * len(TASKS) + 2 * len(MINILM_METHODS) * len(MINILM_TASKS) + len(S7_MINILM_RANKS)} "
           f"experiment files under {OUT.parent} and 2 profiles")
 
 

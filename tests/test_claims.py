@@ -325,6 +325,44 @@ def test_timing_trials_in_a_bench_file_get_welchs_interval(tmp_path):
     assert result.verdict == REPRODUCED
 
 
+def test_paired_rounds_cancel_drift_that_leaves_welchs_interval_wide(tmp_path):
+    """Load that drifts between rounds hits both variants of a round: the per-round differences
+    (0.1 ms each, up to rounding) are tight, the two lists themselves spread over 4 ms."""
+    (tmp_path / "bench").mkdir()
+    drift = [10.0, 14.0, 11.0, 13.0, 10.5, 12.0]
+    base = drift
+    merged = [t + 0.1 + 0.01 * (i % 2) for i, t in enumerate(drift)]
+    (tmp_path / "bench" / "latency.json").write_text(json.dumps(
+        {"cells": [{"base": base, "merged": merged}]}))
+    side = {"file": "bench/latency.json", "command": "make table1"}
+    sides = ({**side, "key": "cells.0.merged"}, {**side, "key": "cells.0.base"})
+    welch = judge(tmp_path, artifact_claim(*sides, "greater"))
+    assert welch.verdict == INCONCLUSIVE      # the drift swamps a 0.1 ms difference
+    paired = judge(tmp_path, artifact_claim(*sides, "greater", paired=True))
+    comp = paired.comparisons[0]
+    diffs = np.subtract(merged, base)
+    ci = sps.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+    assert comp.interval.method == "paired_t"
+    assert comp.interval.difference == pytest.approx(diffs.mean())
+    assert (comp.interval.low, comp.interval.high) == pytest.approx((ci.low, ci.high))
+    assert paired.verdict == REPRODUCED
+    # within 5% of the base mean, both ways: merged adds no latency that matters
+    same = judge(tmp_path, artifact_claim(*sides, "equivalent", relative_margin=0.05, paired=True))
+    assert same.verdict == REPRODUCED
+
+
+def test_paired_needs_artifacts_of_equal_length(tmp_path):
+    with pytest.raises(LedgerError, match="paired"):
+        claim("greater", paired=True)
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "latency.json").write_text(json.dumps(
+        {"cells": [{"base": [1.0, 2.0, 3.0], "merged": [1.0, 2.0]}]}))
+    side = {"file": "bench/latency.json", "command": "make table1"}
+    with pytest.raises(ValueError, match="2 values"):
+        judge(tmp_path, artifact_claim({**side, "key": "cells.0.merged"},
+                                       {**side, "key": "cells.0.base"}, "greater", paired=True))
+
+
 def test_an_analysis_of_unconverged_adapters_is_under_trained(tmp_path):
     write_record(tmp_path, "table6_smollm2/sst2_gen/qv_r4", 1, [0.7], task="sst2_gen")
     (tmp_path / "analysis").mkdir()

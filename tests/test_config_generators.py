@@ -15,7 +15,7 @@ CONF = REPO / "conf" / "experiment"
 PROFILES = REPO / "conf" / "profile"
 # script -> the experiment folders it owns (make_gpt3_configs: the GPT-3 tables and stand-ins)
 GENERATORS = {
-    "make_glue_configs.py": ["table2", "table2_minilm", "glue_minilm"],
+    "make_glue_configs.py": ["table2", "table2_minilm", "glue_minilm", "s7_minilm"],
     "make_gpt3_configs.py": [f"table{n}{s}" for n in (4, 5, 6, 8, 15, 16) for s in ("", "_smollm2")]
                             + ["gpt3_smollm2"],
     "make_beyond_configs.py": ["beyond_smollm2"],

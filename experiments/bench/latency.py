@@ -57,11 +57,12 @@ CUDA_GRID = Grid(table1=[(32, 512, "0.5M"), (16, 256, "11M"), (1, 128, "11M")],
                  fig_r=[8, 64, 256], warmup=10, trials=100, fig_trials=20)
 # On 2 shared CPU cores one GPT-2 M forward at 32x512 takes tens of seconds: the CPU grid is
 # the paper's three cells scaled by 1/8 in batch and sequence length (the third keeps batch 1),
-# with the paper's budgets, and a Figure 5 grid at that scale; about 6 minutes on 1 thread,
-# under 10 with the neighbours' load this machine sees.
+# with the paper's budgets, and a Figure 5 grid at that scale. 30 interleaved rounds a Table 1
+# cell: the ledger's paired interval over rounds (claim no_inference_latency) needs enough
+# of them to resolve a few percent on a CPU.
 CPU_GRID = Grid(table1=[(4, 64, "0.5M"), (2, 32, "11M"), (1, 16, "11M")],
                 fig_batch=[1, 2, 4], fig_seq=[8, 16, 32], fig_r=[8, 256],
-                warmup=1, trials=8, fig_trials=3)
+                warmup=2, trials=30, fig_trials=3)
 QUICK_GRID = Grid(table1=[(2, 32, "0.5M"), (1, 16, "11M")], fig_batch=[1, 2], fig_seq=[16, 32],
                   fig_r=[4, 16], warmup=1, trials=2, fig_trials=2, model="gpt2_tiny",
                   fixed_r={"0.5M": 4, "11M": 16})

@@ -7,7 +7,8 @@ from __future__ import annotations
 #   2. a run that did not converge,
 #      or a median below the floor that
 #      shows training happened        -> inconclusive: under-trained (never reproduced/refuted)
-#   3. the interval of d = a − b: Welch's t over seeds (≥ 2 a side); else a paired bootstrap
+#   3. the interval of d = a − b: a paired t over interleaved trials where the comparison says
+#      `paired`; Welch's t over seeds (≥ 2 a side); else a paired bootstrap
 #      over evaluation items of one seed a side (same items); else a point
 #   4. a point decides only where the claim allows it (a measured property, not a noisy
 #      metric); otherwise inconclusive: one seed and no per-example outputs
@@ -26,7 +27,8 @@ from .evidence import Evidence, MissingEvidence, gather
 from .per_example import CorpusOutputs
 from .spec import Claim, Comparison, Rules
 from .stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval, one_sample_difference,
-                    paired_bootstrap, paired_corpus_bootstrap, seed_mean_difference, verdict_for)
+                    paired_bootstrap, paired_corpus_bootstrap, paired_trial_difference,
+                    seed_mean_difference, verdict_for)
 
 
 @dataclass
@@ -51,9 +53,16 @@ class ClaimResult:
     comparisons: list[ComparisonResult]
 
 
-def choose_interval(a: Evidence, b: Evidence, rules: Rules) -> tuple[Interval, str | None]:
+def choose_interval(a: Evidence, b: Evidence, rules: Rules,
+                    paired: bool = False) -> tuple[Interval, str | None]:
     """The interval for d = a − b, and why it is only a point where it is one."""
     level = rules.level
+    if paired:
+        if len(a.values) != len(b.values):
+            raise ValueError(f"paired trials: {a.artifact} has {len(a.values)} values and "
+                             f"{b.artifact} {len(b.values)}; rerun the benchmark that writes them")
+        return replace(paired_trial_difference(a.values, b.values, level),
+                       note=f"{len(a.values)} interleaved rounds"), None
     if b.kind == "value":
         if len(a.values) >= 2:
             return one_sample_difference(a.values, b.values[0], level), None
@@ -100,7 +109,7 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
                                 sides.get("a"), sides.get("b"), missing=missing)
     a, b = sides["a"], sides["b"]
     margin = comp.margin if comp.relative_margin is None else comp.relative_margin * abs(b.mean)
-    interval, point_why = choose_interval(a, b, rules)
+    interval, point_why = choose_interval(a, b, rules, comp.paired)
     result = ComparisonResult(comp, INCONCLUSIVE, "", a, b, interval, margin)
     if point_why and not comp.point_decides:
         says, why = INCONCLUSIVE, f"no interval: {point_why}; run more seeds"

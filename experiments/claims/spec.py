@@ -30,7 +30,7 @@ _CLAIM_KEYS = {"id", "statement", "where", "stand_in", "comparisons", "paper_sca
 # A claim of later work (issue #27) names its source; a claim without one is the paper's.
 _SOURCE_KEYS = {"work", "authors", "year", "url", "finding"}
 _COMPARISON_KEYS = {"label", "a", "b", "relation", "margin", "relative_margin", "paper",
-                    "trained_floor", "point_decides"}
+                    "trained_floor", "point_decides", "paired"}
 _SELECTOR_KEYS = {"experiment", "table", "column", "metric", "scale", "better", "field", "file",
                   "key", "command", "runs_key", "value", "n_train", "converges"}
 
@@ -88,6 +88,10 @@ class Comparison:
     paper_b: PaperRef | None = None
     trained_floor: float | None = None     # both sides' seed medians must clear it
     point_decides: bool = False            # may a point value (no interval) decide the verdict?
+    # Two artifact lists whose i-th values were measured together (a round of interleaved
+    # timing trials): the interval is over the differences a_i − b_i, so the machine's drift
+    # between rounds, which hits both sides alike, cancels.
+    paired: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,13 +221,17 @@ def parse_comparison(data, where: str) -> Comparison:
     relative = data.get("relative_margin")
     if margin < 0 or (relative is not None and float(relative) < 0):
         raise LedgerError(f"{where}: margins are ≥ 0")
+    paired = data.get("paired", False)
+    if not isinstance(paired, bool) or (paired and not a.kind == b.kind == "artifact"):
+        raise LedgerError(f"{where}: paired: true pairs two artifact lists measured together "
+                          "(a file/key on both sides); remove it or select artifacts")
     return Comparison(label=str(data["label"]), a=a, b=b, relation=data["relation"],
                       margin=margin, relative_margin=float(relative) if relative is not None
                       else None, paper_a=parse_paper_ref(paper.get("a"), f"{where} paper.a"),
                       paper_b=parse_paper_ref(paper.get("b"), f"{where} paper.b"),
                       trained_floor=float(data["trained_floor"])
                       if data.get("trained_floor") is not None else None,
-                      point_decides=bool(data.get("point_decides", False)))
+                      point_decides=bool(data.get("point_decides", False)), paired=paired)
 
 
 def parse_claim(data, path: Path) -> Claim:

@@ -1,5 +1,6 @@
 """The ledger's statistics: a 95% interval for a difference d = a − b, and the rule that turns an
-interval into a verdict. Owns `seed_mean_difference`, `paired_bootstrap`, `paired_corpus_bootstrap`
+interval into a verdict. Owns `seed_mean_difference`, `paired_trial_difference`, `paired_bootstrap`,
+`paired_corpus_bootstrap`
 and `verdict_for`."""
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 # with unequal spreads across methods). One seed a side, with per-example scores on the same
 # evaluation items: a paired bootstrap over items, d = mean(a_i − b_i), BCa interval
 # (scipy.stats.bootstrap, paired=True). A constant b (a threshold) is a one-sample interval.
+# Timing trials run in interleaved rounds: a t interval over the per-round differences.
 
 from dataclasses import dataclass
 
@@ -23,7 +25,7 @@ class Interval:
     difference: float
     low: float | None
     high: float | None
-    method: str          # welch_t | one_sample_t | paired_bootstrap | paired_corpus_bootstrap | point
+    method: str          # welch_t | one_sample_t | paired_t | paired_bootstrap | paired_corpus_bootstrap | point
     n_a: int
     n_b: int
     level: float = 0.95
@@ -57,6 +59,21 @@ def one_sample_difference(a, threshold: float, level: float = 0.95) -> Interval:
         return Interval(d, d, d, "one_sample_t", a.size, 0, level)
     ci = stats.ttest_1samp(a, threshold).confidence_interval(confidence_level=level)
     return Interval(d, float(ci.low), float(ci.high), "one_sample_t", a.size, 0, level)
+
+
+def paired_trial_difference(a, b, level: float = 0.95) -> Interval:
+    """mean(a_i − b_i) over trials measured together (round i ran both), with a t interval on
+    the differences: drift from round to round cancels, unlike Welch's over two lists."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError(f"paired trials need two or more rounds with a value on each side "
+                         f"(got {a.size} and {b.size} values)")
+    diffs = a - b
+    d = float(diffs.mean())
+    if np.ptp(diffs) == 0:
+        return Interval(d, d, d, "paired_t", a.size, b.size, level)
+    ci = stats.ttest_1samp(diffs, 0.0).confidence_interval(confidence_level=level)
+    return Interval(d, float(ci.low), float(ci.high), "paired_t", a.size, b.size, level)
 
 
 def paired_bootstrap(a, b, level: float = 0.95, n_resamples: int = 10000,

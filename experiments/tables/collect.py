@@ -89,7 +89,7 @@ def table_from_experiment(experiment: str) -> int | None:
 STANDIN_TABLES = ("2_minilm",)
 # Record groups no table build reads: the converging stand-ins' lr sweeps and SmolLM2 runs
 # (experiments/converge.py), read by the analyses and the claims ledger.
-UNTABLED_GROUPS = ("lr_sweep_minilm", "lr_sweep_smollm2", "gpt3_smollm2")
+UNTABLED_GROUPS = ("lr_sweep_minilm", "lr_sweep_smollm2", "gpt3_smollm2", "s7_minilm")
 
 
 def _table_field(value) -> int | str | None:
