@@ -195,7 +195,7 @@ From the paper:
 - The RTE few-shot number is taken from the GPT-3 paper; MNLI-m few-shot uses 2 demonstrations per class (6 in context).
 
 About our runs:
-- Cells whose configuration equals another table's cell read that cell's runs (shared_runs in experiments/paper/table8.yaml; the table's JSON lists each record's path): the fine-tuned rows come from Table 4's RTE LoRA r=8 run and Table 6's SST-2 Wq,Wv r=8 run.
+- Cells whose configuration equals another table's cell read that cell's runs (run.same_as in the experiment file, conf/experiment/table8_smollm2/; the table's JSON lists each record's path): the fine-tuned rows come from Table 4's RTE LoRA r=8 run and Table 6's SST-2 Wq,Wv r=8 run.
 - Stand-in rows: SmolLM2-135M-Instruct (real weights, CPU), conf/experiment/table8_smollm2/<task>/. Few-shot: no training, 2 demonstrations per class drawn with seed 0 from the run's training subset, greedy decoding. Fine-tuned: LoRA r_q=r_v=8, 1 epoch on 400 RTE / 800 SST-2 training examples (the Table 4 stand-in budget). SST-2 as generation is a second classification column. RTE: fine-tuned 84.6±0.8, few-shot —, beside the shares of its two classes on dev (entailment 146 of 277, 52.7; not_entailment 131, 47.3): a score near 0 is a run that answered no label word (the record's dev/unrecognised). Table 16's LoRA n=1k cell trains on 1k RTE examples.
 
 Skipped records (not averaged):
