@@ -152,3 +152,19 @@ def test_one_seed_a_side_on_cola_resamples_items_and_recomputes_mcc(tmp_path):
     d = 100 * (mcc(good) - mcc(poor))
     assert comp.interval.difference == pytest.approx(d)
     assert comp.interval.low < d < comp.interval.high and comp.interval.low > 20
+
+
+def test_budget_lines_summarise_each_run_once_by_model_and_profile():
+    from experiments.claims.report import budget_lines
+    ft = {"record": "runs/a/seed1/record.json", "model": "MiniLM", "profile": "paper",
+          "train_examples": 2490, "steps": 308, "epochs": 4, "max_epochs": 10,
+          "stopped_early": True}
+    lora = dict(ft, record="runs/b/seed1/record.json", train_examples=10000, steps=1560,
+                epochs=7, stopped_early=False)
+    other = dict(ft, record="runs/c/seed1/record.json", model="SmolLM2", epochs=None,
+                 max_epochs=1, stopped_early=None)
+    # ft appears under two comparisons: counted once
+    assert budget_lines([ft, lora, ft, other]) == [
+        "MiniLM, paper profile, 2,490-10,000 training examples, 308-1,560 steps, 4-7 epoch(s) "
+        "trained of up to 10, 1 of 2 runs stopped once the dev metric stopped improving",
+        "SmolLM2, paper profile, 2,490 training examples, 308 steps, 1 epoch(s)"]

@@ -54,7 +54,7 @@ class Evidence:
     per_example: dict = field(default_factory=dict)   # seed -> (scores array, references id)
     per_example_note: str | None = None
     unconverged: list[tuple[str, str]] = field(default_factory=list)
-    budget: list[str] = field(default_factory=list)
+    budget: list[dict] = field(default_factory=list)   # one _budget() per record
     model: str | None = None
     artifact: str | None = None         # the results JSON read, for an artifact side
 
@@ -124,11 +124,15 @@ def select_records(sel: Selector, records: list[RunRecord]) -> list[RunRecord]:
     return [chosen[s][1] for s in sorted(chosen)]
 
 
-def _budget(r: RunRecord) -> str:
+def _budget(r: RunRecord) -> dict:
+    """What a record trained on and for how long (report.budget_lines summarises a claim's)."""
     data, train = r.data.get("data") or {}, r.data.get("train") or {}
-    epochs = ((r.data.get("config") or {}).get("train") or {}).get("epochs")
-    return (f"{r.model_display}, {r.profile} profile, {data.get('train_examples')} training "
-            f"examples, {train.get('steps')} steps" + (f", {epochs} epoch(s)" if epochs else ""))
+    epochs = [e.get("epoch") for e in train.get("history") or [] if is_number(e.get("epoch"))]
+    return {"record": r.path, "model": r.model_display, "profile": r.profile,
+            "train_examples": data.get("train_examples"), "steps": train.get("steps"),
+            "epochs": max(epochs) if epochs else None,
+            "max_epochs": ((r.data.get("config") or {}).get("train") or {}).get("epochs"),
+            "stopped_early": train.get("stopped_early")}
 
 
 def _dotted(data, key: str):
@@ -191,7 +195,6 @@ def _from_records(sel: Selector, records: list[RunRecord], results: Path,
         raise MissingEvidence(f"{sel.describe()}: its records hold no such value "
                               f"({', '.join(r.path for r in chosen)})",
                               command + " run.new_dir=true", gpu)
-    ev.budget = sorted(set(ev.budget))
     return ev
 
 
@@ -233,7 +236,6 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
             conv = check_convergence(r.data, (main_metric(r.data),), 1.0, "higher", rule)
             if not conv.converged:
                 ev.unconverged.append((r.path, conv.reason))
-    ev.budget = sorted(set(ev.budget))
     return ev
 
 

@@ -36,6 +36,41 @@ def paper_value(ref: PaperRef | None, results: Path) -> dict | None:
     return {"printed": printed, "source": ref.source}
 
 
+def _span(values: list) -> str | None:
+    """`5`, or `2,490-10,000` for a range; None when no record says."""
+    values = sorted({v for v in values if v is not None})
+    if not values:
+        return None
+    lo, hi = (f"{v:,}" if isinstance(v, int) else f"{v:g}" for v in (values[0], values[-1]))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def budget_lines(budgets: list[dict]) -> list[str]:
+    """One line per model and profile: the ranges of training examples, epochs and steps of the
+    runs behind a claim (each counted once), and how many stopped on the plateau rule."""
+    groups: dict[tuple, list[dict]] = {}
+    for b in {b.get("record"): b for b in budgets}.values():   # a run behind two comparisons
+        groups.setdefault((b.get("model"), b.get("profile")), []).append(b)
+    lines = []
+    for (model, profile), bs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        parts = [f"{model}, {profile} profile"]
+        for key, unit in (("train_examples", "training examples"), ("steps", "steps")):
+            span = _span([b.get(key) for b in bs])
+            if span:
+                parts.append(f"{span} {unit}")
+        trained, most = _span([b.get("epochs") for b in bs]), _span([b.get("max_epochs") for b in bs])
+        if trained:
+            parts.append(f"{trained} epoch(s) trained" + (f" of up to {most}" if most else ""))
+        elif most:
+            parts.append(f"{most} epoch(s)")
+        stopped = sum(1 for b in bs if b.get("stopped_early"))
+        if stopped:
+            parts.append(f"{stopped} of {len(bs)} runs stopped once the dev metric stopped "
+                         "improving")
+        lines.append(", ".join(parts))
+    return lines
+
+
 def _evidence(ev: Evidence | None) -> dict | None:
     if ev is None:
         return None
@@ -173,10 +208,9 @@ def _details(c: dict) -> list[str]:
         lines.append(f"| {_cell(k['label'])} ({rel}) | {_cell(_paper(k['paper']))} | "
                      f"{_ours(k['a'])} | {_ours(k['b'])} | {_diff(k['difference'])} | "
                      f"{k['verdict']} | {_cell(_why(k))} |")
-    budgets = sorted({b for k in c["comparisons"] for s in (k["a"], k["b"]) if s
-                      for b in s["budget"]})
+    budgets = [b for k in c["comparisons"] for s in (k["a"], k["b"]) if s for b in s["budget"]]
     if budgets:
-        lines += ["", "Budget and model: " + "; ".join(budgets) + "."]
+        lines += ["", "Budget and model: " + "; ".join(budget_lines(budgets)) + "."]
     records = sorted({p for k in c["comparisons"] for s in (k["a"], k["b"]) if s
                       for p in s["records"]})
     if records:
