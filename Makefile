@@ -64,15 +64,15 @@ analysis: setup
 figure3 figure4 figure6 figure7 figure8 table7: setup
 	$(PY) -m experiments.analysis $@ $(ANALYSIS_ARGS)
 # The same analyses on MiniLM adapters trained to a plateau (conf/experiment/s7_minilm: LoRA on
-# Wq, Wv at r = 4, 8, 64 on SST-2; the claims ledger reads results/analysis/minilm). The runs:
+# Wq, Wv at r = 4, 8, 64 on MRPC; the claims ledger reads results/analysis/minilm). The runs:
 # minutes each on a CPU; resumable.
 S7_MINILM_RUNS = qv_r4:1 qv_r8:1 qv_r64:1 qv_r64:2
 s7-minilm-runs: setup
-	list=$$(mktemp) && for x in $(S7_MINILM_RUNS); do e=s7_minilm/sst2/$${x%:*}; s=$${x#*:}; \
+	list=$$(mktemp) && for x in $(S7_MINILM_RUNS); do e=s7_minilm/mrpc/$${x%:*}; s=$${x#*:}; \
 	  echo "$$e/seed$$s experiment=$$e seed=$$s logger=none"; done > $$list \
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
 analysis-minilm: setup
-	$(PY) -m experiments.analysis all --prefix s7_minilm --task sst2 \
+	$(PY) -m experiments.analysis all --prefix s7_minilm --task mrpc \
 	  --out $${LORA_REPRO_RESULTS:-results}/analysis/minilm $(ANALYSIS_ARGS)
 
 # Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init). On a GPU box:
