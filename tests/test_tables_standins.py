@@ -21,7 +21,7 @@ from .tables_fixtures import row_of
 # ---------------------------------------------------------------------------- MiniLM stand-in
 def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
                    trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm",
-                   profile="paper"):
+                   profile="paper", epochs=3):
     rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
     path = root / "runs" / family / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
     path.parent.mkdir(parents=True)
@@ -33,7 +33,7 @@ def _minilm_record(root, method, task, seed, history, *, rerun="", status="compl
         "train": {"history": [{"epoch": i + 1, metric: v} for i, v in enumerate(history)]},
         "params": {"trainable_without_head": trainable, "head": head},
         "config": {"data": {"max_train": 600, "sample_seed": 0, "max_valid": None},
-                   "train": {"epochs": 3, "lr": 2e-3, "batch_size": 32},
+                   "train": {"epochs": epochs, "lr": 2e-3, "batch_size": 32},
                    "task": {"seq_len": 128}}}))
 
 
@@ -100,6 +100,22 @@ def test_minilm_budgets_build_apart(tmp_path):
     short, _ = collect(tmp_path, "table2_minilm")
     assert short[0].cells["SST-2"].values == [60.0]
     assert "Runs: `conf/experiment/glue_minilm/`" in to_markdown(rows, skipped)
+
+
+def test_minilm_budget_names_each_methods_epoch_cap(tmp_path):
+    """glue_minilm gives the parameter-efficient methods a longer epoch cap than FT, as the paper
+    does: the budget says which cap is whose rather than one line per cap."""
+    from experiments.tables.minilm import collect, to_markdown
+
+    _minilm_record(tmp_path, "ft", "sst2", 1, [0.70], family="glue_minilm", epochs=10)
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.80], family="glue_minilm", epochs=30)
+    text = to_markdown(*collect(tmp_path, "glue_minilm"))
+    assert "the epoch cap of its method (below)" in text
+    assert "Epoch cap per method: FT 10; LoRA 30." in text
+    one = tmp_path / "one"
+    _minilm_record(one, "lora", "sst2", 1, [0.80], family="glue_minilm", epochs=30)
+    text = to_markdown(*collect(one, "glue_minilm"))
+    assert "3 epochs" not in text and "30 epochs" in text and "Epoch cap per method" not in text
 
 
 def test_minilm_standin_profile_records_join_the_paper_profile_ones(tmp_path):

@@ -152,6 +152,7 @@ def _budget(rows: list[Row]) -> list[str]:
         return ["No complete run yet: the budget is in the experiment files named above."]
     per_task: dict = {}
     lrs: dict = {}
+    caps: dict = {}
     common = set()
     trained: dict = {}
     for row in rows:
@@ -160,7 +161,8 @@ def _budget(rows: list[Row]) -> list[str]:
             data, train, task = cfg.get("data", {}), cfg.get("train", {}), cfg.get("task", {})
             per_task.setdefault(r.task, set()).add(data.get("max_train") or "all")
             lrs.setdefault(row.label, set()).add(train.get("lr"))
-            common.add((data.get("sample_seed"), train.get("epochs"), train.get("batch_size"),
+            caps.setdefault(row.label, set()).add(train.get("epochs"))
+            common.add((data.get("sample_seed"), train.get("batch_size"),
                         task.get("seq_len"), data.get("max_valid"), train.get("patience"),
                         train.get("autocast")))
             history = (r.data.get("train") or {}).get("history") or []
@@ -168,11 +170,15 @@ def _budget(rows: list[Row]) -> list[str]:
     tasks = ", ".join(f"{t} {'/'.join(str(v) for v in sorted(vs, key=str))}"
                       for t, vs in sorted(per_task.items()))
     lines = [f"Training examples per task (all, or a random subset of the train split): {tasks}."]
-    for sample_seed, epochs, batch, seq, max_valid, patience, autocast in sorted(common, key=str):
+    # the paper trains the parameter-efficient methods for more epochs than FT: a cap per method
+    one_cap = len(set().union(*caps.values())) == 1
+    cap = next(iter(next(iter(caps.values())))) if one_cap else None
+    for sample_seed, batch, seq, max_valid, patience, autocast in sorted(common, key=str):
         dev = "whole dev split" if max_valid is None else f"first {max_valid} dev examples"
-        length = (f"up to {epochs} epochs, stopped once the dev metric did not improve for "
+        epochs = f"{cap} epoch{'' if cap == 1 else 's'}" if one_cap else "the epoch cap of its method (below)"
+        length = (f"up to {epochs}, stopped once the dev metric did not improve for "
                   f"{patience} epoch{'' if patience == 1 else 's'} (after at least 3)"
-                  if patience else f"{epochs} epoch{'' if epochs == 1 else 's'}")
+                  if patience else epochs)
         amp = "; bf16 autocast (float32 weights and AdamW state)" if autocast == "bf16" else ""
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
                      f"method and seed); {length}, batch {batch}, sequences cut at "
@@ -184,9 +190,14 @@ def _budget(rows: list[Row]) -> list[str]:
     if any(len(set(v)) > 1 for v in trained.values()):
         lines.append("Epochs trained per run: " + "; ".join(
             f"{k} {min(v)}–{max(v)}" for k, v in trained.items()) + ".")
-    lines.append("Learning rate per method: " + "; ".join(
-        f"{k} {'/'.join(str(v) for v in sorted(vs, key=str))}" for k, vs in lrs.items()) + ".")
+    if not one_cap:
+        lines.append(f"Epoch cap per method: {_per_method(caps)}.")
+    lines.append(f"Learning rate per method: {_per_method(lrs)}.")
     return lines
+
+
+def _per_method(values: dict) -> str:
+    return "; ".join(f"{k} {'/'.join(str(v) for v in sorted(vs, key=str))}" for k, vs in values.items())
 
 
 def _paper_rows() -> list[tuple[str, list[str], str, str]]:
