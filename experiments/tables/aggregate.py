@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..paper_numbers import Column, PaperRow, PaperTable, normalise_row
 from ..same_as import same_as_links
@@ -213,12 +214,15 @@ def record_params(record: RunRecord, key: str) -> int | None:
     return None
 
 
-def shared_records(table: PaperTable, records: list[RunRecord]) -> list[RunRecord]:
+def shared_records(table: PaperTable | int | str, records: list[RunRecord],
+                   conf: Path | None = None) -> list[RunRecord]:
     """The runs of the configuration a file of this table names with `run.same_as` (another
     table's experiment, experiments/same_as.py), read as runs of that file: its row, the source
     path kept in `shared_from`. They rank below a run of this table's own for the same seed
-    (rerun 0)."""
-    links = [s for s in same_as_links() if str(s.table) == str(table.number)]
+    (rerun 0). `table`: a paper table or a stand-in table's run.table; `conf`: the experiment
+    files' folder (default conf/experiment)."""
+    number = table.number if isinstance(table, PaperTable) else table
+    links = [s for s in same_as_links(conf) if str(s.table) == str(number)]
     if not links:
         return []
     # an owner two files of this table link to (none today) is read as the first by name
@@ -227,7 +231,7 @@ def shared_records(table: PaperTable, records: list[RunRecord]) -> list[RunRecor
         by_owner.setdefault(s.owner, s)
     return [RunRecord(r.path, {**r.data, "experiment": by_owner[r.data["experiment"]].experiment,
                                "row": by_owner[r.data["experiment"]].row, "shared_from": r.path},
-                      table.number, 0)
+                      number, 0)
             for r in records if r.data.get("experiment") in by_owner]
 
 

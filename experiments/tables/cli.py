@@ -10,8 +10,9 @@ from pathlib import Path
 from ..paper_numbers import PaperDataError, figure_numbers, load_figure, load_table, table_numbers
 from ..paths import results_dir
 from .aggregate import BuiltTable, build
-from .collect import STANDIN_TABLES, Skipped, scan
+from .collect import Skipped, scan
 from .minilm import write as write_minilm
+from .smollm2 import write as write_smollm2
 from .figures import write_figure
 from .index import write_index
 from .render import to_csv, to_latex, to_markdown
@@ -25,6 +26,10 @@ class BuildReport:
     no_table: list = field(default_factory=list)    # complete records that name no table
     wandb_runs: list = field(default_factory=list)
 
+
+# Stand-in tables the paper does not print, each written by its own module: `table=<name>`
+# (or `make table<name>`) -> its writer; `all` writes every one.
+STANDIN_WRITERS = {"2_minilm": write_minilm, "4_smollm2": write_smollm2}
 
 # Tables measured by a benchmark or an analysis rather than rebuilt from run records' metrics:
 # never overwritten here.
@@ -132,7 +137,8 @@ def main(argv: list[str] | None = None) -> BuildReport:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Hydra's key=value form works too: table=3, table=3,13, table=all (or just all), "
                "figure=2 (draw that figure only), results=DIR, out=DIR.")
-    parser.add_argument("--table", help="a table number, a comma list, or all (default: all)")
+    parser.add_argument("--table", help="a table number, a comma list, a stand-in table ("
+                        + ", ".join(STANDIN_WRITERS) + "), or all (default: all)")
     parser.add_argument("--figure", help="draw only this figure (a number, a list, or all)")
     parser.add_argument("--results", type=Path, default=None,
                         help="results directory holding runs/ (default: results/, or "
@@ -144,13 +150,18 @@ def main(argv: list[str] | None = None) -> BuildReport:
     results = args.results or results_dir()
     out = args.out or results
     wanted = [] if args.table is None else [t.strip() for t in str(args.table).split(",")]
-    standins = [t for t in wanted if t in STANDIN_TABLES or t.removeprefix("table") in STANDIN_TABLES]
+    standins = [t for t in wanted if t.removeprefix("table") in STANDIN_WRITERS]
+    every = ((args.table is None and args.figure is None)
+             or str(args.table).strip().lower() == "all")
+    names = list(STANDIN_WRITERS) if every else [t.removeprefix("table") for t in standins]
+    # written before build_outputs, whose index lists the stand-in tables it finds on disk
+    written = [p for name in names for p in STANDIN_WRITERS[name](results, out)]
     if standins:
-        for path in write_minilm(results, out):
-            print(f"wrote {path}")
         rest = [t for t in wanted if t not in standins]
         if not rest:
-            return BuildReport(written=[])
+            report = BuildReport(written=written + [write_index(out)])
+            _print_report(report, results, out)
+            return report
         args.table = ",".join(rest)
     try:
         if args.figure is not None and args.table is None:
@@ -166,8 +177,7 @@ def main(argv: list[str] | None = None) -> BuildReport:
             write_tables = True
         report = build_outputs(results, out, tables, figures, write_tables=write_tables,
                                use_wandb=not args.no_wandb)
-        if write_tables and str(args.table).strip().lower() in ("none", "all"):
-            report.written += write_minilm(results, out)
+        report.written = written + report.written
     except PaperDataError as err:
         raise SystemExit(f"error: {err}") from None
     _print_report(report, results, out)

@@ -7,15 +7,16 @@ from __future__ import annotations
 # eight, and its rows compare methods on another model, so the paper's cells are shown in rows
 # of their own rather than as a difference per cell.
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..metrics.glue import main_metric
 from ..paper_numbers import load_table
-from .aggregate import CellStats
 from .collect import RunRecord, Skipped, is_number, scan
+from .standin import (BF16, MISSING, cell_stats, cells_json, converged_lines, count_text,
+                      epochs_trained, family_of, keep_latest, mean_cell, median_cell,
+                      path_family, per_label, plural, stop_rule, trained_lines, write_pair)
 
 TABLE = "2_minilm"
 # experiment folder -> (output name, what the budget is); the first is the stand-in's Table 2
@@ -35,7 +36,6 @@ ROWS = {"MiniLM FT": ("FT", "RoB-base FT", ""),
         "MiniLM Adapter^H": ("Adapter^H", "RoB-large Adpt^H † (0.8M)",
                              "RoB-large, † setup: Table 2 has no RoB-base Adapter^H"),
         "MiniLM LoRA": ("LoRA", "RoB-base LoRA", "")}
-MISSING = "–"
 
 
 @dataclass
@@ -55,33 +55,12 @@ class Row:
         return statistics.fmean(c.median for c in cells) if all(cells) else None
 
 
-def seed_value(record: RunRecord, metric: str) -> tuple[float, object] | None:
-    """(value x100, epoch) at the seed's best epoch by `metric`; the final metrics otherwise."""
-    history = [e for e in ((record.data.get("train") or {}).get("history") or [])
-               if isinstance(e, dict) and is_number(e.get(metric))]
-    if history:
-        best = max(history, key=lambda e: e[metric])  # the first of equal bests
-        return 100 * best[metric], best.get("epoch")
-    value = record.data["metrics"].get(metric)
-    return (100 * value, None) if is_number(value) else None
-
-
-def family_of(record: RunRecord) -> str:
-    return str(record.data.get("experiment", "")).split("/")[0]
-
-
-def _path_family(path: str) -> str:
-    """The experiment folder of a record path `.../runs/<folder>/...` (a skipped record)."""
-    parts = Path(path).parts
-    return parts[parts.index("runs") + 1] if "runs" in parts[:-1] else ""
-
-
 def collect(results: Path, family: str = "glue_minilm") -> tuple[list[Row], list[Skipped]]:
     """The rows of one budget: records of this table whose experiment lies in `family`."""
     records, skipped = scan(results)
-    mine_skipped = [s for s in skipped if s.table == TABLE and _path_family(s.path) == family]
+    mine_skipped = [s for s in skipped if s.table == TABLE and path_family(s.path) == family]
     tasks = {t for t, _, _ in COLUMNS}
-    latest: dict = {}
+    mine = []
     for r in records:
         if r.table != TABLE or family_of(r) != family:
             if r.table == TABLE and family_of(r) not in FAMILIES and family == next(iter(FAMILIES)):
@@ -91,32 +70,21 @@ def collect(results: Path, family: str = "glue_minilm") -> tuple[list[Row], list
         if r.task not in tasks:
             mine_skipped.append(Skipped(r.path, f"task {r.task!r} is not a column", TABLE))
             continue
-        key = (r.row, r.profile, r.seed, r.task)
-        if key in latest:  # a rerun (seed<k>-N) replaces the earlier run of that seed
-            old, new = sorted([latest[key], r], key=lambda x: x.rerun)
-            mine_skipped.append(Skipped(old.path, f"superseded by the rerun {new.path}", TABLE))
-            latest[key] = new
-        else:
-            latest[key] = r
+        mine.append(r)
+    kept, replaced = keep_latest(mine, lambda r: (r.row, r.profile, r.seed, r.task), TABLE)
+    mine_skipped += replaced
     rows: dict = {}
-    for (row, profile, _, _), r in sorted(latest.items(), key=lambda kv: kv[1].path):
-        label = ROWS.get(row, (row, None, ""))[0]
-        if profile != "paper":
-            label += f" ({profile} profile)"
-        rows.setdefault((row, profile), Row(row, profile, label)).records.append(r)
+    for r in kept:
+        label = ROWS.get(r.row, (r.row, None, ""))[0]
+        if r.profile != "paper":
+            label += f" ({r.profile} profile)"
+        rows.setdefault((r.row, r.profile), Row(r.row, r.profile, label)).records.append(r)
     order = list(ROWS)
     built = sorted(rows.values(), key=lambda x: (x.profile != "paper", x.profile,
                                                    order.index(x.key) if x.key in order else 99, x.key))
     for row in built:
         for task, label, metric in COLUMNS:
-            values, seeds, epochs = [], [], []
-            for r in sorted(row.records, key=lambda x: x.seed):
-                got = seed_value(r, metric) if r.task == task else None
-                if got is not None:
-                    values.append(got[0])
-                    seeds.append(r.seed)
-                    epochs.append(got[1])
-            row.cells[label] = CellStats(values, seeds, epochs, "median") if values else None
+            row.cells[label] = cell_stats([r for r in row.records if r.task == task], metric)
         for r in row.records:
             params = r.data.get("params") or {}
             if is_number(params.get("trainable_without_head")):
@@ -127,25 +95,6 @@ def collect(results: Path, family: str = "glue_minilm") -> tuple[list[Row], list
 
 
 # ---------------------------------------------------------------------------------- text
-def _count(values: list[int]) -> str:
-    if not values:
-        return MISSING
-    low, high = min(values), max(values)
-    fmt = (lambda v: f"{v / 1e6:.2f}M") if high >= 1e6 else (lambda v: f"{v / 1e3:.1f}K")
-    return fmt(low) if low == high else f"{fmt(low)}–{fmt(high)}"
-
-
-def _median_cell(cell: CellStats | None) -> str:
-    return f"{MISSING} (n=0)" if cell is None else f"{cell.median:.1f} (n={cell.n})"
-
-
-def _mean_cell(cell: CellStats | None) -> str:
-    if cell is None:
-        return f"{MISSING} (n=0)"
-    pm = "" if cell.std is None else f"±{cell.std:.1f}"
-    return f"{cell.mean:.1f}{pm} (n={cell.n})"
-
-
 def _budget(rows: list[Row]) -> list[str]:
     """The training budget, read from the records' resolved configs (one line per distinct one)."""
     if not any(row.records for row in rows):
@@ -155,6 +104,7 @@ def _budget(rows: list[Row]) -> list[str]:
     caps: dict = {}
     common = set()
     trained: dict = {}
+    records = [r for row in rows for r in row.records]
     for row in rows:
         for r in row.records:
             cfg = r.data.get("config") or {}
@@ -165,8 +115,7 @@ def _budget(rows: list[Row]) -> list[str]:
             common.add((data.get("sample_seed"), train.get("batch_size"),
                         task.get("seq_len"), data.get("max_valid"), train.get("patience"),
                         train.get("autocast")))
-            history = (r.data.get("train") or {}).get("history") or []
-            trained.setdefault(row.label, []).append(len(history))
+            trained.setdefault(row.label, []).append(epochs_trained(r))
     tasks = ", ".join(f"{t} {'/'.join(str(v) for v in sorted(vs, key=str))}"
                       for t, vs in sorted(per_task.items()))
     lines = [f"Training examples per task (all, or a random subset of the train split): {tasks}."]
@@ -175,29 +124,17 @@ def _budget(rows: list[Row]) -> list[str]:
     cap = next(iter(next(iter(caps.values())))) if one_cap else None
     for sample_seed, batch, seq, max_valid, patience, autocast in sorted(common, key=str):
         dev = "whole dev split" if max_valid is None else f"first {max_valid} dev examples"
-        epochs = f"{cap} epoch{'' if cap == 1 else 's'}" if one_cap else "the epoch cap of its method (below)"
-        length = (f"up to {epochs}, stopped once the dev metric did not improve for "
-                  f"{patience} epoch{'' if patience == 1 else 's'} (after at least 3)"
-                  if patience else epochs)
-        amp = "; bf16 autocast (float32 weights and AdamW state)" if autocast == "bf16" else ""
+        epochs = plural(cap, "epoch") if one_cap else "the epoch cap of its method (below)"
+        length = stop_rule(epochs, patience)
+        amp = f"; {BF16}" if autocast == "bf16" else ""
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
                      f"method and seed); {length}, batch {batch}, sequences cut at "
                      f"{seq} tokens{amp}; scored on the {dev} after every epoch.")
-    flags = [(r.data.get("train") or {}).get("converged") for row in rows for r in row.records]
-    if any(f is not None for f in flags):
-        lines.append(f"Runs whose dev metric stopped improving within the budget (the claims "
-                     f"ledger's convergence rule): {sum(f is True for f in flags)} of {len(flags)}.")
-    if any(len(set(v)) > 1 for v in trained.values()):
-        lines.append("Epochs trained per run: " + "; ".join(
-            f"{k} {min(v)}–{max(v)}" for k, v in trained.items()) + ".")
+    lines += converged_lines(records) + trained_lines(trained)
     if not one_cap:
-        lines.append(f"Epoch cap per method: {_per_method(caps)}.")
-    lines.append(f"Learning rate per method: {_per_method(lrs)}.")
+        lines.append(f"Epoch cap per method: {per_label(caps)}.")
+    lines.append(f"Learning rate per method: {per_label(lrs)}.")
     return lines
-
-
-def _per_method(values: dict) -> str:
-    return "; ".join(f"{k} {'/'.join(str(v) for v in sorted(vs, key=str))}" for k, vs in values.items())
 
 
 def _paper_rows() -> list[tuple[str, list[str], str, str]]:
@@ -261,8 +198,8 @@ def to_markdown(rows: list[Row], skipped: list[Skipped], family: str = "glue_min
              "|---|---:|---:|" + "---:|" * (len(labels) + 1)]
     for row in rows:
         avg = MISSING if row.avg is None else f"{row.avg:.1f}"
-        lines.append(f"| {row.label} | {_count(row.trainable)} | {_count(row.head)} | "
-                     + " | ".join(_median_cell(row.cells.get(c)) for c in labels) + f" | {avg} |")
+        lines.append(f"| {row.label} | {count_text(row.trainable)} | {count_text(row.head)} | "
+                     + " | ".join(median_cell(row.cells.get(c)) for c in labels) + f" | {avg} |")
     if not rows:
         lines.append("| (no complete run yet) | | | " + " | ".join(MISSING for _ in labels)
                      + f" | {MISSING} |")
@@ -275,7 +212,7 @@ def to_markdown(rows: list[Row], skipped: list[Skipped], family: str = "glue_min
               "Mean ± sample std over seeds (n = seeds present):", "",
               "| Row | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     for row in rows:
-        lines.append(f"| {row.label} | " + " | ".join(_mean_cell(row.cells.get(c)) for c in labels)
+        lines.append(f"| {row.label} | " + " | ".join(mean_cell(row.cells.get(c)) for c in labels)
                      + " |")
     if skipped:
         lines += ["", "Skipped records (not averaged):"]
@@ -290,21 +227,15 @@ def to_json(rows: list[Row], skipped: list[Skipped], family: str = "glue_minilm"
         "row": r.key, "label": r.label, "profile": r.profile,
         "trainable_without_head": sorted(set(r.trainable)), "head": sorted(set(r.head)),
         "avg_of_medians": r.avg, "records": [x.path for x in r.records],
-        "cells": {label: None if c is None else {
-            "median": c.median, "mean": c.mean, "std": c.std, "n": c.n, "values": c.values,
-            "seeds": c.seeds, "epochs": c.epochs} for label, c in r.cells.items()}}
+        "cells": cells_json(r.cells)}
         for r in rows], "summary": summary_lines(rows),
         "skipped": [{"path": s.path, "reason": s.reason} for s in skipped]}
 
 
 def write(results: Path, out: Path) -> list[Path]:
-    folder = Path(out) / "tables"
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for family, (name, _) in FAMILIES.items():
         rows, skipped = collect(results, family)
-        md, js = folder / f"{name}.md", folder / f"{name}.json"
-        md.write_text(to_markdown(rows, skipped, family), encoding="utf-8")
-        js.write_text(json.dumps(to_json(rows, skipped, family), indent=1) + "\n", encoding="utf-8")
-        written += [md, js]
+        written += write_pair(Path(out) / "tables", name, to_markdown(rows, skipped, family),
+                              to_json(rows, skipped, family))
     return written
