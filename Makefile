@@ -65,11 +65,9 @@ figure3 figure4 figure6 figure7 figure8 table7: setup
 	$(PY) -m experiments.analysis $@ $(ANALYSIS_ARGS)
 # The same analyses on MiniLM adapters trained to a plateau (conf/experiment/s7_minilm: LoRA on
 # Wq, Wv at r = 4, 8, 64 on MRPC; the claims ledger reads results/analysis/minilm). The runs:
-# minutes each on a CPU; resumable.
-S7_MINILM_RUNS = qv_r4:1 qv_r8:1 qv_r64:1 qv_r64:2
+# minutes each on a CPU; resumable. The list: experiments/evidence.py (S7_MINILM_RUNS).
 s7-minilm-runs: setup
-	list=$$(mktemp) && for x in $(S7_MINILM_RUNS); do e=s7_minilm/mrpc/$${x%:*}; s=$${x#*:}; \
-	  echo "$$e/seed$$s experiment=$$e seed=$$s logger=none"; done > $$list \
+	list=$$(mktemp) && $(PY) -m experiments.evidence runs s7_minilm > $$list \
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
 analysis-minilm: setup
 	$(PY) -m experiments.analysis all --prefix s7_minilm --task mrpc \
@@ -144,7 +142,13 @@ bench-adapters: setup
 # chosen lrs until the dev metric stops improving (scripts/converge.sh; resumable; hours).
 #   make glue-minilm GLUE_MINILM_METHODS="ft lora"    the MiniLM Table 2 stand-in
 #   make gpt3-smollm2                                  SmolLM2 on SST-2, RTE, SAMSum (Table 4)
-.PHONY: glue-minilm gpt3-smollm2 configs
+.PHONY: glue-minilm gpt3-smollm2 configs evidence evidence-status
+# every run the ledger reads, stage by stage, then `make claims` (experiments/evidence.py;
+# resumable; days on 2 cores); evidence-status: what has run and what is left, per stage
+evidence: setup
+	PY=$(PY) scripts/evidence.sh
+evidence-status: setup
+	$(PY) -m experiments.evidence status
 # every generated experiment file, from its script (tests/test_config_generators.py: no diff)
 configs: setup
 	$(PY) scripts/make_glue_configs.py && $(PY) scripts/make_gpt3_configs.py \

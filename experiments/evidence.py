@@ -1,0 +1,164 @@
+"""The evidence plan: every training run the claims ledger reads, in stages ordered by how many
+claims a CPU hour settles, each stage one resumable command. Owns `STAGES` and the status view.
+
+    python -m experiments.evidence status          # per stage: runs complete of planned, hours, claims
+    python -m experiments.evidence runs s7_minilm  # a stage's run list, for scripts/run_grid.sh
+    python -m experiments.evidence pending         # the commands of the unfinished stages, in order
+    make evidence                                  # runs them (scripts/evidence.sh), then make claims
+
+A stage is complete when every run it plans has a complete record; its command skips complete
+runs and resumes unfinished ones, so `make evidence` can be stopped and started at will.
+Benchmarks (`make bench-cost`, `make table1`) are not stages: they want a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .converge import FAMILIES, run_lines, sweep_lines
+from .grid import grid_lines
+from .paths import results_dir
+
+# The Section 7 adapters on MiniLM (experiment under s7_minilm/mrpc, seed): r = 4, 8, 64 for
+# Figure 3 and Table 7, a second seed of r = 64 for Figure 4 (claims 09-11).
+S7_MINILM_RUNS = (("qv_r4", 1), ("qv_r8", 1), ("qv_r64", 1), ("qv_r64", 2))
+BEYOND_SEEDS = (1, 2)     # the Makefile's BEYOND_SEEDS default
+
+
+def _converge(family: str, *methods: str) -> Callable[[], list[str]]:
+    fam = FAMILIES[family]
+    return lambda: sweep_lines(fam, list(methods)) + run_lines(fam, list(methods), [1, 2, 3])
+
+
+def _grid(folder: str, seeds=BEYOND_SEEDS) -> Callable[[], list[str]]:
+    return lambda: grid_lines([folder], list(seeds))
+
+
+def s7_minilm_lines() -> list[str]:
+    return [f"s7_minilm/mrpc/{e}/seed{s} experiment=s7_minilm/mrpc/{e} seed={s} logger=none"
+            for e, s in S7_MINILM_RUNS]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    claims: tuple[str, ...]        # ledger ids (experiments/claims/ledger/<nn>_<id>.yaml)
+    command: str                   # resumable; run from the repository root
+    lines: Callable[[], list[str]]  # the runs it plans, as run-list lines
+
+
+STAGES = (
+    Stage("glue_minilm_ft_lora", ("glue_lora_vs_ft", "llfl_lora_forgets_less"),
+          "make glue-minilm GLUE_MINILM_METHODS='ft lora' && make forgetting",
+          _converge("glue_minilm", "ft", "lora")),
+    Stage("s7_minilm", ("top_direction_shared", "dwq_higher_intrinsic_rank", "delta_w_amplifies"),
+          "make s7-minilm-runs analysis-minilm", s7_minilm_lines),
+    Stage("forgetting", ("llfl_lora_learns_less", "llfl_lora_forgets_less", "llfl_ft_delta_high_rank"),
+          "make beyond-runs-forgetting forgetting", _grid("beyond_smollm2/forgetting")),
+    Stage("glue_minilm_peft", ("glue_lora_vs_bitfit_adapters",),
+          "make glue-minilm GLUE_MINILM_METHODS='bitfit adapter_h'",
+          _converge("glue_minilm", "bitfit", "adapter_h")),
+    Stage("lr_sweep", ("lwr_lr_ten_times_ft",), "make lr-sweep", _grid("beyond_smollm2/lr_sweep", (1,))),
+    Stage("mlp_vs_attn", ("lwr_mlp_beats_attention_only",), "make beyond-runs-mlp_vs_attn",
+          _grid("beyond_smollm2/mlp_vs_attn")),
+    Stage("rank_curves", ("lwr_capacity_threshold",), "make beyond-runs-rank_curves",
+          _grid("beyond_smollm2/rank_curves")),
+    Stage("batch_size", ("lwr_large_batch_penalty",), "make beyond-runs-batch_size",
+          _grid("beyond_smollm2/batch_size")),
+    # Table 4's converging stand-in (tables/table4_smollm2.md): the ledger's SmolLM2 claims read
+    # the 25-50-step table<N>_smollm2 runs until these exist, so no claim is listed yet.
+    Stage("gpt3_smollm2_ft_lora", (), "make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'",
+          _converge("gpt3_smollm2", "ft", "lora_qv_r8")),
+    Stage("gpt3_smollm2_others", (), "make gpt3-smollm2",
+          _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr)),
+)
+
+
+@dataclass
+class StageStatus:
+    stage: Stage
+    planned: int
+    complete: int
+    hours: float                   # wall hours of its complete runs
+    estimate: float                # hours left for runs whose configuration has a complete run
+    untimed: int                   # runs left whose configuration has none yet
+
+    @property
+    def done(self) -> bool:
+        return self.complete == self.planned
+
+
+def _record(results: Path, run_dir: str) -> dict | None:
+    path = results / "runs" / run_dir / "record.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if data.get("status") == "complete" else None
+
+
+def status(stage: Stage, results: Path) -> StageStatus:
+    """Runs complete of planned; a run left is estimated at the mean wall time of the complete
+    runs of its own configuration (other seeds), since budgets differ by experiment (a 3-epoch lr
+    sweep run says little about a run to a plateau)."""
+    # a run's configuration: its overrides but the seed (a sweep run is not its cell's run)
+    runs = {line.split()[0]: " ".join(t for t in line.split()[1:] if not t.startswith("seed="))
+            for line in stage.lines()}
+    records = {d: _record(results, d) for d in runs}
+    walls: dict[str, list[float]] = {}
+    for d, r in records.items():
+        if r is not None:
+            walls.setdefault(runs[d], []).append(float((r.get("train") or {}).get("wall_s") or 0) / 3600)
+    left = [runs[d] for d, r in records.items() if r is None]
+    estimate = sum(sum(walls[e]) / len(walls[e]) for e in left if e in walls)
+    return StageStatus(stage, len(runs), len(runs) - len(left), sum(map(sum, walls.values())),
+                       estimate, sum(e not in walls for e in left))
+
+
+def stage_named(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise SystemExit(f"no evidence stage {name!r}: choose from {[s.name for s in STAGES]}")
+
+
+def status_table(results: Path) -> str:
+    rows = ["| # | stage | runs complete | hours run | hours left (est.) | claims | command |",
+            "|---|---|---|---|---|---|---|"]
+    for i, st in enumerate((status(s, results) for s in STAGES), 1):
+        left = " + ".join(([f"{st.estimate:.1f}"] if st.estimate or not st.untimed else []) +
+                          ([f"{st.untimed} runs not yet timed"] if st.untimed else []))
+        rows.append(f"| {i} | {st.stage.name} | {st.complete} of {st.planned} | {st.hours:.1f} | "
+                    f"{left} | {', '.join(st.stage.claims) or '(table4_smollm2.md)'} | `{st.stage.command}` |")
+    return "\n".join(rows) + ("\n\nHours are wall hours on the machine that ran them. A run left "
+                              "is estimated at the mean of the complete runs of its configuration "
+                              "(its other seeds); one whose configuration has none is counted apart.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.evidence", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["status", "runs", "pending"])
+    p.add_argument("stage", nargs="?", help="for `runs`: the stage's name")
+    p.add_argument("--results", type=Path, default=None)
+    args = p.parse_args(argv)
+    results = args.results or results_dir()
+    if args.what == "status":
+        print(status_table(results))
+    elif args.what == "runs":
+        if not args.stage:
+            p.error("`runs` needs a stage name")
+        print("\n".join(stage_named(args.stage).lines()))
+    else:
+        for s in STAGES:
+            if not status(s, results).done:
+                print(s.command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The evidence plan (experiments/evidence.py): every stage names claims the ledger has and
+runs the grid would make; its status counts complete records and estimates what is left from
+the same configuration's other seeds."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import evidence
+from experiments.claims.spec import load_ledger
+from experiments.evidence import STAGES, Stage, main, status
+
+
+def _record(root, run_dir, status_="complete", wall_s=3600.0):
+    path = root / "runs" / run_dir / "record.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": status_, "train": {"wall_s": wall_s}}))
+
+
+def test_every_stage_feeds_claims_of_the_ledger_and_plans_runs_of_existing_experiments():
+    ids = {c.id for c in load_ledger().claims}
+    for stage in STAGES:
+        assert set(stage.claims) <= ids, stage.name
+        lines = stage.lines()
+        assert lines, stage.name
+        for line in lines:
+            run_dir, *overrides = line.split()
+            assert any(o.startswith("experiment=") for o in overrides)
+            assert run_dir.endswith(f"seed{next(o for o in overrides if o.startswith('seed=')).split('=')[1]}")
+    # names are unique: `runs NAME` picks one
+    assert len({s.name for s in STAGES}) == len(STAGES)
+
+
+def test_s7_minilm_plans_the_runs_the_section7_analyses_read():
+    stage = evidence.stage_named("s7_minilm")
+    assert [line.split()[0] for line in stage.lines()] == [
+        "s7_minilm/mrpc/qv_r4/seed1", "s7_minilm/mrpc/qv_r8/seed1",
+        "s7_minilm/mrpc/qv_r64/seed1", "s7_minilm/mrpc/qv_r64/seed2"]
+
+
+def test_status_counts_complete_records_and_estimates_from_the_same_configuration(tmp_path):
+    lines = [f"fam/{cell}/seed{s} experiment=fam/{cell} seed={s} logger=none"
+             for cell in ("a", "b") for s in (1, 2, 3)]
+    sweep = "sweep/a/seed1 experiment=fam/a seed=1 logger=none train.epochs=3"
+    stage = Stage("toy", (), "true", lambda: [sweep, *lines])
+    _record(tmp_path, "sweep/a/seed1", wall_s=360.0)          # a short sweep run of cell a
+    _record(tmp_path, "fam/a/seed1", wall_s=3600.0)
+    _record(tmp_path, "fam/a/seed2", wall_s=7200.0)
+    _record(tmp_path, "fam/b/seed1", status_="running")       # not complete: still to run
+    st = status(stage, tmp_path)
+    assert (st.planned, st.complete, st.done) == (7, 3, False)
+    assert st.hours == pytest.approx(0.1 + 1.0 + 2.0)
+    # a/seed3 at the mean of a's two runs (1.5 h), not pulled down by the sweep run; b untimed
+    assert st.estimate == pytest.approx(1.5) and st.untimed == 3
+
+
+def test_pending_lists_only_unfinished_stages_in_order(tmp_path, monkeypatch, capsys):
+    done = Stage("done", (), "echo done", lambda: ["x/seed1 experiment=x seed=1"])
+    todo = Stage("todo", (), "echo todo", lambda: ["y/seed1 experiment=y seed=1"])
+    _record(tmp_path, "x/seed1")
+    monkeypatch.setattr(evidence, "STAGES", (done, todo))
+    assert main(["pending", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "echo todo\n"
+    assert main(["status", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | done | 1 of 1 |" in out and "| 2 | todo | 0 of 1 |" in out
+
+
+def test_an_unknown_stage_names_the_known_ones():
+    with pytest.raises(SystemExit, match="glue_minilm_ft_lora"):
+        main(["runs", "nope"])
