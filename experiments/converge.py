@@ -10,13 +10,14 @@ longer training wants a lower one), 3 epochs, seed 1; the best is the highest de
 the run's best epoch (experiments/analysis/lr_sweep.py: ties and grid edges are flagged).
 Until a method's whole grid has run, its configs keep the base lr and say so.
 The cells then train until the dev metric stops improving: PLATEAU_PATIENCE evaluations
-without a new best, after at least 3 (experiments/plateau.py; the ledger's convergence rule in
+without a new best (more on small train splits: plateau_patience), after at least 3 (experiments/plateau.py; the ledger's convergence rule in
 experiments/claims/ledger/rules.yaml uses the same patience).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,17 @@ from .paths import results_dir
 # Patience 1 stopped MiniLM LoRA on CoLA at its first noisy dip (seed 1 of commit 29a6ce9:
 # dev MCC rose, fell once, and the run ended); two evaluations without a new best ride that out.
 PLATEAU_PATIENCE = 2
+# ...and the evaluations without a new best must span at least this many training examples: on
+# a small train split an epoch is few steps, and a dev set of a few hundred items moves by a
+# point or two on noise alone (glue_minilm/lora_rte seed 1 at commit 548191b: 2,490 examples,
+# 277 dev items, stopped at its 5th of 30 epochs on two noisy evaluations).
+PLATEAU_MIN_EXAMPLES = 5000
+
+
+def plateau_patience(train_examples: int) -> int:
+    """Evaluations (epochs) without a new best before a run stops: PLATEAU_PATIENCE, or more
+    where that many epochs of `train_examples` would not span PLATEAU_MIN_EXAMPLES."""
+    return max(PLATEAU_PATIENCE, math.ceil(PLATEAU_MIN_EXAMPLES / train_examples))
 
 
 # The stand-ins' short-budget lr per method, one home: the short stand-ins train at it

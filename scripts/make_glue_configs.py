@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conf_out import EXPERIMENTS, select_profile, write_profile  # noqa: E402
-from experiments.converge import FAMILIES, MINILM_LR, PLATEAU_PATIENCE, chosen_lr  # noqa: E402
+from experiments.converge import FAMILIES, MINILM_LR, chosen_lr, plateau_patience  # noqa: E402
 
 OUT = EXPERIMENTS / "table2"
 TASKS = ["mnli", "sst2", "mrpc", "cola", "qnli", "qqp", "rte", "stsb"]
@@ -212,16 +212,22 @@ def render_minilm(method: str, task: str) -> str:
 
 # The converging stand-in (issue #23): the same four methods on the whole train splits of MRPC,
 # CoLA, RTE and STS-B and 10,000 SST-2 sentences (data seed 0), until the dev metric stops
-# improving: stopped by train.patience=PLATEAU_PATIENCE after at least 3 evaluations
-# (experiments/plateau.py, the ledger's convergence rule), within an epoch cap per method
-# (GLUE_MINILM_EPOCHS). bf16 autocast (float32 weights and AdamW state) makes the CPU budget;
+# improving: stopped by train.patience after at least 3 evaluations (experiments/plateau.py, the
+# ledger's convergence rule; converge.plateau_patience: 2 epochs, more where 2 epochs of a task
+# are fewer than PLATEAU_MIN_EXAMPLES examples), within an epoch cap per method (GLUE_MINILM_EPOCHS). bf16 autocast (float32 weights and AdamW state) makes the CPU budget;
 # the lr per method comes from one sweep on CoLA (experiments/converge.py states the rule;
 # `scripts/converge.sh glue_minilm` runs it).
 GLUE_MINILM_OUT = OUT.parent / "glue_minilm"
 GLUE_MINILM_TASKS = {"sst2": 10000, "mrpc": None, "cola": None, "rte": None, "stsb": None}
+# the train split's size where a task trains on all of it (GLUE's; records: data.train_examples)
+GLUE_TRAIN_SIZES = {"mrpc": 3668, "cola": 8551, "rte": 2490, "stsb": 5749}
 GLUE_MINILM_PROFILE = "standin_minilm_plateau"
 GLUE_MINILM_BUDGET = {**MINILM_SHARED, "train": {
-    **MINILM_SHARED["train"], "patience": PLATEAU_PATIENCE, "autocast": "bf16", "log_every": 20}}
+    **MINILM_SHARED["train"], "autocast": "bf16", "log_every": 20}}
+
+
+def glue_minilm_patience(task: str) -> int:
+    return plateau_patience(GLUE_MINILM_TASKS[task] or GLUE_TRAIN_SIZES[task])
 # The epoch cap, which also sets the length of the linear lr schedule. The paper trains FT for
 # 10 epochs and the parameter-efficient methods for far longer (RoBERTa-base LoRA: 25-80 epochs
 # per task, paper_spec Table 9); at a 10-epoch cap LoRA on SST-2 was still improving at its last
@@ -234,7 +240,8 @@ def render_glue_minilm(method: str, task: str) -> str:
     lr, lr_source = chosen_lr(FAMILIES["glue_minilm"], method)
     title = ("# Table 2 stand-in trained to a plateau, {row}, {task}: real MiniLM-L6 weights\n"
              "# on CPU; written by scripts/make_glue_configs.py (budget and lr explained there).")
-    train = [f"  lr: {lr:g}  # {lr_source}", f"  epochs: {GLUE_MINILM_EPOCHS[method]}"]
+    train = [f"  lr: {lr:g}  # {lr_source}", f"  epochs: {GLUE_MINILM_EPOCHS[method]}",
+             f"  patience: {glue_minilm_patience(task)}"]
     return "\n".join(_minilm_lines(method, task, "glue_minilm", title, GLUE_MINILM_PROFILE, train,
                                    GLUE_MINILM_TASKS[task])) + "\n"
 
@@ -267,7 +274,8 @@ def render_s7_minilm(r: int) -> str:
         f"  - override /task: {S7_MINILM_TASK}", "  - override /train: glue", select_profile(GLUE_MINILM_PROFILE),
         "run:", f"  name: s7_minilm/{S7_MINILM_TASK}/qv_r{r}", "  table: s7_minilm",
         f"  row: \"MiniLM LoRA r={r}\"", f"method: {{targets: [q, v], r: {r}, alpha: 16, dropout: 0.0}}",
-        "train:", f"  lr: {lr:g}  # {lr_source}", f"  epochs: {S7_MINILM_EPOCHS}", "data:",
+        "train:", f"  lr: {lr:g}  # {lr_source}", f"  epochs: {S7_MINILM_EPOCHS}",
+        f"  patience: {glue_minilm_patience(S7_MINILM_TASK)}", "data:",
         f"  max_train: {_null(GLUE_MINILM_TASKS[S7_MINILM_TASK])}"]) + "\n"
 
 
@@ -293,8 +301,8 @@ def main() -> None:
                   "make_glue_configs.py", MINILM_BUDGET)
     write_profile(GLUE_MINILM_PROFILE, "The converging MiniLM-L6 stand-in of Table 2 (conf/experiment/glue_minilm, and the\n"
                   "Section 7 adapters of conf/experiment/s7_minilm): trained until the dev metric stops\n"
-                  "improving (train.patience), bf16 autocast. Each file keeps its lr, epoch cap\n"
-                  "and train subset size.",
+                  "improving, bf16 autocast. Each file keeps its lr, epoch cap, patience\n"
+                  "(train.patience) and train subset size.",
                   "make_glue_configs.py", GLUE_MINILM_BUDGET)
     print(f"wrote {len(ROWS) * len(TASKS) + 2 * len(MINILM_METHODS) * len(MINILM_TASKS) + len(S7_MINILM_RANKS)} "
           f"experiment files under {OUT.parent} and 2 profiles")

@@ -55,13 +55,24 @@ def test_ledger_judges_convergence_by_the_runs_own_patience():
     from experiments.claims.spec import LEDGER_DIR, load_rules
     from experiments.converge import PLATEAU_PATIENCE
     assert load_rules(LEDGER_DIR).convergence.patience == PLATEAU_PATIENCE
-    # the converging stand-ins hold their patience in their profiles, every file selects one
-    for profile, folder in (("standin_minilm_plateau", "glue_minilm"),
-                            ("standin_smollm2_plateau", "gpt3_smollm2")):
-        assert yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())["train"]["patience"] \
-            == PLATEAU_PATIENCE
-        for path in (CONF / folder).rglob("*.yaml"):
-            assert f"override /experiment_profile: {profile}\n" in path.read_text(), path
+    # SmolLM2's converging stand-in holds its patience in its profile, every file selects it
+    assert yaml.safe_load((PROFILES / "standin_smollm2_plateau.yaml").read_text())["train"][
+        "patience"] == PLATEAU_PATIENCE
+    for path in (CONF / "gpt3_smollm2").rglob("*.yaml"):
+        assert "override /experiment_profile: standin_smollm2_plateau\n" in path.read_text(), path
+    # MiniLM's files each hold theirs: the ledger's patience, more on the small train splits
+    patience = {p.stem: yaml.safe_load(p.read_text())["train"]["patience"]
+                for p in (CONF / "glue_minilm").glob("*.yaml")}
+    assert {k: v for k, v in patience.items() if v != PLATEAU_PATIENCE} == {
+        f"{m}_rte": 3 for m in ("ft", "lora", "bitfit", "adapter_h")}
+
+
+def test_plateau_patience_spans_enough_training_examples():
+    from experiments.converge import PLATEAU_MIN_EXAMPLES, PLATEAU_PATIENCE, plateau_patience
+    assert plateau_patience(10000) == PLATEAU_PATIENCE          # SST-2's subset: 2 epochs do
+    assert plateau_patience(PLATEAU_MIN_EXAMPLES // 2) == 2     # exactly enough
+    assert plateau_patience(PLATEAU_MIN_EXAMPLES // 2 - 1) == 3  # one short: a third epoch
+    assert plateau_patience(2490) == 3 and plateau_patience(1000) == 5
 
 
 def test_each_standin_lr_has_one_home():

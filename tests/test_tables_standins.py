@@ -21,7 +21,7 @@ from .tables_fixtures import row_of
 # ---------------------------------------------------------------------------- MiniLM stand-in
 def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
                    trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm",
-                   profile="paper", epochs=3):
+                   profile="paper", epochs=3, patience=None):
     rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
     path = root / "runs" / family / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
     path.parent.mkdir(parents=True)
@@ -33,7 +33,7 @@ def _minilm_record(root, method, task, seed, history, *, rerun="", status="compl
         "train": {"history": [{"epoch": i + 1, metric: v} for i, v in enumerate(history)]},
         "params": {"trainable_without_head": trainable, "head": head},
         "config": {"data": {"max_train": 600, "sample_seed": 0, "max_valid": None},
-                   "train": {"epochs": epochs, "lr": 2e-3, "batch_size": 32},
+                   "train": {"epochs": epochs, "lr": 2e-3, "batch_size": 32, "patience": patience},
                    "task": {"seq_len": 128}}}))
 
 
@@ -116,6 +116,20 @@ def test_minilm_budget_names_each_methods_epoch_cap(tmp_path):
     _minilm_record(one, "lora", "sst2", 1, [0.80], family="glue_minilm", epochs=30)
     text = to_markdown(*collect(one, "glue_minilm"))
     assert "3 epochs" not in text and "30 epochs" in text and "Epoch cap per method" not in text
+
+
+def test_minilm_budget_names_each_tasks_patience(tmp_path):
+    """RTE's small train split waits more epochs for a new best (converge.plateau_patience)."""
+    from experiments.tables.minilm import collect, to_markdown
+
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.80], family="glue_minilm", patience=2)
+    _minilm_record(tmp_path, "lora", "rte", 1, [0.60], family="glue_minilm", patience=3)
+    text = to_markdown(*collect(tmp_path, "glue_minilm"))
+    assert "did not improve for its task's patience (below)" in text
+    assert "Patience (epochs without a new best before a run stops) per task: rte 3; sst2 2." in text
+    one = tmp_path / "one"
+    _minilm_record(one, "lora", "rte", 1, [0.60], family="glue_minilm", patience=3)
+    assert "did not improve for 3 epochs (after at least 3)" in to_markdown(*collect(one, "glue_minilm"))
 
 
 def test_minilm_standin_profile_records_join_the_paper_profile_ones(tmp_path):

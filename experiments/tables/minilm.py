@@ -102,6 +102,7 @@ def _budget(rows: list[Row]) -> list[str]:
     per_task: dict = {}
     lrs: dict = {}
     caps: dict = {}
+    patience: dict = {}
     common = set()
     trained: dict = {}
     records = [r for row in rows for r in row.records]
@@ -112,9 +113,9 @@ def _budget(rows: list[Row]) -> list[str]:
             per_task.setdefault(r.task, set()).add(data.get("max_train") or "all")
             lrs.setdefault(row.label, set()).add(train.get("lr"))
             caps.setdefault(row.label, set()).add(train.get("epochs"))
+            patience.setdefault(r.task, set()).add(train.get("patience"))
             common.add((data.get("sample_seed"), train.get("batch_size"),
-                        task.get("seq_len"), data.get("max_valid"), train.get("patience"),
-                        train.get("autocast")))
+                        task.get("seq_len"), data.get("max_valid"), train.get("autocast")))
             trained.setdefault(row.label, []).append(epochs_trained(r))
     tasks = ", ".join(f"{t} {'/'.join(str(v) for v in sorted(vs, key=str))}"
                       for t, vs in sorted(per_task.items()))
@@ -122,10 +123,13 @@ def _budget(rows: list[Row]) -> list[str]:
     # the paper trains the parameter-efficient methods for more epochs than FT: a cap per method
     one_cap = len(set().union(*caps.values())) == 1
     cap = next(iter(next(iter(caps.values())))) if one_cap else None
-    for sample_seed, batch, seq, max_valid, patience, autocast in sorted(common, key=str):
+    # small train splits wait more epochs for a new best (experiments.converge.plateau_patience)
+    one_patience = len(set().union(*patience.values())) == 1
+    for sample_seed, batch, seq, max_valid, autocast in sorted(common, key=str):
         dev = "whole dev split" if max_valid is None else f"first {max_valid} dev examples"
         epochs = plural(cap, "epoch") if one_cap else "the epoch cap of its method (below)"
-        length = stop_rule(epochs, patience)
+        length = stop_rule(epochs, next(iter(next(iter(patience.values())))) if one_patience
+                           else "its task's patience (below)")
         amp = f"; {BF16}" if autocast == "bf16" else ""
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
                      f"method and seed); {length}, batch {batch}, sequences cut at "
@@ -133,6 +137,9 @@ def _budget(rows: list[Row]) -> list[str]:
     lines += converged_lines(records) + trained_lines(trained)
     if not one_cap:
         lines.append(f"Epoch cap per method: {per_label(caps)}.")
+    if not one_patience:
+        lines.append(f"Patience (epochs without a new best before a run stops) per task: "
+                     f"{per_label(dict(sorted(patience.items())))}.")
     lines.append(f"Learning rate per method: {per_label(lrs)}.")
     return lines
 
