@@ -290,7 +290,9 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         key, better = monitor
         series = [h[key] for h in history if isinstance(h.get(key), (int, float))
                   and math.isfinite(h[key])]
-        return plateau(series, cfg.patience, 0.0, cfg.min_evaluations, better).reached
+        # a patience of p needs p + 1 evaluations: the last p against a best before them
+        return plateau(series, cfg.patience, 0.0, max(cfg.min_evaluations, cfg.patience + 1),
+                       better).reached
 
     stopped_early = False
 

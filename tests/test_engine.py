@@ -260,6 +260,17 @@ def test_patience_stops_once_the_dev_metric_stopped_improving(tmp_path):
     assert resumed.history == result.history and resumed.stopped_early
 
 
+def test_a_patience_of_three_waits_for_a_fourth_evaluation():
+    """patience p needs p + 1 evaluations (the last p against a best before them), however
+    few min_evaluations asks for: RTE's glue_minilm runs wait 3 epochs."""
+    cfg = TrainConfig(lr=1e-3, epochs=8, batch_size=4, log_every=0, progress=False, patience=3)
+    result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg,
+                   on_epoch_end=scripted_dev([0.7, 0.6, 0.65, 0.69, 0.8, 0.7, 0.75, 0.9]),
+                   monitor=("dev/accuracy", "higher"))
+    # epochs 2-4 are no better than epoch 1: stop after the 4th
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4] and result.stopped_early
+
+
 def test_a_metric_still_rising_at_the_last_epoch_is_not_converged():
     cfg = TrainConfig(lr=1e-3, epochs=3, batch_size=4, log_every=0, progress=False, patience=1)
     result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg,

@@ -129,7 +129,7 @@ def test_minilm_budget_names_each_tasks_patience(tmp_path):
     assert "Patience (epochs without a new best before a run stops) per task: rte 3; sst2 2." in text
     one = tmp_path / "one"
     _minilm_record(one, "lora", "rte", 1, [0.60], family="glue_minilm", patience=3)
-    assert "did not improve for 3 epochs (after at least 3)" in to_markdown(*collect(one, "glue_minilm"))
+    assert "did not improve for 3 epochs (after at least 4)" in to_markdown(*collect(one, "glue_minilm"))
 
 
 def test_minilm_standin_profile_records_join_the_paper_profile_ones(tmp_path):

@@ -104,9 +104,11 @@ def stop_rule(epochs: str, patience) -> str:
     """How long a run trained: its epoch cap, and the plateau rule where one was set."""
     if not patience:
         return epochs
-    wait = plural(patience, "epoch") if isinstance(patience, int) else patience
-    return (f"up to {epochs}, stopped once the dev metric did not improve for "
-            f"{wait} (after at least 3)")
+    if isinstance(patience, int):   # the engine's rule: at least 3 evaluations, and patience + 1
+        return (f"up to {epochs}, stopped once the dev metric did not improve for "
+                f"{plural(patience, 'epoch')} (after at least {max(3, patience + 1)})")
+    return (f"up to {epochs}, stopped once the dev metric did not improve for {patience} "
+            "(after at least 3 evaluations, and one more than the patience)")
 
 
 BF16 = "bf16 autocast (float32 weights and AdamW state)"
