@@ -100,6 +100,8 @@ def test_minilm_budgets_build_apart(tmp_path):
     short, _ = collect(tmp_path, "table2_minilm")
     assert short[0].cells["SST-2"].values == [60.0]
     assert "Runs: `conf/experiment/glue_minilm/`" in to_markdown(rows, skipped)
+    # the per-seed file named is the table's own, whatever paper rows are printed above it
+    assert "Per-seed values and epochs: `table2_minilm.json`." in to_markdown(rows, skipped)
 
 
 def test_minilm_budget_names_each_methods_epoch_cap(tmp_path):

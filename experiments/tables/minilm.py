@@ -211,10 +211,10 @@ def to_markdown(rows: list[Row], skipped: list[Skipped], family: str = "glue_min
         lines.append("| (no complete run yet) | | | " + " | ".join(MISSING for _ in labels)
                      + f" | {MISSING} |")
     notes = []
-    for name, cells, params, why in _paper_rows():
-        lines.append(f"| {name} | {params} | | " + " | ".join(cells) + " |")
+    for paper_row, cells, params, why in _paper_rows():
+        lines.append(f"| {paper_row} | {params} | | " + " | ".join(cells) + " |")
         if why:
-            notes.append(f"{name}: {why}.")
+            notes.append(f"{paper_row}: {why}.")
     lines += ["", *summary_lines(rows), *notes, "",
               "Mean ± sample std over seeds (n = seeds present):", "",
               "| Row | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
