@@ -79,12 +79,14 @@ def test_smoke_runs_behind_an_artifact_decide_nothing(tmp_path, ledger):
     from .beyond_fixtures import write_run
     from experiments.tables.collect import scan
 
-    claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
+    # claim 20 reads an artifact whose runs need not converge (a sweep point is a point)
+    claim = next(c for c in ledger.claims if c.id == "lwr_lr_ten_times_ft")
     (tmp_path / "analysis").mkdir()
-    runs = [{"experiment": "beyond_smollm2/forgetting/ft", "seed": 1},
-            {"experiment": "beyond_smollm2/forgetting/lora_r16", "seed": 1}]
-    (tmp_path / "analysis" / "spectrum.json").write_text(json.dumps(
-        {"min_ratio_to_lora_r": 14.0, "runs": runs}))
+    runs = [{"experiment": "beyond_smollm2/lr_sweep/ft_lr1e-4", "seed": 1},
+            {"experiment": "beyond_smollm2/lr_sweep/lora_r8_lr1e-3", "seed": 1}]
+    (tmp_path / "analysis" / "lr_sweep.json").write_text(json.dumps(
+        {"log10_ratio_to_ft": {"lora_r8": 1.2, "lora_r1": 1.0}, "lora_log10_spread": 0.3,
+         "runs": runs}))
     for run in runs:
         write_run(tmp_path, run["experiment"], 1)
     records, _ = scan(tmp_path)
@@ -94,3 +96,31 @@ def test_smoke_runs_behind_an_artifact_decide_nothing(tmp_path, ledger):
     records, _ = scan(tmp_path)
     result = evaluate_claim(claim, records, tmp_path, ledger.rules)
     assert result.verdict == "inconclusive" and "smoke-profile run" in result.reason
+
+
+def test_the_ft_rank_claim_needs_a_converged_ft_run(tmp_path, ledger):
+    """Claim 32: FT's ΔW rank grows with training, so a run that never plateaued decides
+    nothing, however high the measured ratio."""
+    from .beyond_fixtures import write_run
+    from experiments.tables.collect import scan
+
+    claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
+    (tmp_path / "analysis").mkdir()
+    runs = [{"experiment": "beyond_smollm2/forgetting/ft", "seed": 1},
+            {"experiment": "beyond_smollm2/forgetting/lora_r16", "seed": 1}]
+    (tmp_path / "analysis" / "spectrum.json").write_text(json.dumps(
+        {"min_ratio_to_lora_r": 14.0, "runs": runs}))
+    for run in runs:   # one evaluation: too few to show a plateau
+        write_run(tmp_path, run["experiment"], 1)
+    records, _ = scan(tmp_path)
+    result = evaluate_claim(claim, records, tmp_path, ledger.rules)
+    assert result.verdict == "inconclusive"
+
+
+def test_a_missing_claim_names_each_step_of_its_command_once(tmp_path, ledger):
+    """Claim 31's comparisons need `make beyond-runs-forgetting && make forgetting` and
+    `make forgetting`: the reason says each step once, in the order they run."""
+    claim = next(c for c in ledger.claims if c.id == "llfl_lora_forgets_less")
+    result = evaluate_claim(claim, [], tmp_path, ledger.rules)
+    assert result.verdict == "not run here"
+    assert result.reason.endswith("run: make beyond-runs-forgetting && make forgetting")

@@ -49,6 +49,36 @@ def test_completion_nll_is_the_models_own_loss(tokenizer, tiny_llama):
     assert mean == pytest.approx(sum(s for s, _ in singles) / sum(k for _, k in singles), rel=1e-4)
 
 
+@needs_vocab
+def test_completion_nll_answers_in_the_order_asked(tokenizer, tiny_llama):
+    """Items are batched by length; the answers still come back in the caller's order."""
+    texts = ["A much longer sentence about rivers, cities, seas and the weather in spring.",
+             "Short.", "A sentence of middling length here.", "Tiny one."]
+    items = [encode_example(tokenizer, Example("Q:", t), 64) for t in texts]
+    singles = [fg.completion_nll(tiny_llama, [it])[0] for it in items]
+    batched = fg.completion_nll(tiny_llama, items, batch_size=3)
+    assert [n for _, n in batched] == [n for _, n in singles]
+    assert [s for s, _ in batched] == pytest.approx([s for s, _ in singles], rel=1e-4)
+
+
+def test_cached_scores_score_each_model_once(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(fg, "scores", lambda model, tok, texts, tasks: calls.append(model) or
+                        {"general_nll": float(len(calls))})
+    record = {"experiment": "beyond_smollm2/forgetting/ft", "seed": 1,
+              "config": {"model": {"name": "m"}, "method": {"name": "none"}},
+              "weights": {"runs/x/weights.safetensors": "aa"}}
+    tasks = {"sst2_gen": [Example("Review: good", "positive")]}
+    load = lambda: ("model", "tokenizer")    # noqa: E731
+    first = fg.cached_scores(tmp_path, record, load, ["text"], tasks)
+    assert fg.cached_scores(tmp_path, record, load, ["text"], tasks) == first
+    assert len(calls) == 1                     # the second call read the cache
+    retrained = {**record, "weights": {"runs/x/weights.safetensors": "bb"}}
+    assert fg.cached_scores(tmp_path, retrained, load, ["text"], tasks) != first
+    assert fg.cached_scores(tmp_path, record, load, ["other text"], tasks) != first
+    assert len(calls) == 3                     # new weights, new items: scored again
+
+
 class AlwaysSays(nn.Module):
     """A model whose next token is always `token`: log-likelihood scoring must pick the choice
     that starts with it."""

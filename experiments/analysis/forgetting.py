@@ -18,8 +18,11 @@ from __future__ import annotations
 # (beyond_smollm2/forgetting/base).
 
 import csv
+import hashlib
 import json
 import statistics
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -34,6 +37,8 @@ BASE_RUN = f"{FOLDER}/base"
 TASKS = {"sst2_gen": ("negative", "positive"), "rte_gen": ("entailment", "not_entailment")}
 N_GENERAL, N_TASK, SEQ_LEN = 300, 200, 256
 LEARNING_METRIC = "test/ROUGE-1"
+# per-model scores, so a stopped build resumes (results/.cache is not committed)
+CACHE = Path(".cache") / "forgetting"
 PAPER = {"work": "Biderman et al. (2024), LoRA Learns Less and Forgets Less",
          "finding": "LoRA forgets less of the base model's abilities outside the target domain "
                     "than full fine-tuning (and learns less of the target domain)."}
@@ -41,11 +46,16 @@ PAPER = {"work": "Biderman et al. (2024), LoRA Learns Less and Forgets Less",
 
 @torch.no_grad()
 def completion_nll(model, items, batch_size: int = 16, device: str = "cpu") -> list[tuple[float, int]]:
-    """(summed NLL, token count) of each item's completion tokens (labels ≠ IGNORE)."""
+    """(summed NLL, token count) of each item's completion tokens (labels ≠ IGNORE), in the
+    order of `items`."""
     model.eval()
-    out = []
+    # batches of similar length: RTE's premises run from 10 to 250 tokens, and padding to the
+    # longest in a random batch is most of the work
+    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(items)
     for start in range(0, len(items), batch_size):
-        batch = collate_causal(items[start:start + batch_size])
+        chunk = order[start:start + batch_size]
+        batch = collate_causal([items[i] for i in chunk])
         logits = model(input_ids=batch["input_ids"].to(device),
                        attention_mask=batch["attention_mask"].to(device)).logits[:, :-1]
         labels = batch["labels"].to(device)[:, 1:]
@@ -57,7 +67,8 @@ def completion_nll(model, items, batch_size: int = 16, device: str = "cpu") -> l
         row = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)[mask]
         nll = torch.zeros(labels.shape[0], dtype=token_nll.dtype, device=token_nll.device)
         nll.index_add_(0, row, token_nll)
-        out += [(float(n), int(m)) for n, m in zip(nll, mask.sum(1))]
+        for i, n, m in zip(chunk, nll, mask.sum(1)):
+            out[i] = (float(n), int(m))
     return out
 
 
@@ -102,6 +113,28 @@ def scores(model, tokenizer, texts: list[str], tasks: dict[str, list[Example]],
     out = {"general_nll": general_text_nll(model, tokenizer, texts, device)}
     for task, examples in tasks.items():
         out[task] = choice_accuracy(model, tokenizer, examples, TASKS[task], device)
+    return out
+
+
+def cached_scores(cache: Path, record: dict, load, texts, tasks) -> dict[str, float]:
+    """`scores` of the model `load()` builds for `record`, kept in `cache` under a hash of what
+    decides them (the model config, the trained weights' sha256, the items scored), so that a
+    stopped build resumes at the next model and a rebuild rescores only what changed."""
+    key = hashlib.sha256(json.dumps(
+        {"model": record["config"]["model"], "method": record["config"].get("method"),
+         "weights": record.get("weights"), "seed": record.get("seed"), "texts": texts,
+         "tasks": {t: [(e.context, e.completion) for e in v] for t, v in tasks.items()},
+         "choices": TASKS, "seq_len": SEQ_LEN}, sort_keys=True, default=str).encode()).hexdigest()
+    path = cache / f"{key[:32]}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))["scores"]
+    model, tokenizer = load()
+    out = scores(model, tokenizer, texts, tasks)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"experiment": record.get("experiment"), "seed": record.get("seed"),
+                               "scores": out}) + "\n", encoding="utf-8")
+    tmp.replace(path)
     return out
 
 
@@ -178,13 +211,24 @@ def build(store, out: Path) -> list[Path]:
                                 "tuned ones); run: make beyond-runs-forgetting")
     texts, source = general_texts()
     tasks = {t: load_examples(t, "dev", limit=N_TASK) for t in TASKS}
-    base_model = pretrained_model(base_rec.data)
-    before = scores(base_model.model, base_model.tokenizer, texts, tasks)
+    cache = results / CACHE
+    total = len(tuned) + 1
+
+    def progress(k: int, r, started: float) -> None:
+        print(f"[forgetting] {k}/{total} {r.data['experiment']} seed {r.seed}: "
+              f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    before = cached_scores(cache, base_rec.data, lambda: (lambda m: (m.model, m.tokenizer))(
+        pretrained_model(base_rec.data)), texts, tasks)
+    progress(1, base_rec, started)
     base_learned = final_value(base_rec.data, LEARNING_METRIC)
     runs = []
-    for r in tuned:
-        model, tokenizer = _tuned_model(r.data, results)
-        after = scores(model, tokenizer, texts, tasks)
+    for k, r in enumerate(tuned, 2):
+        started = time.monotonic()
+        after = cached_scores(cache, r.data, lambda r=r: _tuned_model(r.data, results),
+                              texts, tasks)
+        progress(k, r, started)
         learned = final_value(r.data, LEARNING_METRIC)
         runs.append({"experiment": r.data["experiment"], "seed": r.seed, "record": r.path,
                      "label": r.data["experiment"].rsplit("/", 1)[1], "scores": after,

@@ -149,7 +149,9 @@ def evaluate_claim(claim: Claim, records: list[RunRecord], results: Path,
     if NOT_RUN in verdicts:
         commands = sorted({m.command + (" (GPU + hub)" if m.gpu else "")
                            for r in done for m in r.missing})
-        return ClaimResult(claim, NOT_RUN, "records missing; run: " + " && ".join(commands), done)
+        # comparisons share steps ("make runs && make analysis", "make analysis"): each once
+        steps = dict.fromkeys(step for c in commands for step in c.split(" && "))
+        return ClaimResult(claim, NOT_RUN, "records missing; run: " + " && ".join(steps), done)
     under = [r for r in done if r.gates]
     if under:
         return ClaimResult(claim, INCONCLUSIVE, f"under-trained: {len(under)} of "
