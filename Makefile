@@ -122,8 +122,9 @@ lr-sweep: setup
 beyond-runs-%: setup
 	list=$$(mktemp) && $(PY) -m experiments.grid beyond_smollm2/$* --seeds $(BEYOND_SEEDS) > $$list \
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
-# scores the tuned models before and after tuning (minutes): analysis/forgetting.json (SmolLM2,
-# the forgetting runs) and analysis/forgetting_minilm.json (MiniLM, glue_minilm's SST-2 runs)
+# scores the tuned models before and after tuning: analysis/forgetting.json (SmolLM2, the
+# forgetting runs; about 5 minutes a model on 2 cores, each kept in results/.cache/forgetting so a
+# stopped build resumes) and analysis/forgetting_minilm.json (MiniLM, glue_minilm's SST-2 runs)
 forgetting: setup
 	$(PY) -m experiments.analysis forgetting_all
 # the analyses and figures read from records and JSON (no training, no evaluation); `make

@@ -56,6 +56,32 @@ def test_inconclusive_at_equal_means_with_wide_intervals(tmp_path):
     assert result.verdict == INCONCLUSIVE and "contains 0" in comp.reason
 
 
+def test_seeds_without_spread_decide_nothing(tmp_path):
+    """Two seeds a side that agree to the measure's resolution (46.0 and 46.0 on 200 items) give
+    Welch's t no variance: the interval is undefined, not the point, and no verdict rests on it."""
+    iv = seed_mean_difference([0.5, 0.5], [-1.5, -1.5])
+    assert iv.undefined and iv.difference == pytest.approx(2.0)
+    verdict, why = verdict_for("less", iv)
+    assert verdict == INCONCLUSIVE and "no spread" in why
+    assert seed_mean_difference([0.5, 0.5 + 1e-15], [-1.5, -1.5]).undefined   # float rounding
+    assert not seed_mean_difference([0.5, 0.6], [-1.5, -1.5]).undefined   # one side varies
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    (ledger / "c.yaml").write_text(
+        f"id: lora_beats_ft\nstatement: LoRA beats FT\nwhere: Table 2\ncomparisons:\n"
+        f"  - {{label: SST-2, relation: greater, a: {{experiment: {LORA}, table: 2, "
+        f"column: SST-2}}, b: {{experiment: {FT}, table: 2, column: SST-2}}}}\n")
+    seeds(tmp_path, LORA, [0.90, 0.90])
+    seeds(tmp_path, FT, [0.85, 0.85])
+    assert main(["--results", str(tmp_path), "--ledger", str(ledger)]) == 0
+    text = (tmp_path / "claims.json").read_text()
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"claims.json holds {c}"))
+    diff = doc["claims"][0]["comparisons"][0]["difference"]
+    assert diff["undefined"] and diff["low"] is None and diff["high"] is None
+    assert doc["claims"][0]["verdict"] == INCONCLUSIVE
+    assert "no interval" in (tmp_path / "CLAIMS.md").read_text()
+
+
 def test_equivalence_needs_the_whole_interval_inside_the_margin(tmp_path):
     seeds(tmp_path, LORA, [0.851, 0.852, 0.850])
     seeds(tmp_path, FT, [0.850, 0.851, 0.852])

@@ -5,6 +5,7 @@ from __future__ import annotations
 # No timestamps: the same records give byte-identical files, so a diff shows what changed.
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +21,8 @@ SECTION_TITLES = {PAPER: "The paper's claims (Hu et al., 2021)",
 
 
 def _round(x, digits: int = 4):
-    return None if x is None else round(float(x), digits) + 0.0  # no -0.0
+    # an unbounded end (an undefined interval) is null: JSON has no Infinity
+    return None if x is None or not math.isfinite(x) else round(float(x), digits) + 0.0  # no -0.0
 
 
 def paper_value(ref: PaperRef | None, results: Path) -> dict | None:
@@ -90,7 +92,8 @@ def _comparison(r: ComparisonResult, results: Path) -> dict:
             "a": _evidence(r.a), "b": _evidence(r.b),
             "difference": None if iv is None else {
                 "value": _round(iv.difference), "low": _round(iv.low), "high": _round(iv.high),
-                "method": iv.method, "level": iv.level, "note": iv.note or None},
+                "method": iv.method, "level": iv.level, "note": iv.note or None,
+                "undefined": iv.undefined},
             "missing": [{"what": m.what, "command": m.command, "gpu": m.gpu} for m in r.missing]}
 
 
@@ -130,6 +133,8 @@ def _ours(side: dict | None) -> str:
 def _diff(d: dict | None) -> str:
     if d is None:
         return "—"
+    if d.get("undefined"):
+        return f"{d['value']:+.2f} (no interval: {d['method']} without spread)"
     if d["low"] is None:
         return f"{d['value']:+.2f} (point)"
     how = d["method"] + (f", {d['note']}" if d.get("note") else "")

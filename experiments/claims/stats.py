@@ -35,6 +35,23 @@ class Interval:
     def is_point(self) -> bool:
         return self.low is None
 
+    @property
+    def undefined(self) -> bool:
+        """A t interval on values without spread (see `_no_spread`): it bounds nothing."""
+        return self.low is not None and not (np.isfinite(self.low) or np.isfinite(self.high))
+
+
+def _flat(x: np.ndarray) -> bool:
+    """No spread beyond float rounding (90.0 read back as 90.00000000000001)."""
+    return bool(np.ptp(x) <= 1e-9 * max(1.0, float(np.abs(x).max())))
+
+
+def _no_spread(d: float, method: str, n_a: int, n_b: int, level: float) -> Interval:
+    """A t interval whose sample variance is zero is undefined, not exact: two seeds that agree
+    to a measure's resolution (two accuracies of 46.0 on 200 items) say nothing of its noise.
+    An unbounded interval, so no verdict rests on it."""
+    return Interval(d, -np.inf, np.inf, method, n_a, n_b, level)
+
 
 def seed_mean_difference(a, b, level: float = 0.95) -> Interval:
     """mean(a) − mean(b) over seeds with Welch's t interval; both sides need ≥ 2 values."""
@@ -43,8 +60,8 @@ def seed_mean_difference(a, b, level: float = 0.95) -> Interval:
         raise ValueError(f"Welch's interval needs two or more values a side (got {a.size} and "
                          f"{b.size}); use paired_bootstrap for one seed with per-example scores")
     d = float(a.mean() - b.mean())
-    if np.ptp(a) == 0 and np.ptp(b) == 0:   # no spread at all: the interval is the point
-        return Interval(d, d, d, "welch_t", a.size, b.size, level)
+    if _flat(a) and _flat(b):
+        return _no_spread(d, "welch_t", a.size, b.size, level)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=level)
     return Interval(d, float(ci.low), float(ci.high), "welch_t", a.size, b.size, level)
 
@@ -55,8 +72,8 @@ def one_sample_difference(a, threshold: float, level: float = 0.95) -> Interval:
     if a.size < 2:
         raise ValueError("a one-sample interval needs two or more values")
     d = float(a.mean() - threshold)
-    if np.ptp(a) == 0:
-        return Interval(d, d, d, "one_sample_t", a.size, 0, level)
+    if _flat(a):
+        return _no_spread(d, "one_sample_t", a.size, 0, level)
     ci = stats.ttest_1samp(a, threshold).confidence_interval(confidence_level=level)
     return Interval(d, float(ci.low), float(ci.high), "one_sample_t", a.size, 0, level)
 
@@ -70,8 +87,8 @@ def paired_trial_difference(a, b, level: float = 0.95) -> Interval:
                          f"(got {a.size} and {b.size} values)")
     diffs = a - b
     d = float(diffs.mean())
-    if np.ptp(diffs) == 0:
-        return Interval(d, d, d, "paired_t", a.size, b.size, level)
+    if _flat(diffs):
+        return _no_spread(d, "paired_t", a.size, b.size, level)
     ci = stats.ttest_1samp(diffs, 0.0).confidence_interval(confidence_level=level)
     return Interval(d, float(ci.low), float(ci.high), "paired_t", a.size, b.size, level)
 
@@ -131,6 +148,10 @@ def verdict_for(relation: str, interval: Interval, margin: float = 0.0) -> tuple
         raise ValueError(f"relation {relation!r}: choose one of {', '.join(RELATIONS)}")
     lo = interval.difference if interval.is_point else interval.low
     hi = interval.difference if interval.is_point else interval.high
+    if interval.undefined:
+        return INCONCLUSIVE, (f"d = {interval.difference:.3g}, but the values have no spread, so "
+                              f"the {interval.method} interval is undefined; more seeds or "
+                              "per-item scores decide it")
     span = "(a point, no interval)" if interval.is_point else f"[{lo:.3g}, {hi:.3g}]"
     d = margin
     rules = {
