@@ -10,7 +10,8 @@ longer training wants a lower one), 3 epochs, seed 1; the best is the highest de
 the run's best epoch (experiments/analysis/lr_sweep.py: ties and grid edges are flagged).
 Until a method's whole grid has run, its configs keep the base lr and say so.
 The cells then train until the dev metric stops improving: PLATEAU_PATIENCE evaluations
-without a new best (more on small train splits: plateau_patience), after at least 3 (experiments/plateau.py; the ledger's convergence rule in
+without a new best (more on small train splits: plateau_patience), after at least 3 evaluations
+or PLATEAU_MIN_SEEN examples (plateau_min_evaluations; experiments/plateau.py; the ledger's convergence rule in
 experiments/claims/ledger/rules.yaml uses the same patience).
 """
 from __future__ import annotations
@@ -34,6 +35,21 @@ PLATEAU_PATIENCE = 2
 # point or two on noise alone (glue_minilm/lora_rte seed 1 at commit 548191b: 2,490 examples,
 # 277 dev items, stopped at its 5th of 30 epochs on two noisy evaluations).
 PLATEAU_MIN_EXAMPLES = 5000
+
+
+# ...and no run stops before it has seen PLATEAU_MIN_SEEN training examples (3 SST-2 epochs, 11
+# of RTE): LoRA on RTE sat at chance (train loss ln 2) for its first three epochs, and its dev
+# accuracy there, on 277 items, is noise the rule read as a plateau (glue_minilm/lora_rte seeds
+# 1 and 2 at commit 70832ce stopped at epochs 6 and 5, best 56.0 and 53.1, train loss still
+# falling: 0.54 and 0.59).
+PLATEAU_MIN_SEEN = 25000
+PLATEAU_MIN_EVALUATIONS = 3       # the engine's and the ledger's floor
+
+
+def plateau_min_evaluations(train_examples: int, epochs: int) -> int:
+    """Evaluations (epochs) before the plateau rule may stop a run: 3, or as many epochs of
+    `train_examples` as PLATEAU_MIN_SEEN takes, never past the epoch cap."""
+    return min(epochs, max(PLATEAU_MIN_EVALUATIONS, math.ceil(PLATEAU_MIN_SEEN / train_examples)))
 
 
 def plateau_patience(train_examples: int) -> int:

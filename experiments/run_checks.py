@@ -46,6 +46,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.fsdp": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     "train.patience": (lambda v: v is None or (_integer(v) and v >= 0),
                        "null or an integer >= 0 (0: no early stop)"),
+    "train.min_evaluations": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "data.max_train": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "data.max_valid": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "data.max_eval_sources": (lambda v: v is None or (_integer(v) and v >= 1),

@@ -75,6 +75,22 @@ def test_plateau_patience_spans_enough_training_examples():
     assert plateau_patience(2490) == 3 and plateau_patience(1000) == 5
 
 
+def test_no_minilm_run_stops_before_it_has_seen_enough_examples():
+    """glue_minilm's plateau rule waits for PLATEAU_MIN_SEEN examples (never past the cap): 11
+    epochs of RTE for the 30-epoch methods, FT's whole 10 there, 7 of MRPC, 5 of STS-B."""
+    from experiments.converge import PLATEAU_MIN_SEEN, plateau_min_evaluations
+    assert plateau_min_evaluations(10000, 30) == 3                 # the engine's floor
+    assert plateau_min_evaluations(PLATEAU_MIN_SEEN // 5, 30) == 5  # exactly enough
+    assert plateau_min_evaluations(PLATEAU_MIN_SEEN // 5 - 1, 30) == 6
+    assert plateau_min_evaluations(2490, 10) == 10                 # capped
+    files = {p.stem: yaml.safe_load(p.read_text())["train"]["min_evaluations"]
+             for p in (CONF / "glue_minilm").glob("*.yaml")}
+    assert files["lora_rte"] == 11 and files["ft_rte"] == 10
+    assert files["lora_mrpc"] == 7 and files["ft_stsb"] == 5 and files["lora_sst2"] == 3
+    # Section 7's adapters keep the engine's default (their records predate the rule)
+    assert all("min_evaluations" not in p.read_text() for p in (CONF / "s7_minilm").rglob("*.yaml"))
+
+
 def test_each_standin_lr_has_one_home():
     """The short stand-ins' lrs and the converging ones' sweep tops are experiments/converge's:
     SmolLM2's is Table 12's lr x 5 (FT x 10), and the sweep's cells are Table 4's stand-in rows."""

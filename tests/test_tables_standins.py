@@ -21,7 +21,7 @@ from .tables_fixtures import row_of
 # ---------------------------------------------------------------------------- MiniLM stand-in
 def _minilm_record(root, method, task, seed, history, *, rerun="", status="complete",
                    trainable=2048, head=1122, metric="dev/accuracy", family="table2_minilm",
-                   profile="paper", epochs=3, patience=None):
+                   profile="paper", epochs=3, patience=None, min_evaluations=None):
     rows = {"ft": "MiniLM FT", "bitfit": "MiniLM BitFit", "lora": "MiniLM LoRA"}
     path = root / "runs" / family / f"{method}_{task}" / f"seed{seed}{rerun}" / "record.json"
     path.parent.mkdir(parents=True)
@@ -33,7 +33,8 @@ def _minilm_record(root, method, task, seed, history, *, rerun="", status="compl
         "train": {"history": [{"epoch": i + 1, metric: v} for i, v in enumerate(history)]},
         "params": {"trainable_without_head": trainable, "head": head},
         "config": {"data": {"max_train": 600, "sample_seed": 0, "max_valid": None},
-                   "train": {"epochs": epochs, "lr": 2e-3, "batch_size": 32, "patience": patience},
+                   "train": {"epochs": epochs, "lr": 2e-3, "batch_size": 32, "patience": patience,
+                             **({"min_evaluations": min_evaluations} if min_evaluations else {})},
                    "task": {"seq_len": 128}}}))
 
 
@@ -132,6 +133,19 @@ def test_minilm_budget_names_each_tasks_patience(tmp_path):
     one = tmp_path / "one"
     _minilm_record(one, "lora", "rte", 1, [0.60], family="glue_minilm", patience=3)
     assert "did not improve for 3 epochs (after at least 4)" in to_markdown(*collect(one, "glue_minilm"))
+
+
+def test_minilm_budget_names_each_tasks_fewest_epochs(tmp_path):
+    """glue_minilm's RTE runs may not stop before 11 epochs (converge.plateau_min_evaluations);
+    a record without the key ran under the engine's 3 (and one more than its patience)."""
+    from experiments.tables.minilm import collect, to_markdown
+
+    _minilm_record(tmp_path, "lora", "sst2", 1, [0.80], family="glue_minilm", patience=2)
+    _minilm_record(tmp_path, "lora", "rte", 1, [0.60], family="glue_minilm", patience=3,
+                   min_evaluations=11)
+    text = to_markdown(*collect(tmp_path, "glue_minilm"))
+    assert "(after at least its task's fewest epochs (below))" in text
+    assert "Fewest epochs before the plateau rule may stop a run, per task: rte 11; sst2 3." in text
 
 
 def test_minilm_standin_profile_records_join_the_paper_profile_ones(tmp_path):

@@ -16,7 +16,8 @@ from ..paper_numbers import load_table
 from .collect import RunRecord, Skipped, is_number, scan
 from .standin import (BF16, MISSING, cell_stats, cells_json, converged_lines, count_text,
                       epochs_trained, family_of, keep_latest, mean_cell, median_cell,
-                      path_family, per_label, plural, stop_rule, trained_lines, write_pair)
+                      path_family, least_evaluations, per_label, plural, stop_rule, trained_lines,
+                      write_pair)
 
 TABLE = "2_minilm"
 # experiment folder -> (output name, what the budget is); the first is the stand-in's Table 2
@@ -103,6 +104,7 @@ def _budget(rows: list[Row]) -> list[str]:
     lrs: dict = {}
     caps: dict = {}
     patience: dict = {}
+    least: dict = {}
     common = set()
     trained: dict = {}
     records = [r for row in rows for r in row.records]
@@ -114,6 +116,8 @@ def _budget(rows: list[Row]) -> list[str]:
             lrs.setdefault(row.label, set()).add(train.get("lr"))
             caps.setdefault(row.label, set()).add(train.get("epochs"))
             patience.setdefault(r.task, set()).add(train.get("patience"))
+            if train.get("patience"):
+                least.setdefault(r.task, set()).add(least_evaluations(train))
             common.add((data.get("sample_seed"), train.get("batch_size"),
                         task.get("seq_len"), data.get("max_valid"), train.get("autocast")))
             trained.setdefault(row.label, []).append(epochs_trained(r))
@@ -125,11 +129,14 @@ def _budget(rows: list[Row]) -> list[str]:
     cap = next(iter(next(iter(caps.values())))) if one_cap else None
     # small train splits wait more epochs for a new best (experiments.converge.plateau_patience)
     one_patience = len(set().union(*patience.values())) == 1
+    # ...and do not stop before they have seen enough examples (converge.plateau_min_evaluations)
+    one_least = len(set().union(set(), *least.values())) <= 1
     for sample_seed, batch, seq, max_valid, autocast in sorted(common, key=str):
         dev = "whole dev split" if max_valid is None else f"first {max_valid} dev examples"
         epochs = plural(cap, "epoch") if one_cap else "the epoch cap of its method (below)"
         length = stop_rule(epochs, next(iter(next(iter(patience.values())))) if one_patience
-                           else "its task's patience (below)")
+                           else "its task's patience (below)",
+                           None if one_least else "its task's fewest epochs (below)")
         amp = f"; {BF16}" if autocast == "bf16" else ""
         lines.append(f"Subset drawn with data.sample_seed {sample_seed} (the same for every "
                      f"method and seed); {length}, batch {batch}, sequences cut at "
@@ -140,6 +147,9 @@ def _budget(rows: list[Row]) -> list[str]:
     if not one_patience:
         lines.append(f"Patience (epochs without a new best before a run stops) per task: "
                      f"{per_label(dict(sorted(patience.items())))}.")
+    if not one_least:
+        lines.append(f"Fewest epochs before the plateau rule may stop a run, per task: "
+                     f"{per_label(dict(sorted(least.items())))}.")
     lines.append(f"Learning rate per method: {per_label(lrs)}.")
     return lines
 

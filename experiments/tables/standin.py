@@ -100,15 +100,23 @@ def plural(n, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def stop_rule(epochs: str, patience) -> str:
-    """How long a run trained: its epoch cap, and the plateau rule where one was set."""
+def stop_rule(epochs: str, patience, least: str | None = None) -> str:
+    """How long a run trained: its epoch cap, and the plateau rule where one was set. `least`:
+    the fewest evaluations before it may stop, where they differ from the engine's rule."""
     if not patience:
         return epochs
-    if isinstance(patience, int):   # the engine's rule: at least 3 evaluations, and patience + 1
+    if isinstance(patience, int) and least is None:   # the engine's rule: 3, and patience + 1
         return (f"up to {epochs}, stopped once the dev metric did not improve for "
                 f"{plural(patience, 'epoch')} (after at least {max(3, patience + 1)})")
-    return (f"up to {epochs}, stopped once the dev metric did not improve for {patience} "
-            "(after at least 3 evaluations, and one more than the patience)")
+    what = plural(patience, 'epoch') if isinstance(patience, int) else patience
+    return (f"up to {epochs}, stopped once the dev metric did not improve for {what} "
+            f"(after at least {least or '3 evaluations, and one more than the patience'})")
+
+
+def least_evaluations(train: dict) -> int:
+    """The fewest evaluations before the plateau rule may stop a run (engine.py: the config's
+    min_evaluations, 3 where unset, and one more than the patience)."""
+    return max(int(train.get("min_evaluations") or 3), int(train.get("patience") or 0) + 1)
 
 
 BF16 = "bf16 autocast (float32 weights and AdamW state)"
