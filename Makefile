@@ -111,7 +111,7 @@ gpu-check:  # no setup: a device box may have only a CUDA torch and the carried 
 # stopped: the grid skips complete runs and resumes unfinished ones.
 .PHONY: lr-sweep beyond forgetting
 LR_SWEEP_SEEDS ?= 1
-BEYOND_SEEDS ?= 1 2
+BEYOND_SEEDS ?= 1 2 3
 # the same lr grid for every method (FT, LoRA r = 1, 8, 64), then the best lr per method and
 # its ratio to FT's (results/analysis/lr_sweep.json, results/figures/lr_sweep.png)
 lr-sweep: setup
