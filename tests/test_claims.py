@@ -56,6 +56,17 @@ def test_inconclusive_at_equal_means_with_wide_intervals(tmp_path):
     assert result.verdict == INCONCLUSIVE and "contains 0" in comp.reason
 
 
+def _lora_beats_ft_ledger(tmp_path: Path) -> Path:
+    """A ledger folder holding one claim: LoRA beats FT on SST-2."""
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    (ledger / "c.yaml").write_text(
+        f"id: lora_beats_ft\nstatement: LoRA beats FT\nwhere: Table 2\ncomparisons:\n"
+        f"  - {{label: SST-2, relation: greater, a: {{experiment: {LORA}, table: 2, "
+        f"column: SST-2}}, b: {{experiment: {FT}, table: 2, column: SST-2}}}}\n")
+    return ledger
+
+
 def test_seeds_without_spread_decide_nothing(tmp_path):
     """Two seeds a side that agree to the measure's resolution (46.0 and 46.0 on 200 items) give
     Welch's t no variance: the interval is undefined, not the point, and no verdict rests on it."""
@@ -65,12 +76,7 @@ def test_seeds_without_spread_decide_nothing(tmp_path):
     assert verdict == INCONCLUSIVE and "no spread" in why
     assert seed_mean_difference([0.5, 0.5 + 1e-15], [-1.5, -1.5]).undefined   # float rounding
     assert not seed_mean_difference([0.5, 0.6], [-1.5, -1.5]).undefined   # one side varies
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    (ledger / "c.yaml").write_text(
-        f"id: lora_beats_ft\nstatement: LoRA beats FT\nwhere: Table 2\ncomparisons:\n"
-        f"  - {{label: SST-2, relation: greater, a: {{experiment: {LORA}, table: 2, "
-        f"column: SST-2}}, b: {{experiment: {FT}, table: 2, column: SST-2}}}}\n")
+    ledger = _lora_beats_ft_ledger(tmp_path)
     seeds(tmp_path, LORA, [0.90, 0.90])
     seeds(tmp_path, FT, [0.85, 0.85])
     assert main(["--results", str(tmp_path), "--ledger", str(ledger)]) == 0
@@ -258,12 +264,7 @@ def test_a_bad_claim_file_is_named_with_the_fix(tmp_path):
 
 
 def test_cli_writes_the_ledger_files(tmp_path):
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    (ledger / "c.yaml").write_text(
-        f"id: lora_beats_ft\nstatement: LoRA beats FT\nwhere: Table 2\ncomparisons:\n"
-        f"  - {{label: SST-2, relation: greater, a: {{experiment: {LORA}, table: 2, "
-        f"column: SST-2}}, b: {{experiment: {FT}, table: 2, column: SST-2}}}}\n")
+    ledger = _lora_beats_ft_ledger(tmp_path)
     seeds(tmp_path, LORA, [0.901, 0.903, 0.902])
     seeds(tmp_path, FT, [0.850, 0.852, 0.851])
     assert main(["--results", str(tmp_path), "--ledger", str(ledger)]) == 0

@@ -173,6 +173,12 @@ def pretrained_model(record: dict, with_tokenizer: bool = True, head: str = "cau
                       seed=int(record.get("seed", 1)), with_tokenizer=with_tokenizer)
 
 
+def _base_model(record: dict):
+    """(model, tokenizer) a run started from, untouched."""
+    loaded = pretrained_model(record)
+    return loaded.model, loaded.tokenizer
+
+
 def _tuned_model(record: dict, results: Path):
     """The run's model as it ended training: pretrained + its method + its saved weights."""
     from lora_core import apply_method, load_adapter
@@ -219,8 +225,7 @@ def build(store, out: Path) -> list[Path]:
               f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    before = cached_scores(cache, base_rec.data, lambda: (lambda m: (m.model, m.tokenizer))(
-        pretrained_model(base_rec.data)), texts, tasks)
+    before = cached_scores(cache, base_rec.data, lambda: _base_model(base_rec.data), texts, tasks)
     progress(1, base_rec, started)
     base_learned = final_value(base_rec.data, LEARNING_METRIC)
     runs = []
