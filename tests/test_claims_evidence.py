@@ -154,9 +154,9 @@ def test_one_seed_a_side_on_cola_resamples_items_and_recomputes_mcc(tmp_path):
     assert comp.interval.low < d < comp.interval.high and comp.interval.low > 20
 
 
-def test_budget_lines_summarise_each_run_once_by_model_and_profile():
+def test_budget_lines_summarise_each_run_once_by_model():
     from experiments.claims.report import budget_lines
-    ft = {"record": "runs/a/seed1/record.json", "model": "MiniLM", "profile": "paper",
+    ft = {"record": "runs/a/seed1/record.json", "model": "MiniLM",
           "train_examples": 2490, "steps": 308, "epochs": 4, "max_epochs": 10,
           "stopped_early": True}
     lora = dict(ft, record="runs/b/seed1/record.json", train_examples=10000, steps=1560,
@@ -165,6 +165,6 @@ def test_budget_lines_summarise_each_run_once_by_model_and_profile():
                  max_epochs=1, stopped_early=None)
     # ft appears under two comparisons: counted once
     assert budget_lines([ft, lora, ft, other]) == [
-        "MiniLM, paper profile, 2,490-10,000 training examples, 308-1,560 steps, 4-7 epoch(s) "
+        "MiniLM, 2,490-10,000 training examples, 308-1,560 steps, 4-7 epoch(s) "
         "trained of up to 10, 1 of 2 runs stopped once the dev metric stopped improving",
-        "SmolLM2, paper profile, 2,490 training examples, 308 steps, 1 epoch(s)"]
+        "SmolLM2, 2,490 training examples, 308 steps, 1 epoch(s)"]

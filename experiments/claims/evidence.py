@@ -128,7 +128,7 @@ def _budget(r: RunRecord) -> dict:
     """What a record trained on and for how long (report.budget_lines summarises a claim's)."""
     data, train = r.data.get("data") or {}, r.data.get("train") or {}
     epochs = [e.get("epoch") for e in train.get("history") or [] if is_number(e.get("epoch"))]
-    return {"record": r.path, "model": r.model_display, "profile": r.profile,
+    return {"record": r.path, "model": r.model_display,
             "train_examples": data.get("train_examples"), "steps": train.get("steps"),
             "epochs": max(epochs) if epochs else None,
             "max_epochs": ((r.data.get("config") or {}).get("train") or {}).get("epochs"),

@@ -48,14 +48,15 @@ def _span(values: list) -> str | None:
 
 
 def budget_lines(budgets: list[dict]) -> list[str]:
-    """One line per model and profile: the ranges of training examples, epochs and steps of the
-    runs behind a claim (each counted once), and how many stopped on the plateau rule."""
+    """One line per model: the ranges of training examples, epochs and steps of the runs behind a
+    claim (each counted once), and how many stopped on the plateau rule. (Not the profile: the
+    tables group every stand-in profile under "paper", which would misname a stand-in here.)"""
     groups: dict[tuple, list[dict]] = {}
     for b in {b.get("record"): b for b in budgets}.values():   # a run behind two comparisons
-        groups.setdefault((b.get("model"), b.get("profile")), []).append(b)
+        groups.setdefault(str(b.get("model")), []).append(b)
     lines = []
-    for (model, profile), bs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        parts = [f"{model}, {profile} profile"]
+    for model, bs in sorted(groups.items()):
+        parts = [model]
         for key, unit in (("train_examples", "training examples"), ("steps", "steps")):
             span = _span([b.get(key) for b in bs])
             if span:
