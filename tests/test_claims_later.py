@@ -25,7 +25,7 @@ def test_seven_later_claims_from_the_two_works(ledger):
     assert sum(c.source["work"] == "LoRA Learns Less and Forgets Less" for c in later) >= 3
     for c in later:
         assert c.source["url"].startswith("https://") and c.source["finding"]
-        assert c.stand_in and "SmolLM2" in c.stand_in
+        assert c.stand_in and ("SmolLM2" in c.stand_in or "MiniLM" in c.stand_in)
     assert len([c for c in ledger.claims if not c.source]) == 16     # the paper's, untouched
 
 
@@ -106,15 +106,16 @@ def test_the_ft_rank_claim_needs_a_converged_ft_run(tmp_path, ledger):
 
     claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
     (tmp_path / "analysis").mkdir()
-    runs = [{"experiment": "beyond_smollm2/forgetting/ft", "seed": 1},
-            {"experiment": "beyond_smollm2/forgetting/lora_r16", "seed": 1}]
-    (tmp_path / "analysis" / "spectrum.json").write_text(json.dumps(
-        {"min_ratio_to_lora_r": 14.0, "runs": runs}))
-    for run in runs:   # one evaluation: too few to show a plateau
-        write_run(tmp_path, run["experiment"], 1)
+    tasks = ("sst2", "mrpc", "cola", "rte", "stsb")
+    doc = {"tasks": {t: {"min_ratio_to_lora_r": 14.0,
+                         "runs": [{"experiment": f"glue_minilm/ft_{t}", "seed": 1}]}
+                     for t in tasks}}
+    (tmp_path / "analysis" / "spectrum_minilm.json").write_text(json.dumps(doc))
+    for t in tasks:   # one evaluation: too few to show a plateau
+        write_run(tmp_path, f"glue_minilm/ft_{t}", 1, method="ft")
     records, _ = scan(tmp_path)
     result = evaluate_claim(claim, records, tmp_path, ledger.rules)
-    assert result.verdict == "inconclusive"
+    assert result.verdict == "inconclusive" and "under-trained" in result.reason
 
 
 def test_a_missing_claim_names_each_step_of_its_command_once(tmp_path, ledger):
@@ -124,3 +125,30 @@ def test_a_missing_claim_names_each_step_of_its_command_once(tmp_path, ledger):
     result = evaluate_claim(claim, [], tmp_path, ledger.rules)
     assert result.verdict == "not run here"
     assert result.reason.endswith("run: make beyond-runs-forgetting && make forgetting")
+
+
+def test_the_ft_rank_claim_reads_the_converged_minilm_runs(tmp_path, ledger):
+    """Claim 32 on spectrum_minilm.json: each task's FT ratio is judged against 10x once its FT
+    run plateaued; one task below 10x refutes it."""
+    from .beyond_fixtures import write_run
+    from experiments.tables.collect import scan
+
+    claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
+    tasks = ("sst2", "mrpc", "cola", "rte", "stsb")
+    (tmp_path / "analysis").mkdir()
+
+    def judge(ratios):
+        doc = {"tasks": {t: {"min_ratio_to_lora_r": x,
+                             "runs": [{"experiment": f"glue_minilm/ft_{t}", "seed": 1}]}
+                         for t, x in zip(tasks, ratios)}}
+        (tmp_path / "analysis" / "spectrum_minilm.json").write_text(json.dumps(doc))
+        return evaluate_claim(claim, scan(tmp_path)[0], tmp_path, ledger.rules).verdict
+
+    for t in tasks:   # dev accuracy rose, then stopped improving for 2 evaluations: converged
+        path = write_run(tmp_path, f"glue_minilm/ft_{t}", 1, method="ft")
+        data = json.loads(path.read_text())
+        data["train"]["history"] = [{"epoch": e, "dev/accuracy": a}
+                                    for e, a in enumerate((0.6, 0.8, 0.79, 0.78), 1)]
+        path.write_text(json.dumps(data))
+    assert judge([20, 30, 12, 40, 11]) == REPRODUCED
+    assert judge([20, 30, 6, 40, 11]) == "refuted"

@@ -103,3 +103,44 @@ def test_tuned_weights_of_another_model_are_named():
                       {"layers.0.q_proj.weight": w}, "layers")
     with pytest.raises(KeyError, match="not in the pretrained"):
         module_deltas({}, {"layers.0.q_proj.weight": w}, "layers")
+
+
+def test_an_encoders_three_dense_weights_are_three_types():
+    """BERT names three weights `dense` (attention output, intermediate, output): each is its
+    own weight type under its path in the block; unique names stay short (query, value)."""
+    from experiments.analysis.spectrum import lora_deltas, module_deltas
+
+    base, tuned = {}, {}
+    for path, shape in (("attention.self.query", (6, 6)), ("attention.output.dense", (6, 6)),
+                        ("intermediate.dense", (12, 6)), ("output.dense", (6, 12))):
+        for layer in range(2):
+            name = f"bert.encoder.layer.{layer}.{path}.weight"
+            base[name], tuned[name] = torch.zeros(shape), torch.ones(shape) * (layer + 1)
+    deltas = module_deltas(base, tuned, "encoder.layer")
+    assert {t for t, _ in deltas} == {"query", "attention.output.dense", "intermediate.dense",
+                                      "output.dense"}
+    assert torch.equal(deltas[("output.dense", 1)], torch.full((6, 12), 2.0, dtype=torch.float64))
+    A, B = torch.ones(2, 6), torch.ones(6, 2)
+    lora = lora_deltas({"base_model.model.bert.encoder.layer.0.attention.self.value.lora_A": A,
+                        "base_model.model.bert.encoder.layer.0.attention.self.value.lora_B": B},
+                       alpha=4.0, blocks="encoder.layer")
+    assert set(lora) == {("value", 0)}
+
+
+def test_a_spectrum_built_elsewhere_stays_while_its_runs_are_recorded(tmp_path):
+    """FT's weights are git-ignored: on a fresh clone the analysis cannot be rebuilt, and the
+    committed JSON stays as long as every run it lists has a record; not once one is gone."""
+    import json
+
+    from experiments.analysis.beyond_records import kept_from_records
+    from .beyond_fixtures import write_run
+
+    doc = tmp_path / "analysis" / "spectrum_minilm.json"
+    doc.parent.mkdir()
+    doc.write_text(json.dumps({"runs": [{"experiment": "glue_minilm/ft_mrpc", "seed": 1},
+                                        {"experiment": "glue_minilm/ft_mrpc", "seed": 2}]}))
+    write_run(tmp_path, "glue_minilm/ft_mrpc", 1, method="ft")
+    assert not kept_from_records(doc, tmp_path)
+    write_run(tmp_path, "glue_minilm/ft_mrpc", 2, method="ft")
+    assert kept_from_records(doc, tmp_path)
+    assert not kept_from_records(tmp_path / "absent.json", tmp_path)

@@ -1,6 +1,6 @@
 """`python -m experiments.analysis {figure3,figure4,figure6,figure7,figure8,table7,all}`: the
 Section 7 analyses from the run records under results/runs, written to results/analysis/;
-`beyond` (spectrum, lr_sweep, rank_curves, batch_size, learning_vs_forgetting) and `forgetting`
+`beyond` (spectrum, spectrum_minilm, lr_sweep, rank_curves, batch_size, learning_vs_forgetting) and `forgetting`
 for issue #27, their figures in results/figures/.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from ..converge import FAMILIES as CONVERGE_FAMILIES
 from ..paths import results_dir
 from . import (batch_size, figures, forgetting, forgetting_figure, forgetting_minilm, lr_sweep,
-               rank_curves, spectrum)
+               rank_curves, spectrum, spectrum_minilm)
 from . import table7
 from .inputs import DEFAULT_PREFIX, DEFAULT_TASK, InputMismatchError, MissingInputError, RunStore
 
@@ -35,6 +35,7 @@ OUTPUTS = {
     "table7": table7.build,
     # beyond the paper (issue #27): figures go beside the analysis folder, in figures/
     "spectrum": spectrum.build,
+    "spectrum_minilm": spectrum_minilm.build,   # FT's ΔW on the converged Table 2 stand-in
     "lr_sweep": lambda store, out: lr_sweep.build(store.results, out, out.parent / "figures",
                                                   metric=store.metric),
     # issue #23: the lr per method of the converging stand-ins (experiments/converge.py)
@@ -49,7 +50,7 @@ OUTPUTS = {
 # ledger for issue #27, read from records and JSON with no model evaluation (`forgetting`
 # evaluates models and runs on its own: `make forgetting`).
 GROUPS = {"all": ("figure3", "figure4", "figure6", "figure7", "figure8", "table7"),
-          "beyond": ("spectrum", "lr_sweep", "rank_curves", "batch_size",
+          "beyond": ("spectrum", "spectrum_minilm", "lr_sweep", "rank_curves", "batch_size",
                      "learning_vs_forgetting"),
           "forgetting_all": ("forgetting", "forgetting_minilm")}
 

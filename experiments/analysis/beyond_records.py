@@ -8,6 +8,7 @@ from __future__ import annotations
 # must see it to exclude its learning rate on purpose. So `final_value` returns NaN for a
 # non-finite number and None only where the record holds no such value at all.
 
+import json
 import math
 import textwrap
 from dataclasses import dataclass
@@ -41,6 +42,18 @@ def records_under(results: Path, folder: str) -> list[RunRecord]:
         if key not in chosen or r.rerun > chosen[key].rerun:
             chosen[key] = r
     return [chosen[k] for k in sorted(chosen)]
+
+
+def kept_from_records(path: Path, results: Path) -> bool:
+    """Whether an analysis JSON built from trained weights may stay where those weights are
+    not on this machine (git-ignored: a fresh clone has the records only): every run it lists
+    under "runs" still has a complete record. Else it must go, never outliving its runs."""
+    if not path.is_file():
+        return False
+    runs = json.loads(path.read_text(encoding="utf-8")).get("runs") or []
+    have = {(r.data.get("experiment"), r.seed) for r in scan(results)[0]}
+    return bool(runs) and all((run["experiment"], int(run.get("seed", 1))) in have
+                              for run in runs)
 
 
 def lower_is_better(metric: str) -> bool:

@@ -32,12 +32,23 @@ PAPER = {"work": "Biderman et al. (2024), LoRA Learns Less and Forgets Less, §5
                     "(rank needed to explain 90% of its spectrum's energy)."}
 
 
-def _block_and_type(name: str, blocks: str) -> tuple[int, str] | None:
-    """`model.layers.3.self_attn.q_proj.weight` -> (3, "q_proj"); None outside the blocks."""
+def _block_and_path(name: str, blocks: str) -> tuple[int, str] | None:
+    """`model.layers.3.self_attn.q_proj.weight` -> (3, "self_attn.q_proj"); None outside the
+    blocks."""
     m = re.search(rf"(?:^|\.){re.escape(blocks)}\.(\d+)\.(.+)\.weight$", name)
-    if not m or "norm" in m.group(2).split(".")[-1]:
+    if not m or "norm" in m.group(2).split(".")[-1].lower():
         return None
-    return int(m.group(1)), m.group(2).split(".")[-1]
+    return int(m.group(1)), m.group(2)
+
+
+def _by_type(by_path: dict[tuple[str, int], torch.Tensor]) -> dict[tuple[str, int], torch.Tensor]:
+    """Keys (path in block, block) -> (weight type, block): a path's last name where no other
+    path ends in it (Llama's q_proj, BERT's query), else the whole path (BERT's three `dense`:
+    attention.output.dense, intermediate.dense, output.dense)."""
+    paths = {p for p, _ in by_path}
+    last = [p.split(".")[-1] for p in paths]
+    name = {p: p.split(".")[-1] if last.count(p.split(".")[-1]) == 1 else p for p in paths}
+    return {(name[p], b): d for (p, b), d in by_path.items()}
 
 
 def module_deltas(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],
@@ -46,7 +57,7 @@ def module_deltas(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],
     (weight type, block). `tuned` must hold the weights in `base`'s names and shapes."""
     out = {}
     for name, w in tuned.items():
-        where = _block_and_type(name, blocks)
+        where = _block_and_path(name, blocks)
         if where is None or w.ndim != 2:
             continue
         if name not in base:
@@ -56,7 +67,7 @@ def module_deltas(base: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],
             raise ValueError(f"{name}: tuned {tuple(w.shape)} vs pretrained "
                              f"{tuple(base[name].shape)}")
         out[(where[1], where[0])] = w.detach().double() - base[name].detach().double()
-    return out
+    return _by_type(out)
 
 
 def lora_deltas(tensors: dict[str, torch.Tensor], alpha: float,
@@ -67,10 +78,10 @@ def lora_deltas(tensors: dict[str, torch.Tensor], alpha: float,
         if not name.endswith(".lora_A"):
             continue
         B = tensors[name[:-1] + "B"]
-        where = _block_and_type(name[: -len(".lora_A")] + ".weight", blocks)
+        where = _block_and_path(name[: -len(".lora_A")] + ".weight", blocks)
         if where is not None:
             out[(where[1], where[0])] = lora_delta(B, A, alpha / A.shape[0])
-    return out
+    return _by_type(out)
 
 
 def spectrum_by_type(deltas: dict[tuple[str, int], torch.Tensor],
@@ -122,20 +133,27 @@ def _ft_weights(results: Path, experiment: str, seed: int) -> tuple[dict, dict[s
 
 
 def _pretrained(record: dict) -> dict[str, torch.Tensor]:
+    """The weights the run started from, under the names its model gives them (the head as
+    the run's, so that an encoder's `bert.` prefix matches; the head's own weights are not
+    compared)."""
     from .forgetting import pretrained_model
 
-    model = pretrained_model(record, with_tokenizer=False).model
+    head = (record["config"]["model"] or {}).get("head") or "causal_lm"
+    model = pretrained_model(record, with_tokenizer=False, head=head,
+                             num_labels=None if head == "causal_lm" else 2).model
     return {n: p.detach() for n, p in model.named_parameters()}
 
 
 def build(store, out: Path, seed: int = 1) -> list[Path]:
     """FT's and LoRA's ΔW spectra from the forgetting runs (FT_RUN, LORA_RUN), and the figure."""
-    from .beyond_records import empty_figure
+    from .beyond_records import empty_figure, kept_from_records
 
     png = out.parent / "figures" / "spectrum.png"
     try:
         written = _build(store, out, seed)
     except MissingInputError as err:
+        if kept_from_records(out / "spectrum.json", Path(store.results)):
+            return [out / "spectrum.json"]   # the weights are elsewhere; its runs are recorded
         (out / "spectrum.json").unlink(missing_ok=True)   # never outlives its runs
         empty_figure(png, "Energy rank of ΔW, FT vs LoRA's r (LoRA Learns Less and Forgets Less)",
                      str(err).split(";")[0] + "; the runs: make beyond-runs-forgetting")
