@@ -144,3 +144,58 @@ def test_a_spectrum_built_elsewhere_stays_while_its_runs_are_recorded(tmp_path):
     write_run(tmp_path, "glue_minilm/ft_mrpc", 2, method="ft")
     assert kept_from_records(doc, tmp_path)
     assert not kept_from_records(tmp_path / "absent.json", tmp_path)
+
+
+def test_spectrum_minilm_reads_converged_ft_runs_and_their_weights(tmp_path):
+    """End to end on a shrunk random-init MiniLM: FT's ΔW of known rank per weight type gives
+    that energy rank, over LoRA's r from the LoRA record; a run that hit its cap still
+    improving is left out and named."""
+    import json
+
+    import yaml
+    from safetensors.torch import save_file
+
+    from experiments import records
+    from experiments.analysis import spectrum_minilm
+    from experiments.analysis.spectrum import _pretrained
+    from experiments.paths import CONF_DIR
+    from .beyond_fixtures import write_run
+
+    model = dict(yaml.safe_load((CONF_DIR / "model" / "minilm_l6.yaml").read_text()),
+                 init="random", shrink={"layers": 2, "hidden": 32, "heads": 2})
+    history = [{"epoch": e, "dev/accuracy": a} for e, a in enumerate((0.6, 0.8, 0.7, 0.7), 1)]
+    for seed, converged in ((1, True), (2, False)):
+        rel = f"weights/glue_minilm/ft_mrpc/seed{seed}/trainable.safetensors"
+        path = write_run(tmp_path, "glue_minilm/ft_mrpc", seed, method="ft",
+                         config={"model": model})
+        data = json.loads(path.read_text())
+        base = _pretrained(data)
+        tuned = {}
+        for name, w in base.items():
+            if ".encoder.layer." in name and w.ndim == 2:   # ΔW of rank 3 in every weight
+                tuned[name] = (w + matrix_with_spectrum([1.0, 1.0, 1.0], *w.shape, seed=1)
+                               .to(w.dtype)).contiguous()
+        (tmp_path / rel).parent.mkdir(parents=True)
+        save_file(tuned, str(tmp_path / rel))
+        data["weights"] = {rel: records.sha256_file(tmp_path / rel)}
+        data["train"].update(history=history, converged=converged)
+        path.write_text(json.dumps(data))
+    write_run(tmp_path, "glue_minilm/lora_mrpc", 1, config={"model": model,
+              "method": {"name": "lora", "r": 2, "targets": ["q", "v"], "alpha": 4}})
+
+    class Store:
+        results, adapters_root = tmp_path, None
+
+    out = tmp_path / "analysis"
+    written = spectrum_minilm.build(Store, out)
+    doc = json.loads(written[0].read_text())
+    mrpc = doc["tasks"]["mrpc"]
+    assert list(mrpc["seeds"]) == ["1"] and mrpc["lora"]["r"] == 2
+    types = mrpc["seeds"]["1"]["types"]
+    assert set(types) == {"query", "key", "value", "attention.output.dense",
+                          "intermediate.dense", "output.dense"}
+    assert all(t["energy_rank_by_block"] == [3, 3] for t in types.values())
+    assert mrpc["min_ratio_to_lora_r"] == 1.5 == doc["min_ratio_to_lora_r"]
+    assert "glue_minilm/ft_mrpc seed 2 (did not converge)" in doc["not_included"]
+    assert mrpc["runs"] == [{"experiment": "glue_minilm/ft_mrpc", "seed": 1}]
+    assert (tmp_path / "figures" / "spectrum_minilm.png").is_file()

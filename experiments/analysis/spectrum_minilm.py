@@ -56,7 +56,7 @@ def _lora_side(results: Path, store, task: str, blocks: str) -> dict | None:
 
 def _build(store, out: Path) -> dict:
     results = Path(store.results)
-    base, tasks, missing = None, {}, []
+    bases, tasks, missing = {}, {}, []   # the starting weights: one for pretrained runs
     for task, display in TASKS.items():
         experiment = f"{PREFIX}/ft_{task}"
         runs = _seeds(results, experiment)
@@ -74,8 +74,11 @@ def _build(store, out: Path) -> dict:
                 missing.append(f"{experiment} seed {run.seed}")
                 continue
             blocks = FAMILIES[record["config"]["model"].get("family", "bert")].blocks
-            base = base if base is not None else _pretrained(record)
-            types = spectrum_by_type(module_deltas(base, tuned, blocks))
+            model = record["config"]["model"]
+            start = None if model.get("init", "pretrained") == "pretrained" else run.seed
+            if start not in bases:   # a random init (smoke runs, tests) depends on the seed
+                bases[start] = _pretrained(record)
+            types = spectrum_by_type(module_deltas(bases[start], tuned, blocks))
             seeds[run.seed] = types
         lora = _lora_side(results, store, task, blocks) if seeds else None
         if not seeds or lora is None:
