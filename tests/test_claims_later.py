@@ -75,6 +75,25 @@ def test_the_lr_ratio_claim_reads_the_sweep(tmp_path, ledger, r8, spread, verdic
     assert result.comparisons[0].interval.difference == pytest.approx(r8 - 1.0)
 
 
+def test_a_ratio_that_is_only_a_bound_decides_nothing(tmp_path, ledger):
+    """FT's best lr at the low end of the grid: its optimum may lie lower, so LoRA's ratio
+    to it is a lower bound; the comparison says why it is inconclusive, and what the number
+    alone would have given."""
+    claim = next(c for c in ledger.claims if c.id == "lwr_lr_ten_times_ft")
+    (tmp_path / "analysis").mkdir()
+    edge = "ft's best lr is at the low end of the grid (1e-05)"
+    (tmp_path / "analysis" / "lr_sweep.json").write_text(json.dumps(
+        {"log10_ratio_to_ft": {"lora_r8": 1.2, "lora_r1": 1.0}, "lora_log10_spread": 0.3,
+         "ratio_is_bound": {"lora_r8": edge, "lora_r1": edge}, "spread_is_bound": None,
+         "runs": []}))
+    result = evaluate_claim(claim, [], tmp_path, ledger.rules)
+    assert result.verdict == "inconclusive"
+    assert result.reason.startswith("a bound, not an estimate: ") and edge in result.reason
+    first = result.comparisons[0]
+    assert first.verdict == "inconclusive" and first.statistic_says == REPRODUCED
+    assert result.comparisons[2].verdict == REPRODUCED   # the spread is an estimate
+
+
 def test_smoke_runs_behind_an_artifact_decide_nothing(tmp_path, ledger):
     from .beyond_fixtures import write_run
     from experiments.tables.collect import scan

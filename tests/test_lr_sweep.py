@@ -75,6 +75,20 @@ def test_ratio_to_ft_and_spread_across_ranks():
     assert s["at_edge"] == ["lora_r64"]
     assert s["same_grid"] is False and s["grids_differ"] == ["lora_r1", "lora_r64"]
     assert "ft" not in s["log10_ratio_to_ft"]
+    # r=64's optimum may lie above 1e-2: its ratio and the spread are bounds; r=1's is not
+    assert s["ratio_is_bound"]["lora_r1"] is None
+    assert s["ratio_is_bound"]["lora_r64"] == ("lora_r64's best lr is at the high end of the grid "
+                                                "(0.001, 0.01 tied)")
+    assert s["spread_is_bound"] == s["ratio_is_bound"]["lora_r64"]
+
+
+def test_an_ft_optimum_at_the_grid_end_bounds_every_ratio():
+    points = {"ft": {1e-5: [0.90], 1e-4: [0.80]}, "lora_r8": {1e-5: [0.7], 1e-4: [0.9]}}
+    s = summarise(points, "dev/accuracy")
+    assert s["log10_ratio_to_ft"]["lora_r8"] == pytest.approx(1.0)
+    assert s["ratio_is_bound"]["lora_r8"] == ("ft's best lr is at the low end of the grid (1e-05); "
+                                              "lora_r8's best lr is at the high end of the grid "
+                                              "(0.0001)")
 
 
 def test_build_reads_records_and_writes_json_and_figure(tmp_path):

@@ -106,7 +106,7 @@ def summarise(points: dict[str, dict[float, list[float]]], metric: str,
     bests = {m: best_lr(p, lower, tie_tolerance) for m, p in sorted(points.items())}
     ref = bests.get(REFERENCE)
     grids = {m: sorted(p) for m, p in points.items()}
-    methods, ratios = {}, {}
+    methods, ratios, bounds = {}, {}, {}
     for m, b in bests.items():
         entry = {"grid": grids[m], "mean_by_lr": {f"{lr:g}": _num(v) for lr, v in b.means.items()},
                  "seeds_by_lr": {f"{lr:g}": n for lr, n in b.seeds.items()},
@@ -116,6 +116,7 @@ def summarise(points: dict[str, dict[float, list[float]]], metric: str,
             entry["ratio_to_ft"] = b.lr / ref.lr
             entry["log10_ratio_to_ft"] = math.log10(b.lr / ref.lr)
             ratios[m] = entry["log10_ratio_to_ft"]
+            bounds[m] = edge_note({REFERENCE: ref, m: b})
         methods[m] = entry
     lora = [math.log10(b.lr) for m, b in bests.items() if m.startswith("lora")]
     return {"metric": metric, "lower_is_better": lower, "tie_tolerance": tie_tolerance,
@@ -124,7 +125,20 @@ def summarise(points: dict[str, dict[float, list[float]]], metric: str,
             "reference": REFERENCE if ref is not None else None,
             "methods": methods, "log10_ratio_to_ft": ratios,
             "at_edge": sorted(m for m, b in bests.items() if b.at_edge),
-            "lora_log10_spread": (max(lora) - min(lora)) if len(lora) >= 2 else None}
+            # why a ratio (or the spread) is a bound rather than an estimate; null: it is not
+            "ratio_is_bound": bounds,
+            "lora_log10_spread": (max(lora) - min(lora)) if len(lora) >= 2 else None,
+            "spread_is_bound": edge_note({m: b for m, b in bests.items() if m.startswith("lora")})}
+
+
+def edge_note(bests: dict[str, BestLR]) -> str | None:
+    """Which of these methods' best lrs lie at an end of their grid, in words; None if none:
+    then every ratio between them is an estimate, else only a bound (the optimum may lie
+    beyond the grid)."""
+    ends = [f"{m}'s best lr is at the {b.at_edge} end of the grid ("
+            + ", ".join(f"{lr:g}" for lr in b.tied) + (" tied)" if len(b.tied) > 1 else ")")
+            for m, b in sorted(bests.items()) if b.at_edge]
+    return "; ".join(ends) or None
 
 
 def _num(x: float) -> float | None:

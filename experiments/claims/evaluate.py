@@ -30,6 +30,10 @@ from .stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval, one_sa
                     paired_bootstrap, paired_corpus_bootstrap, paired_trial_difference,
                     seed_mean_difference, verdict_for)
 
+# An artifact may say its value is only a bound (an lr sweep whose best lr sits at an end of
+# its grid): the comparison is then inconclusive, whatever the bound gives.
+BOUND = "a bound, not an estimate"
+
 
 @dataclass
 class ComparisonResult:
@@ -134,6 +138,11 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
             parts.append("below the level that shows training happened: " + ", ".join(floors))
         result.reason = "under-trained: " + "; ".join(parts)
         return result
+    bounds = [ev.bound for ev in (a, b) if ev.bound]
+    if bounds:   # a bound is not the value the relation is about: it decides nothing here
+        result.statistic_says = says
+        result.reason = f"{BOUND}: " + "; ".join(bounds)
+        return result
     result.verdict, result.reason = says, why
     return result
 
@@ -161,6 +170,7 @@ def evaluate_claim(claim: Claim, records: list[RunRecord], results: Path,
     if REFUTED in verdicts:
         return ClaimResult(claim, REFUTED, reasons(REFUTED), done)
     if INCONCLUSIVE in verdicts:
-        return ClaimResult(claim, INCONCLUSIVE, "intervals too wide: " + reasons(INCONCLUSIVE),
-                           done)
+        wide = [r for r in done if r.verdict == INCONCLUSIVE and not r.reason.startswith(BOUND)]
+        return ClaimResult(claim, INCONCLUSIVE, ("intervals too wide: " if wide else f"{BOUND}: ")
+                           + reasons(INCONCLUSIVE), done)
     return ClaimResult(claim, REPRODUCED, reasons(REPRODUCED), done)
