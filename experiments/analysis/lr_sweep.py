@@ -114,7 +114,8 @@ def summarise(points: dict[str, dict[float, list[float]]], metric: str,
                  "diverged": b.diverged, "ratio_to_ft": None, "log10_ratio_to_ft": None}
         if ref is not None and m != REFERENCE:
             entry["ratio_to_ft"] = b.lr / ref.lr
-            entry["log10_ratio_to_ft"] = math.log10(b.lr / ref.lr)
+            # rounded: 3e-4 / 3e-5 is 10 to the grid's precision, not 10^0.9999999999999999
+            entry["log10_ratio_to_ft"] = round(math.log10(b.lr / ref.lr), 9)
             ratios[m] = entry["log10_ratio_to_ft"]
             bounds[m] = edge_note({REFERENCE: ref, m: b})
         methods[m] = entry
@@ -127,7 +128,7 @@ def summarise(points: dict[str, dict[float, list[float]]], metric: str,
             "at_edge": sorted(m for m, b in bests.items() if b.at_edge),
             # why a ratio (or the spread) is a bound rather than an estimate; null: it is not
             "ratio_is_bound": bounds,
-            "lora_log10_spread": (max(lora) - min(lora)) if len(lora) >= 2 else None,
+            "lora_log10_spread": round(max(lora) - min(lora), 9) if len(lora) >= 2 else None,
             "spread_is_bound": edge_note({m: b for m, b in bests.items() if m.startswith("lora")})}
 
 
