@@ -52,12 +52,13 @@ class Stage:
 
 
 STAGES = (
-    Stage("glue_minilm_ft_lora", ("glue_lora_vs_ft", "llfl_lora_forgets_less"),
+    Stage("glue_minilm_ft_lora", ("glue_lora_vs_ft", "llfl_lora_forgets_less",
+                                  "llfl_ft_delta_high_rank"),
           "make glue-minilm GLUE_MINILM_METHODS='ft lora' && make forgetting",
           _converge("glue_minilm", "ft", "lora")),
     Stage("s7_minilm", ("top_direction_shared", "dwq_higher_intrinsic_rank", "delta_w_amplifies"),
           "make s7-minilm-runs analysis-minilm", s7_minilm_lines),
-    Stage("forgetting", ("llfl_lora_learns_less", "llfl_lora_forgets_less", "llfl_ft_delta_high_rank"),
+    Stage("forgetting", ("llfl_lora_learns_less", "llfl_lora_forgets_less"),
           "make beyond-runs-forgetting forgetting", _grid("beyond_smollm2/forgetting")),
     Stage("glue_minilm_peft", ("glue_lora_vs_bitfit_adapters",),
           "make glue-minilm GLUE_MINILM_METHODS='bitfit adapter_h'",
