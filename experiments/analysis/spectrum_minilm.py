@@ -28,16 +28,17 @@ PREFIX = "glue_minilm"
 COMMAND = "scripts/converge.sh glue_minilm ft lora"
 
 
-def _seeds(results: Path, experiment: str) -> list:
-    return [r for r in records_under(results, experiment) if r.data.get("experiment") == experiment]
+def _seeds(found: list, experiment: str) -> list:
+    """The complete records of `experiment`, one per seed, from one scan of glue_minilm."""
+    return [r for r in found if r.data.get("experiment") == experiment]
 
 
-def _lora_side(results: Path, store, task: str, blocks: str) -> dict | None:
+def _lora_side(results: Path, store, found: list, task: str, blocks: str) -> dict | None:
     """LoRA's r (from its records' config) and its own B·A energy ranks (its first seed whose
     adapter is on this machine), or None where the task has no LoRA record."""
     from .inputs import load_run
 
-    runs = _seeds(results, f"{PREFIX}/lora_{task}")
+    runs = _seeds(found, f"{PREFIX}/lora_{task}")
     if not runs:
         return None
     method = (runs[0].data.get("config") or {}).get("method") or {}
@@ -57,9 +58,10 @@ def _lora_side(results: Path, store, task: str, blocks: str) -> dict | None:
 def _build(store, out: Path) -> dict:
     results = Path(store.results)
     bases, tasks, missing = {}, {}, []   # the starting weights: one for pretrained runs
+    found = records_under(results, PREFIX)   # one scan of the records for every task
     for task, display in TASKS.items():
         experiment = f"{PREFIX}/ft_{task}"
-        runs = _seeds(results, experiment)
+        runs = _seeds(found, experiment)
         if not runs:
             missing.append(f"{experiment}: no complete record")
             continue
@@ -80,7 +82,7 @@ def _build(store, out: Path) -> dict:
                 bases[start] = _pretrained(record)
             types = spectrum_by_type(module_deltas(bases[start], tuned, blocks))
             seeds[run.seed] = types
-        lora = _lora_side(results, store, task, blocks) if seeds else None
+        lora = _lora_side(results, store, found, task, blocks) if seeds else None
         if not seeds or lora is None:
             continue
         per_seed = {s: {"types": t, **compare_to_r(t, lora["r"])} for s, t in seeds.items()}
@@ -93,7 +95,7 @@ def _build(store, out: Path) -> dict:
                                 + (", ".join(missing[:3]) or "no records") + ", ...); FT's "
                                 f"weights are git-ignored: the runs: {COMMAND}")
     model = next(iter(tasks.values()))
-    first = _seeds(results, model["ft_experiment"])[0].data
+    first = _seeds(found, model["ft_experiment"])[0].data
     return {"analysis": "spectrum_minilm",
             "generated_by": "python -m experiments.analysis spectrum_minilm",
             "fraction": FRACTION, "model": first.get("model"),
