@@ -88,7 +88,7 @@ def test_a_ratio_that_is_only_a_bound_decides_nothing(tmp_path, ledger):
          "runs": []}))
     result = evaluate_claim(claim, [], tmp_path, ledger.rules)
     assert result.verdict == "inconclusive"
-    assert result.reason.startswith("a bound, not an estimate: ") and edge in result.reason
+    assert result.reason.startswith("the value cannot decide it: ") and edge in result.reason
     first = result.comparisons[0]
     assert first.verdict == "inconclusive" and first.statistic_says == REPRODUCED
     assert result.comparisons[2].verdict == REPRODUCED   # the spread is an estimate
@@ -171,3 +171,31 @@ def test_the_ft_rank_claim_reads_the_converged_minilm_runs(tmp_path, ledger):
         path.write_text(json.dumps(data))
     assert judge([20, 30, 12, 40, 11]) == REPRODUCED
     assert judge([20, 30, 6, 40, 11]) == "refuted"
+
+
+def test_a_probe_the_base_model_cannot_do_decides_nothing(tmp_path, ledger):
+    """Claim 31: with the base model at chance on SST-2, LoRA's larger 'drop' there refutes
+    nothing; the comparison keeps what the numbers alone said. With a skilled probe it decides."""
+    claim = next(c for c in ledger.claims if c.id == "llfl_lora_forgets_less")
+    (tmp_path / "analysis").mkdir()
+
+    def judge(caveat):
+        doc = {"tasks": {"sst2_gen": {"caveat": caveat}}, "runs": [],
+               "by_method": {"lora_r16": {"general_nll_increase": [0.01, 0.02, 0.015],
+                                          "sst2_gen_drop": [0.5, 0.5, 1.0]},
+                             "ft": {"general_nll_increase": [0.30, 0.32, 0.31],
+                                    "sst2_gen_drop": [-1.5, -1.5, -1.0]}}}
+        (tmp_path / "analysis" / "forgetting.json").write_text(json.dumps(doc))
+        (tmp_path / "analysis" / "forgetting_minilm.json").write_text(json.dumps(
+            {"runs": [], "by_method": {"lora": {"stsb_spearman_drop": [1.0, 2.0, 1.5]},
+                                       "ft": {"stsb_spearman_drop": [40.0, 45.0, 42.0]}}}))
+        return evaluate_claim(claim, [], tmp_path, ledger.rules)
+
+    assert judge(None).verdict == REFUTED                  # LoRA dropped 2 points more
+    at_chance = judge("the base model scores 46.5 on these 200 items: no skill to forget")
+    sst2 = at_chance.comparisons[1]
+    assert sst2.verdict == "inconclusive" and sst2.statistic_says == REFUTED
+    assert "no skill to forget" in sst2.reason
+    # the other two comparisons reproduce, so the claim stands on them
+    assert [c.verdict for c in at_chance.comparisons] == [REPRODUCED, "inconclusive", REPRODUCED]
+    assert at_chance.verdict == "inconclusive"

@@ -139,3 +139,17 @@ def test_minilm_sts_measure():
     b = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])   # cosines 1, .71, 0
     assert sts_spearman(a, b, [5.0, 3.0, 0.5]) == pytest.approx(100.0)
     assert sts_spearman(a, b, [0.5, 3.0, 5.0]) == pytest.approx(-100.0)
+
+
+def test_a_probe_counts_only_where_the_base_model_beats_the_commonest_answer():
+    labels = ["positive"] * 101 + ["negative"] * 99       # commonest answer: 50.5
+    at_chance = fg.probe_skill(46.5, labels)
+    assert at_chance["majority_share"] == pytest.approx(50.5)
+    assert at_chance["p_above_majority"] > 0.5
+    assert at_chance["caveat"].startswith("the base model scores 46.5 on these 200 items, "
+                                          "not above the 50.5")
+    skilled = fg.probe_skill(62.0, labels)                 # 124 of 200 right
+    assert skilled["p_above_majority"] < 0.01 and skilled["caveat"] is None
+    # a model that always answers the commonest label scores its share: no skill either
+    always = fg.probe_skill(54.0, ["a"] * 108 + ["b"] * 92)
+    assert always["majority_share"] == pytest.approx(54.0) and always["caveat"]

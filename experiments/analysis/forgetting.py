@@ -1,6 +1,7 @@
 """Forgetting (LoRA Learns Less and Forgets Less (b)): the tuned stand-in scored on what it was
 not tuned on, before (the pretrained model) and after tuning, for FT and LoRA. Writes
-`analysis/forgetting.json`. Owns `completion_nll`, `choice_accuracy`, `general_text_nll`.
+`analysis/forgetting.json`. Owns `completion_nll`, `choice_accuracy`, `general_text_nll` and
+`probe_skill` (can the base model do a probe at all).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ BASE_RUN = f"{FOLDER}/base"
 TASKS = {"sst2_gen": ("negative", "positive"), "rte_gen": ("entailment", "not_entailment")}
 N_GENERAL, N_TASK, SEQ_LEN = 300, 200, 256
 LEARNING_METRIC = "test/ROUGE-1"
+ALPHA = 0.05      # the ledger's 95% level: a probe counts when the base model beats chance at it
 # per-model scores, so a stopped build resumes (results/.cache is not committed)
 CACHE = Path(".cache") / "forgetting"
 PAPER = {"work": "Biderman et al. (2024), LoRA Learns Less and Forgets Less",
@@ -136,6 +138,25 @@ def cached_scores(cache: Path, record: dict, load, texts, tasks) -> dict[str, fl
                                "scores": out}) + "\n", encoding="utf-8")
     tmp.replace(path)
     return out
+
+
+def probe_skill(accuracy: float, completions: list[str], alpha: float = ALPHA) -> dict:
+    """Whether the base model can do a zero-shot probe at all: its accuracy against the best
+    constant answer's (the commonest label's share of the items), by a one-sided exact binomial
+    test. A model that cannot do the probe has nothing there to forget: a drop on it is noise
+    around chance, not forgetting, so `caveat` then says why it decides nothing."""
+    from scipy.stats import binomtest
+
+    n = len(completions)
+    majority = max(completions.count(c) for c in set(completions)) / n
+    right = round(accuracy * n / 100.0)
+    p = float(binomtest(right, n, majority, alternative="greater").pvalue)
+    caveat = None if p < alpha else (
+        f"the base model scores {accuracy:.1f} on these {n} items, not above the "
+        f"{100 * majority:.1f} of always giving the commonest answer (one-sided binomial "
+        f"p = {p:.2g}): it has no skill on this probe to forget")
+    return {"base_accuracy": accuracy, "majority_share": 100 * majority,
+            "p_above_majority": p, "caveat": caveat}
 
 
 def forgetting_of(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -243,7 +264,8 @@ def build(store, out: Path) -> list[Path]:
     doc = {"analysis": "forgetting", "generated_by": "python -m experiments.analysis forgetting",
            "model": base_rec.data.get("model"), "model_display": base_rec.data.get("model_display"),
            "general_text": {"source": source, "n": len(texts)},
-           "tasks": {t: {"split": "dev", "n": len(v), "choices": list(TASKS[t])}
+           "tasks": {t: {"split": "dev", "n": len(v), "choices": list(TASKS[t]),
+                         **probe_skill(before[t], [e.completion for e in v])}
                      for t, v in tasks.items()},
            "learning_metric": LEARNING_METRIC, "base_learning_value": base_learned,
            "paper": PAPER, **summarise(before, runs), "runs_detail": runs,

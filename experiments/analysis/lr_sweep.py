@@ -139,7 +139,8 @@ def edge_note(bests: dict[str, BestLR]) -> str | None:
     ends = [f"{m}'s best lr is at the {b.at_edge} end of the grid ("
             + ", ".join(f"{lr:g}" for lr in b.tied) + (" tied)" if len(b.tied) > 1 else ")")
             for m, b in sorted(bests.items()) if b.at_edge]
-    return "; ".join(ends) or None
+    return "; ".join(ends) + ": the optimum may lie beyond it, so the ratio is only a bound" \
+        if ends else None
 
 
 def _num(x: float) -> float | None:

@@ -30,9 +30,10 @@ from .stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval, one_sa
                     paired_bootstrap, paired_corpus_bootstrap, paired_trial_difference,
                     seed_mean_difference, verdict_for)
 
-# An artifact may say its value is only a bound (an lr sweep whose best lr sits at an end of
-# its grid): the comparison is then inconclusive, whatever the bound gives.
-BOUND = "a bound, not an estimate"
+# An artifact may say its value cannot decide the relation: only a bound (an lr sweep whose
+# best lr sits at an end of its grid), or a probe the base model could not do (nothing to
+# forget). The comparison is then inconclusive, whatever the number gives.
+CAVEAT = "the value cannot decide it"
 
 
 @dataclass
@@ -138,10 +139,10 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
             parts.append("below the level that shows training happened: " + ", ".join(floors))
         result.reason = "under-trained: " + "; ".join(parts)
         return result
-    bounds = [ev.bound for ev in (a, b) if ev.bound]
-    if bounds:   # a bound is not the value the relation is about: it decides nothing here
+    caveats = [ev.caveat for ev in (a, b) if ev.caveat]
+    if caveats:   # not the value the relation is about: it decides nothing here
         result.statistic_says = says
-        result.reason = f"{BOUND}: " + "; ".join(bounds)
+        result.reason = f"{CAVEAT}: " + "; ".join(dict.fromkeys(caveats))
         return result
     result.verdict, result.reason = says, why
     return result
@@ -170,7 +171,7 @@ def evaluate_claim(claim: Claim, records: list[RunRecord], results: Path,
     if REFUTED in verdicts:
         return ClaimResult(claim, REFUTED, reasons(REFUTED), done)
     if INCONCLUSIVE in verdicts:
-        wide = [r for r in done if r.verdict == INCONCLUSIVE and not r.reason.startswith(BOUND)]
-        return ClaimResult(claim, INCONCLUSIVE, ("intervals too wide: " if wide else f"{BOUND}: ")
+        wide = [r for r in done if r.verdict == INCONCLUSIVE and not r.reason.startswith(CAVEAT)]
+        return ClaimResult(claim, INCONCLUSIVE, ("intervals too wide: " if wide else f"{CAVEAT}: ")
                            + reasons(INCONCLUSIVE), done)
     return ClaimResult(claim, REPRODUCED, reasons(REPRODUCED), done)

@@ -57,7 +57,7 @@ class Evidence:
     budget: list[dict] = field(default_factory=list)   # one _budget() per record
     model: str | None = None
     artifact: str | None = None         # the results JSON read, for an artifact side
-    bound: str | None = None            # why the value is only a bound (the artifact says so)
+    caveat: str | None = None           # why the value cannot decide (the artifact says so)
 
     @property
     def mean(self) -> float:
@@ -219,8 +219,8 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
                               False)
     ev.artifact = str(Path(sel.file))
     ev.records.append(ev.artifact)
-    if sel.bound_key and _dotted(data, sel.bound_key):
-        ev.bound = str(_dotted(data, sel.bound_key))
+    if sel.caveat_key and _dotted(data, sel.caveat_key):
+        ev.caveat = str(_dotted(data, sel.caveat_key))
     ev.model = data.get("model_display") or data.get("model")
     runs = _dotted(data, sel.runs_key) if sel.runs_key else None
     for run in runs or []:

@@ -32,7 +32,7 @@ _SOURCE_KEYS = {"work", "authors", "year", "url", "finding"}
 _COMPARISON_KEYS = {"label", "a", "b", "relation", "margin", "relative_margin", "paper",
                     "trained_floor", "point_decides", "paired"}
 _SELECTOR_KEYS = {"experiment", "table", "column", "metric", "scale", "better", "field", "file",
-                  "key", "command", "runs_key", "value", "n_train", "converges", "bound_key"}
+                  "key", "command", "runs_key", "value", "n_train", "converges", "caveat_key"}
 
 
 class LedgerError(ValueError):
@@ -55,7 +55,9 @@ class Selector:
     key: str | None = None
     command: str | None = None
     runs_key: str | None = None      # an artifact's list of {experiment, seed} it was built from
-    bound_key: str | None = None     # an artifact's note, when set, that the value is only a bound
+    # an artifact's note, when set, on why its value cannot decide the relation (only a bound,
+    # a probe the base model cannot do)
+    caveat_key: str | None = None
     value: float | None = None
     n_train: int | None = None
     converges: bool = True           # does this evidence need converged runs?
@@ -151,7 +153,7 @@ def parse_selector(data, where: str) -> Selector:
         return Selector("artifact", file=str(data["file"]), key=str(data["key"]),
                         command=str(data["command"]), runs_key=data.get("runs_key"),
                         converges=bool(data.get("converges", bool(data.get("runs_key")))),
-                        bound_key=data.get("bound_key"))
+                        caveat_key=data.get("caveat_key"))
     if not data.get("experiment"):
         raise LedgerError(f"{where}: a side needs `experiment`, `file` or `value`")
     experiment = str(data["experiment"])
