@@ -1,5 +1,7 @@
 """The forgetting measures (completion NLL, general-text NLL, zero-shot choice accuracy) on a
 tiny random Llama and a rigged model, and the forgetting/learning arithmetic."""
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -63,20 +65,22 @@ def test_completion_nll_answers_in_the_order_asked(tokenizer, tiny_llama):
 
 def test_cached_scores_score_each_model_once(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(fg, "scores", lambda model, tok, texts, tasks: calls.append(model) or
-                        {"general_nll": float(len(calls))})
+    monkeypatch.setattr(fg, "scores", lambda model, tok, texts, tasks, seps: calls.append(model)
+                        or {"general_nll": float(len(calls))})
     record = {"experiment": "beyond_smollm2/forgetting/ft", "seed": 1,
               "config": {"model": {"name": "m"}, "method": {"name": "none"}},
               "weights": {"runs/x/weights.safetensors": "aa"}}
     tasks = {"sst2_gen": [Example("Review: good", "positive")]}
+    seps = {"sst2_gen": "\nSentiment:"}
     load = lambda: ("model", "tokenizer")    # noqa: E731
-    first = fg.cached_scores(tmp_path, record, load, ["text"], tasks)
-    assert fg.cached_scores(tmp_path, record, load, ["text"], tasks) == first
+    first = fg.cached_scores(tmp_path, record, load, ["text"], tasks, seps)
+    assert fg.cached_scores(tmp_path, record, load, ["text"], tasks, seps) == first
     assert len(calls) == 1                     # the second call read the cache
     retrained = {**record, "weights": {"runs/x/weights.safetensors": "bb"}}
-    assert fg.cached_scores(tmp_path, retrained, load, ["text"], tasks) != first
-    assert fg.cached_scores(tmp_path, record, load, ["other text"], tasks) != first
-    assert len(calls) == 3                     # new weights, new items: scored again
+    assert fg.cached_scores(tmp_path, retrained, load, ["text"], tasks, seps) != first
+    assert fg.cached_scores(tmp_path, record, load, ["other text"], tasks, seps) != first
+    assert fg.cached_scores(tmp_path, record, load, ["text"], tasks, {"sst2_gen": None}) != first
+    assert len(calls) == 4                     # new weights, items or prompt: scored again
 
 
 class AlwaysSays(nn.Module):
@@ -153,3 +157,32 @@ def test_a_probe_counts_only_where_the_base_model_beats_the_commonest_answer():
     # a model that always answers the commonest label scores its share: no skill either
     always = fg.probe_skill(54.0, ["a"] * 108 + ["b"] * 92)
     assert always["majority_share"] == pytest.approx(54.0) and always["caveat"]
+
+
+def test_probes_use_the_separators_prompt_choice_chose(tmp_path):
+    from experiments.analysis.inputs import MissingInputError
+
+    with pytest.raises(MissingInputError, match="experiments.bench.prompt_choice"):
+        fg.probe_separators(tmp_path, "smollm2_135m")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "prompt_choice.json").write_text(json.dumps(
+        {"model": "smollm2_135m", "tasks": {"sst2_gen": {"chosen": "\nSentiment:"},
+                                             "samsum": {"chosen": "\nSummary:"}}}))
+    assert fg.probe_separators(tmp_path, "smollm2_135m") == {"sst2_gen": "\nSentiment:",
+                                                             "rte_gen": None}
+    with pytest.raises(MissingInputError, match="chose separators for 'smollm2_135m'"):
+        fg.probe_separators(tmp_path, "gpt2_m")
+
+
+@needs_vocab
+def test_choice_accuracy_scores_each_label_after_the_separator(tokenizer, monkeypatch):
+    seen = []
+    monkeypatch.setattr(fg, "completion_nll", lambda model, items, **kw: seen.extend(items)
+                        or [(float(i), 1) for i in range(len(items))])
+    fg.choice_accuracy(None, tokenizer, [Example("Sentence: great film", "positive")],
+                       ("negative", "positive"), separator="\nSentiment:")
+    sep = tokenizer.encode("Sentence: great film\nSentiment:", add_special_tokens=False)
+    for item, label in zip(seen, ("negative", "positive")):
+        answer = tokenizer.encode(" " + label, add_special_tokens=False) + [tokenizer.eos_token_id]
+        assert item.input_ids == sep + answer                  # no eos before the answer
+        assert [t for t in item.labels if t != -100] == answer

@@ -14,7 +14,9 @@ from __future__ import annotations
 #   other tasks   zero-shot multiple choice by log-likelihood: each label word is scored as the
 #                 completion of the task's own prompt (sum of its tokens' NLL, eos included) and
 #                 the likeliest is the answer; SST-2 and RTE dev. forgetting = acc(before) −
-#                 acc(after), in points
+#                 acc(after), in points. The prompt ends in the separator the stand-in runs use
+#                 for that task (results/bench/prompt_choice.json): after the official eos an
+#                 instruct model expects a new turn, not an answer, and scores at chance.
 # Learning is the target task's metric from the run's record minus the untrained model's
 # (beyond_smollm2/forgetting/base).
 
@@ -82,11 +84,12 @@ def general_text_nll(model, tokenizer, texts: list[str], device: str = "cpu") ->
 
 
 def choice_accuracy(model, tokenizer, examples: list[Example], choices: tuple[str, ...],
-                    device: str = "cpu") -> float:
-    """Accuracy (points) of picking the likeliest of `choices` as each example's completion."""
+                    device: str = "cpu", separator: str | None = None) -> float:
+    """Accuracy (points) of picking the likeliest of `choices` as each example's completion,
+    after the context and `separator` (None: the official eos)."""
     if not examples:
         raise ValueError("no examples to score")
-    items = [encode_example(tokenizer, Example(ex.context, c), SEQ_LEN, "context_start")
+    items = [encode_example(tokenizer, Example(ex.context, c), SEQ_LEN, "context_start", separator)
              for ex in examples for c in choices]
     nll = [n for n, _ in completion_nll(model, items, device=device)]
     k = len(choices)
@@ -110,15 +113,34 @@ def general_texts(n: int = N_GENERAL) -> tuple[list[str], str]:
     return sentences[:n], f"glue/QNLI/dev.tsv (GLUE QNLI dev), `sentence` column, first {n} distinct"
 
 
+def probe_separators(results: Path, model: str | None) -> dict[str, str | None]:
+    """task -> the prompt separator the stand-in runs of `model` use for it: the one
+    results/bench/prompt_choice.json chose (a task it did not choose for keeps the eos)."""
+    from .inputs import MissingInputError
+
+    path = results / "bench" / "prompt_choice.json"
+    if not path.is_file():
+        raise MissingInputError(f"{path}: the forgetting probes use the prompt separators it "
+                                "chose; run: python -m experiments.bench.prompt_choice")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if model is not None and doc.get("model") != model:
+        raise MissingInputError(f"{path} chose separators for {doc.get('model')!r}, the "
+                                f"forgetting runs tune {model!r}; rerun "
+                                f"python -m experiments.bench.prompt_choice for {model}")
+    return {t: (doc.get("tasks", {}).get(t) or {}).get("chosen") for t in TASKS}
+
+
 def scores(model, tokenizer, texts: list[str], tasks: dict[str, list[Example]],
-           device: str = "cpu") -> dict[str, float]:
+           separators: dict[str, str | None], device: str = "cpu") -> dict[str, float]:
     out = {"general_nll": general_text_nll(model, tokenizer, texts, device)}
     for task, examples in tasks.items():
-        out[task] = choice_accuracy(model, tokenizer, examples, TASKS[task], device)
+        out[task] = choice_accuracy(model, tokenizer, examples, TASKS[task], device,
+                                    separators.get(task))
     return out
 
 
-def cached_scores(cache: Path, record: dict, load, texts, tasks) -> dict[str, float]:
+def cached_scores(cache: Path, record: dict, load, texts, tasks,
+                  separators: dict[str, str | None]) -> dict[str, float]:
     """`scores` of the model `load()` builds for `record`, kept in `cache` under a hash of what
     decides them (the model config, the trained weights' sha256, the items scored), so that a
     stopped build resumes at the next model and a rebuild rescores only what changed."""
@@ -126,12 +148,13 @@ def cached_scores(cache: Path, record: dict, load, texts, tasks) -> dict[str, fl
         {"model": record["config"]["model"], "method": record["config"].get("method"),
          "weights": record.get("weights"), "seed": record.get("seed"), "texts": texts,
          "tasks": {t: [(e.context, e.completion) for e in v] for t, v in tasks.items()},
-         "choices": TASKS, "seq_len": SEQ_LEN}, sort_keys=True, default=str).encode()).hexdigest()
+         "choices": TASKS, "separators": separators, "seq_len": SEQ_LEN},
+        sort_keys=True, default=str).encode()).hexdigest()
     path = cache / f"{key[:32]}.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))["scores"]
     model, tokenizer = load()
-    out = scores(model, tokenizer, texts, tasks)
+    out = scores(model, tokenizer, texts, tasks, separators)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"experiment": record.get("experiment"), "seed": record.get("seed"),
@@ -239,6 +262,7 @@ def build(store, out: Path) -> list[Path]:
     texts, source = general_texts()
     tasks = {t: load_examples(t, "dev", limit=N_TASK) for t in TASKS}
     cache = results / CACHE
+    separators = probe_separators(results, base_rec.data.get("model"))
     total = len(tuned) + 1
 
     def progress(k: int, r, started: float) -> None:
@@ -246,14 +270,15 @@ def build(store, out: Path) -> list[Path]:
               f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    before = cached_scores(cache, base_rec.data, lambda: _base_model(base_rec.data), texts, tasks)
+    before = cached_scores(cache, base_rec.data, lambda: _base_model(base_rec.data), texts, tasks,
+                           separators)
     progress(1, base_rec, started)
     base_learned = final_value(base_rec.data, LEARNING_METRIC)
     runs = []
     for k, r in enumerate(tuned, 2):
         started = time.monotonic()
         after = cached_scores(cache, r.data, lambda r=r: _tuned_model(r.data, results),
-                              texts, tasks)
+                              texts, tasks, separators)
         progress(k, r, started)
         learned = final_value(r.data, LEARNING_METRIC)
         runs.append({"experiment": r.data["experiment"], "seed": r.seed, "record": r.path,
@@ -265,6 +290,7 @@ def build(store, out: Path) -> list[Path]:
            "model": base_rec.data.get("model"), "model_display": base_rec.data.get("model_display"),
            "general_text": {"source": source, "n": len(texts)},
            "tasks": {t: {"split": "dev", "n": len(v), "choices": list(TASKS[t]),
+                         "separator": separators[t],
                          **probe_skill(before[t], [e.completion for e in v])}
                      for t, v in tasks.items()},
            "learning_metric": LEARNING_METRIC, "base_learning_value": base_learned,

@@ -33,16 +33,22 @@ def plot(doc: dict, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.8),
                              layout="constrained")
     labels = sorted({r["label"] for r in doc["runs_detail"]})
-    markers = dict(zip(labels, "osD^v<>"))
+    # one colour and marker per method, so its seeds read as one group
+    style = {label: {"marker": m, "color": f"C{i}"} for i, (label, m)
+             in enumerate(zip(labels, "osD^v<>"))}
     for ax, (key, title) in zip(axes, MEASURES):
         for r in doc["runs_detail"]:
             if r.get("learning") is None or key not in r["forgetting"]:
                 continue
-            ax.scatter(r["learning"], r["forgetting"][key], marker=markers[r["label"]],
-                       label=r["label"], s=40)
+            ax.scatter(r["learning"], r["forgetting"][key], label=r["label"], s=40,
+                       **style[r["label"]])
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel(f"learned: {doc['learning_metric']} − untrained")
         ax.set_ylabel(f"forgot: {title}")
+        # a probe the base model cannot do has nothing to forget (forgetting.probe_skill)
+        caveat = (doc.get("tasks", {}).get(key.removesuffix("_drop")) or {}).get("caveat")
+        if caveat:
+            ax.set_title("the base model is at chance here:\nnothing to forget", fontsize=9)
         handles, names = ax.get_legend_handles_labels()
         unique = dict(zip(names, handles))
         if unique:
