@@ -70,3 +70,18 @@ def test_pending_lists_only_unfinished_stages_in_order(tmp_path, monkeypatch, ca
 def test_an_unknown_stage_names_the_known_ones():
     with pytest.raises(SystemExit, match="glue_minilm_ft_lora"):
         main(["runs", "nope"])
+
+
+def test_the_forgetting_stage_plans_five_seeds_of_each_tuned_cell_and_three_of_the_base():
+    from experiments.evidence import STAGES
+
+    stage = next(s for s in STAGES if s.name == "forgetting")
+    runs = [line.split()[0] for line in stage.lines()]
+    assert len(runs) == len(set(runs))
+    by_cell: dict[str, list[str]] = {}
+    for run in runs:
+        cell, seed = run.rsplit("/", 1)
+        by_cell.setdefault(cell.rsplit("/", 1)[1], []).append(seed)
+    assert by_cell.pop("base") == ["seed1", "seed2", "seed3"]
+    assert set(by_cell) == {"ft", "lora_r16", "lora_attn_r16"}
+    assert all(seeds == [f"seed{s}" for s in range(1, 6)] for seeds in by_cell.values())
