@@ -51,6 +51,26 @@ def test_rank_curves_from_records(tmp_path):
     assert doc["ranks"]["lora_r64"]["r"] == 64
     assert (tmp_path / "figures" / "rank_curves.png").stat().st_size > 1000
     assert len(written) == 2 and len(doc["runs"]) == 3
+    # the ranks differ (r=1's curve is 0.3 above r=64's from a quarter of the run on)
+    assert doc["rank_spread"] > 0.03 and doc["caveat"] is None
+
+
+def test_ranks_on_one_curve_leave_ft_for_no_capacity_reason(tmp_path):
+    """Every rank 5% above FT from the middle on, and within 1% of each other: a common gap,
+    not a capacity threshold, so the JSON says the departures decide nothing."""
+    results = tmp_path / "results"
+    ft = 3.0 - 0.02 * np.arange(40)
+    write_run(results, "beyond_smollm2/rank_curves/ft", curve=_curve(ft), method="ft")
+    for label, r, lift in (("lora_r1", 1, 1.055), ("lora_r256", 256, 1.05)):
+        loss = ft.copy()
+        loss[20:] *= lift
+        write_run(results, f"beyond_smollm2/rank_curves/{label}", curve=_curve(loss),
+                  config={"method": {"targets": {"q": r, "mlp": r}}})
+    rank_curves.build(results, tmp_path / "analysis", tmp_path / "figures")
+    doc = json.loads((tmp_path / "analysis" / "rank_curves.json").read_text())
+    assert doc["ranks"]["lora_r1"]["departed"] and doc["ranks"]["lora_r256"]["departed"]
+    assert doc["rank_spread"] == pytest.approx(0.055 / 1.05 - 0.05 / 1.05, abs=2e-3)
+    assert doc["caveat"].startswith("LoRA r=1 and r=256 follow one curve (at most 0.5% apart")
 
 
 def test_rank_curves_without_curves_say_so(tmp_path):

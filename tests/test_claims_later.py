@@ -199,3 +199,22 @@ def test_a_probe_the_base_model_cannot_do_decides_nothing(tmp_path, ledger):
     # the other two comparisons reproduce, so the claim stands on them
     assert [c.verdict for c in at_chance.comparisons] == [REPRODUCED, "inconclusive", REPRODUCED]
     assert at_chance.verdict == "inconclusive"
+
+
+def test_ranks_on_one_curve_decide_nothing_about_capacity(tmp_path, ledger):
+    """Claim 22: r=1 leaving FT's curve refutes nothing when r=256 leaves it at the same point
+    on the same curve; with distinct curves the departures decide."""
+    claim = next(c for c in ledger.claims if c.id == "lwr_capacity_threshold")
+    (tmp_path / "analysis").mkdir()
+
+    def judge(f256, caveat):
+        doc = {"ranks": {"lora_r1": {"departure_fraction": 0.5},
+                         "lora_r256": {"departure_fraction": f256}}, "caveat": caveat, "runs": []}
+        (tmp_path / "analysis" / "rank_curves.json").write_text(json.dumps(doc))
+        return evaluate_claim(claim, [], tmp_path, ledger.rules)
+
+    assert judge(1.0, None).verdict == REPRODUCED
+    assert judge(0.3, None).verdict == REFUTED                 # r=256 left first
+    same = judge(0.3, "LoRA r=1 and r=256 follow one curve")
+    assert same.verdict == "inconclusive" and "follow one curve" in same.reason
+    assert [c.statistic_says for c in same.comparisons] == [REPRODUCED, REFUTED]

@@ -9,6 +9,10 @@ from __future__ import annotations
 # counts, and a rank departs at the first point from which its loss stays above FT's by more
 # than `tolerance` (relative) to the end of training. A rank that never departs is censored:
 # its departure fraction is 1.0 (the whole run) and `departed` is false.
+# A departure is a capacity threshold only where ranks differ: if the lowest and the highest
+# rank follow one curve (smoothed, never more than `tolerance` apart, seed by seed), no rank ran
+# out of capacity in the run, and where they leave FT's curve says nothing about capacity; the
+# JSON's `caveat` then says so and the ledger's comparisons decide nothing.
 
 import json
 from pathlib import Path
@@ -55,6 +59,35 @@ def departure(tokens, loss, ref_tokens, ref_loss, tolerance: float = TOLERANCE,
             "final_gap": float(y[-1] / ref[-1] - 1)}
 
 
+def rank_spread(low: tuple, high: tuple, window: int = WINDOW) -> float:
+    """The largest relative gap, either way, between two curves (tokens, loss) at the low
+    curve's points, both smoothed: how far apart two ranks ever were."""
+    t = np.asarray(low[0], float)
+    y = smooth(low[1], window)
+    ref = np.interp(t, np.asarray(high[0], float), smooth(high[1], window))
+    return float(np.max(np.abs(y / ref - 1)))
+
+
+def rank_caveat(ranks: dict, by_label: dict, tolerance: float = TOLERANCE) -> tuple[float | None, str | None]:
+    """(largest gap between the lowest and the highest rank over their common seeds, the
+    caveat when it stays within `tolerance`: no rank ran out of capacity)."""
+    if len(ranks) < 2:
+        return None, None
+    order = sorted(ranks, key=lambda label: ranks[label]["r"] or 0)
+    low, high = order[0], order[-1]
+    highs = {r.seed: r for r in by_label[high]}
+    gaps = [rank_spread(_series(r.data), _series(highs[r.seed].data))
+            for r in by_label[low] if r.seed in highs]
+    if not gaps:
+        return None, None
+    gap = max(gaps)
+    if gap > tolerance:
+        return gap, None
+    return gap, (f"LoRA r={ranks[low]['r']} and r={ranks[high]['r']} follow one curve (at most "
+                 f"{gap:.1%} apart, within the {tolerance:.0%} tolerance): no rank ran out of "
+                 "capacity in this run, so where they leave FT's curve is not a capacity threshold")
+
+
 def _series(data: dict) -> tuple[list[float], list[float]]:
     points = [p for p in curve(data) if "loss" in p and "tokens" in p]
     return [float(p["tokens"]) for p in points], [float(p["loss"]) for p in points]
@@ -87,12 +120,13 @@ def build(results: Path, out: Path, figures: Path) -> list[Path]:
         ranks[label] = {"r": r_value, "seeds": per_seed,
                         "departure_fraction": float(np.mean([s["fraction"] for s in per_seed])),
                         "departed": all(s["departed"] for s in per_seed)}
+    spread, caveat = rank_caveat(ranks, by_label)
     doc = {"analysis": "rank_curves", "generated_by": "python -m experiments.analysis rank_curves",
            "model": ref.data.get("model"), "model_display": ref.data.get("model_display"),
            "task": ref.data.get("task"), "window": WINDOW, "tolerance": TOLERANCE,
            "rule": "departure: first logged point from which LoRA's smoothed train loss stays "
                    f"above FT's by more than {TOLERANCE:.0%} to the end (1.0: never)",
-           "paper": PAPER, "ranks": ranks,
+           "paper": PAPER, "ranks": ranks, "rank_spread": spread, "caveat": caveat,
            "runs": run_list([RunValue(str(r.data["experiment"]), r.seed, r.path, 0.0, r.data)
                              for r in records])}
     out.mkdir(parents=True, exist_ok=True)
