@@ -218,3 +218,16 @@ def test_ranks_on_one_curve_decide_nothing_about_capacity(tmp_path, ledger):
     same = judge(0.3, "LoRA r=1 and r=256 follow one curve")
     assert same.verdict == "inconclusive" and "follow one curve" in same.reason
     assert [c.statistic_says for c in same.comparisons] == [REPRODUCED, REFUTED]
+
+
+def test_a_missing_key_is_named_relative_to_the_results_folder(tmp_path, ledger):
+    """batch_size.json before any method has both batch ends: not run here, and the reason
+    (which lands in the committed CLAIMS.md) carries no path of this machine."""
+    claim = next(c for c in ledger.claims if c.id == "lwr_large_batch_penalty")
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "batch_size.json").write_text(json.dumps({"methods": {}, "runs": []}))
+    result = evaluate_claim(claim, [], tmp_path, ledger.rules)
+    assert result.verdict == NOT_RUN
+    why = result.comparisons[0].reason
+    assert "analysis/batch_size.json: key 'methods.lora_r8.penalty'" in why
+    assert str(tmp_path) not in why

@@ -208,14 +208,14 @@ def _from_artifact(sel: Selector, records: list[RunRecord], results: Path,
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise MissingEvidence(f"{path} (not valid JSON: {err})", sel.command, False) from None
+        raise MissingEvidence(f"{sel.file} (not valid JSON: {err})", sel.command, False) from None
     value = _dotted(data, sel.key)
     if isinstance(value, list) and value and all(is_number(v) for v in value):
         ev = Evidence(sel, [float(v) for v in value], "trials" if len(value) > 1 else "point")
     elif is_number(value):
         ev = Evidence(sel, [float(value)], "point")
     else:
-        raise MissingEvidence(f"{path}: key {sel.key!r} (absent or not a number)", sel.command,
+        raise MissingEvidence(f"{sel.file}: key {sel.key!r} (absent or not a number)", sel.command,
                               False)
     ev.artifact = str(Path(sel.file))
     ev.records.append(ev.artifact)
