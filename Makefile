@@ -119,9 +119,10 @@ lr-sweep: setup
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
 	$(PY) -m experiments.analysis lr_sweep
 # the other groups' runs: make beyond-runs-rank_curves | -mlp_vs_attn | -batch_size | -forgetting
-# the forgetting cells are the evidence plan's (5 seeds of each tuned cell, 3 of the base)
-beyond-runs-forgetting: setup
-	list=$$(mktemp) && $(PY) -m experiments.evidence runs forgetting > $$list \
+# the forgetting and mlp_vs_attn cells are the evidence plan's (5 seeds of each compared cell;
+# 3 of the forgetting base)
+beyond-runs-forgetting beyond-runs-mlp_vs_attn: setup
+	list=$$(mktemp) && $(PY) -m experiments.evidence runs $(subst beyond-runs-,,$@) > $$list \
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
 beyond-runs-%: setup
 	list=$$(mktemp) && $(PY) -m experiments.grid beyond_smollm2/$* --seeds $(BEYOND_SEEDS) > $$list \

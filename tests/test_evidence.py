@@ -85,3 +85,14 @@ def test_the_forgetting_stage_plans_five_seeds_of_each_tuned_cell_and_three_of_t
     assert by_cell.pop("base") == ["seed1", "seed2", "seed3"]
     assert set(by_cell) == {"ft", "lora_r16", "lora_attn_r16"}
     assert all(seeds == [f"seed{s}" for s in range(1, 6)] for seeds in by_cell.values())
+
+
+def test_the_mlp_vs_attn_stage_plans_five_seeds_of_each_matched_cell():
+    from experiments.evidence import STAGES
+
+    stage = next(s for s in STAGES if s.name == "mlp_vs_attn")
+    runs = [line.split()[0] for line in stage.lines()]
+    cells = {run.rsplit("/", 2)[1] for run in runs}
+    assert cells == {"all_r20", "attn_r53", "mlp_r32"}
+    assert sorted(runs) == sorted(f"beyond_smollm2/mlp_vs_attn/{c}/seed{s}"
+                                  for c in cells for s in range(1, 6))
