@@ -44,3 +44,24 @@ class LossCurve:
         self.points = list(state["points"])
         self.tokens = int(state["tokens"])
         self._sum, self._batches = float(state["window_sum"]), int(state["window_batches"])
+
+
+def tail_loss(points: list[dict], fraction: float = 0.25) -> float | None:
+    """The mean training loss over the last `fraction` of a curve's training tokens: each point's
+    window (the tokens since the previous point) weighted by its share past the cut. In a run of
+    one epoch every batch is scored before it is trained on, so this is a held-out loss at the
+    end of training, averaged over enough batches to be steady. None for a curve without points."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    train = [p for p in points if "loss" in p and "tokens" in p]
+    if not train:
+        return None
+    cut = (1 - fraction) * train[-1]["tokens"]
+    total = weight = 0.0
+    previous = 0.0
+    for p in train:
+        share = p["tokens"] - max(previous, cut)
+        if share > 0:
+            total, weight = total + share * p["loss"], weight + share
+        previous = p["tokens"]
+    return total / weight if weight else None

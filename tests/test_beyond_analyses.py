@@ -79,6 +79,19 @@ def test_rank_curves_without_curves_say_so(tmp_path):
     assert [p.name for p in written] == ["rank_curves.png"]
 
 
+def test_tail_loss_weights_each_window_by_its_tokens_past_the_cut():
+    from experiments.curve import tail_loss
+
+    points = [{"step": 5, "tokens": 100, "loss": 3.0}, {"step": 10, "tokens": 300, "loss": 2.0},
+              {"step": 15, "tokens": 400, "loss": 1.0}, {"step": 15, "tokens": 400, "dev_loss": 9.0}]
+    # the last half of 400 tokens: 100 of the second window (loss 2) and all 100 of the third (1)
+    assert tail_loss(points, 0.5) == pytest.approx(1.5)
+    assert tail_loss(points, 1.0) == pytest.approx((100 * 3 + 200 * 2 + 100 * 1) / 400)
+    assert tail_loss([{"step": 1, "dev_loss": 2.0}]) is None
+    with pytest.raises(ValueError, match="fraction"):
+        tail_loss(points, 0.0)
+
+
 def test_batch_size_penalty_per_seed(tmp_path):
     acc = {("ft", 8): (0.90, 0.88), ("ft", 32): (0.90, 0.89), ("ft", 128): (0.89, 0.87),
            ("lora_r8", 8): (0.91, 0.90), ("lora_r8", 128): (0.85, 0.82)}
@@ -93,6 +106,25 @@ def test_batch_size_penalty_per_seed(tmp_path):
     assert doc["methods"]["lora_r8"]["large_batch"] == 128
     assert batch_size.penalties({"m": {8: {1: 2.0}, 64: {1: 2.5}}}, lower_better=True) \
         ["m"]["penalty"] == [0.5]        # a loss: the large batch's higher loss is the penalty
+    assert "loss" not in doc["methods"]["ft"]  # records without a curve: no loss penalty
+
+
+def test_batch_size_loss_penalty_is_the_end_of_epoch_loss_per_seed(tmp_path):
+    def points(final):  # 4 windows of 100 tokens; the last quarter of the tokens is the last one
+        return [{"step": 5 * k, "tokens": 100 * k, "loss": loss, "lr": 1e-4}
+                for k, loss in enumerate((2.0, 1.0, 0.8, final), start=1)]
+
+    finals = {("ft", 8): (0.50, 0.52), ("ft", 128): (0.55, 0.56),
+              ("lora_r8", 8): (0.50, 0.51), ("lora_r8", 128): (0.70, 0.66)}
+    for (method, b), values in finals.items():
+        for seed, final in zip((1, 2), values):
+            write_run(tmp_path, f"beyond_smollm2/batch_size/{method}_b{b}", seed,
+                      config={"train": {"batch_size": b}}, curve=points(final))
+    batch_size.build(tmp_path, tmp_path / "analysis")
+    doc = json.loads((tmp_path / "analysis" / "batch_size.json").read_text())
+    assert doc["methods"]["ft"]["loss"]["penalty"] == pytest.approx([0.05, 0.04])
+    assert doc["methods"]["lora_r8"]["loss"]["penalty"] == pytest.approx([0.20, 0.15])
+    assert doc["methods"]["lora_r8"]["penalty"] == [0.0, 0.0]  # the dev metric's, beside it
 
 
 def test_learning_vs_forgetting_figure(tmp_path):

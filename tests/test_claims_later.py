@@ -229,5 +229,5 @@ def test_a_missing_key_is_named_relative_to_the_results_folder(tmp_path, ledger)
     result = evaluate_claim(claim, [], tmp_path, ledger.rules)
     assert result.verdict == NOT_RUN
     why = result.comparisons[0].reason
-    assert "analysis/batch_size.json: key 'methods.lora_r8.penalty'" in why
+    assert "analysis/batch_size.json: key 'methods.lora_r8.loss.penalty'" in why
     assert str(tmp_path) not in why
