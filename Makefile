@@ -119,10 +119,13 @@ lr-sweep: setup
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
 	$(PY) -m experiments.analysis lr_sweep
 # the other groups' runs: make beyond-runs-rank_curves | -mlp_vs_attn | -batch_size | -forgetting
-# the forgetting and mlp_vs_attn cells are the evidence plan's (5 seeds of each compared cell;
-# 3 of the forgetting base)
-beyond-runs-forgetting beyond-runs-mlp_vs_attn: setup
-	list=$$(mktemp) && $(PY) -m experiments.evidence runs $(subst beyond-runs-,,$@) > $$list \
+# (BEYOND_SEEDS seeds of every cell). The forgetting and mlp_vs_attn cells are the evidence
+# plan's instead (5 seeds of each compared cell; 3 of the forgetting base).
+beyond-runs-forgetting: evidence-runs-forgetting ; @:
+beyond-runs-mlp_vs_attn: evidence-runs-mlp_vs_attn ; @:
+# one stage of the evidence plan, the runs it plans (make evidence-status names the stages)
+evidence-runs-%: setup
+	list=$$(mktemp) && $(PY) -m experiments.evidence runs $* > $$list \
 	  && PY=$(PY) scripts/run_grid.sh $$list && rm -f $$list
 beyond-runs-%: setup
 	list=$$(mktemp) && $(PY) -m experiments.grid beyond_smollm2/$* --seeds $(BEYOND_SEEDS) > $$list \

@@ -96,3 +96,14 @@ def test_the_mlp_vs_attn_stage_plans_five_seeds_of_each_matched_cell():
     assert cells == {"all_r20", "attn_r53", "mlp_r32"}
     assert sorted(runs) == sorted(f"beyond_smollm2/mlp_vs_attn/{c}/seed{s}"
                                   for c in cells for s in range(1, 6))
+
+
+def test_the_rank_curves_stage_holds_the_runs_that_decide_at_this_budget():
+    """r = 1 and r = 256 on one curve leave claim 22 undecidable whatever the ranks between
+    them do, so the plan stops at FT, r = 1 and r = 256 (seed 1); the full grid stays a target."""
+    from experiments.evidence import STAGES
+
+    stage = next(s for s in STAGES if s.name == "rank_curves")
+    assert [line.split()[0] for line in stage.lines()] == [
+        f"beyond_smollm2/rank_curves/{c}/seed1" for c in ("ft", "lora_r1", "lora_r256")]
+    assert stage.command == "make evidence-runs-rank_curves"
