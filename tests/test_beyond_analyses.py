@@ -120,7 +120,9 @@ def test_batch_size_loss_penalty_is_the_end_of_epoch_loss_per_seed(tmp_path):
         for seed, final in zip((1, 2), values):
             write_run(tmp_path, f"beyond_smollm2/batch_size/{method}_b{b}", seed,
                       config={"train": {"batch_size": b}}, curve=points(final))
-    batch_size.build(tmp_path, tmp_path / "analysis")
+    written = batch_size.build(tmp_path, tmp_path / "analysis", figures=tmp_path / "figures")
+    assert [p.name for p in written] == ["batch_size.json", "batch_size.png"]
+    assert written[1].stat().st_size > 10_000
     doc = json.loads((tmp_path / "analysis" / "batch_size.json").read_text())
     assert doc["methods"]["ft"]["loss"]["penalty"] == pytest.approx([0.05, 0.04])
     assert doc["methods"]["lora_r8"]["loss"]["penalty"] == pytest.approx([0.20, 0.15])

@@ -41,7 +41,8 @@ OUTPUTS = {
     # issue #23: the lr per method of the converging stand-ins (experiments/converge.py)
     **{f.analysis: _sweep_output(f) for f in CONVERGE_FAMILIES.values()},
     "rank_curves": lambda store, out: rank_curves.build(store.results, out, out.parent / "figures"),
-    "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric),
+    "batch_size": lambda store, out: batch_size.build(store.results, out, metric=store.metric,
+                                                      figures=out.parent / "figures"),
     "forgetting": forgetting.build,   # evaluates the tuned models: minutes, not seconds
     "forgetting_minilm": forgetting_minilm.build,
     "learning_vs_forgetting": lambda store, out: forgetting_figure.build(out, out.parent / "figures"),

@@ -47,7 +47,8 @@ def penalties(values_by_method: dict[str, dict[int, dict[int, float]]],
     return out
 
 
-def build(results: Path, out: Path, metric: str | None = None) -> list[Path]:
+def build(results: Path, out: Path, metric: str | None = None,
+          figures: Path | None = None) -> list[Path]:
     from .inputs import MissingInputError
 
     values = run_values(records_under(results, FOLDER), metric)
@@ -80,4 +81,41 @@ def build(results: Path, out: Path, metric: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "batch_size.json"
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return [path]
+    written = [path]
+    if figures is not None:
+        written.append(plot({"final loss (" + doc["loss"] + ")": losses, metric: table}, doc,
+                            figures / "batch_size.png"))
+    return written
+
+
+def plot(panels: dict[str, dict[str, dict[int, dict[int, float]]]], doc: dict, path: Path) -> Path:
+    """One panel per measure: the value against the batch size for each method, every seed a dot
+    and the seed mean a line, so a penalty reads as the line's rise (loss) or fall (metric)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (label, table) in zip(axes[0], panels.items()):
+        for k, (method, by_batch) in enumerate(sorted(table.items())):
+            colour = f"C{k}"
+            batches = sorted(by_batch)
+            for b in batches:
+                ax.scatter([b] * len(by_batch[b]), list(by_batch[b].values()), color=colour, s=14,
+                           alpha=0.6)
+            ax.plot(batches, [sum(by_batch[b].values()) / len(by_batch[b]) for b in batches],
+                    color=colour, marker="o", label=method)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({b for by_batch in table.values() for b in by_batch})
+        ax.set_xticks(ticks, [str(b) for b in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size (lr rescaled as each run recorded)")
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Batch-size sensitivity, {doc['model_display']} on {doc['task']} "
+                 "(dots: seeds; line: their mean)", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
