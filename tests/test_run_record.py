@@ -47,6 +47,14 @@ def test_committed_records_read_at_the_current_version_without_being_rewritten()
         assert json.loads(raw).get("schema_version", 0) <= SCHEMA_VERSION
 
 
+def test_every_committed_record_is_of_a_finished_run():
+    """A record is committed once its run is complete: one caught mid-run (status "running")
+    would enter the tables and the ledger as a run that never ended."""
+    unfinished = [str(p.relative_to(REPO_ROOT)) for p in COMMITTED
+                  if json.loads(p.read_bytes()).get("status") != "complete"]
+    assert not unfinished, f"records committed before their run finished: {unfinished}"
+
+
 def test_migration_adds_only_what_older_records_lacked():
     """Each record gains its task's job and scorer as its task config now declares them,
     init_from (null) where it lacked one, and params.deployed where it lacked one (equal to
