@@ -122,6 +122,22 @@ def test_a_mean_below_the_trained_floor_is_under_trained(tmp_path):
     assert "median 70.2 < 85" in result.comparisons[0].reason
 
 
+def test_a_floor_on_one_side_leaves_a_baseline_below_it_to_the_comparison(tmp_path):
+    """LoRA clears the level and the baseline converged below it: a result, not under-training."""
+    seeds(tmp_path, LORA, [0.901, 0.903, 0.902])
+    seeds(tmp_path, FT, [0.801, 0.803, 0.802])
+    both = judge(tmp_path, claim("greater", trained_floor=85))
+    assert both.verdict == INCONCLUSIVE and "median 80.2 < 85" in both.comparisons[0].reason
+    lora_only = judge(tmp_path, claim("greater", trained_floor=85, floor_sides=["a"]))
+    assert lora_only.verdict == REPRODUCED
+    floored_b = judge(tmp_path, claim("greater", trained_floor=85, floor_sides=["b"]))
+    assert floored_b.verdict == INCONCLUSIVE
+    with pytest.raises(LedgerError, match="floor_sides"):
+        claim("greater", trained_floor=85, floor_sides=["c"])
+    with pytest.raises(LedgerError, match="floor_sides without trained_floor"):
+        claim("greater", floor_sides=["a"])
+
+
 # --- missing records ----------------------------------------------------------------------
 
 def test_missing_records_are_refused_with_the_command_that_makes_them(tmp_path):

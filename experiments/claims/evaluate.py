@@ -123,8 +123,9 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
     unconverged = [(path, why) for ev in (a, b) for path, why in ev.unconverged]
     # The levels that show training happened are on the median over seeds.
     floors = [f"{ev.selector.describe()} median {statistics.median(ev.values):.3g} < "
-              f"{comp.trained_floor:g}" for ev in (a, b)
-              if comp.trained_floor is not None and ev.kind != "value"
+              f"{comp.trained_floor:g}" for side, ev in (("a", a), ("b", b))
+              if comp.trained_floor is not None and side in comp.floor_sides
+              and ev.kind != "value"
               and statistics.median(ev.values) < comp.trained_floor]
     if unconverged or floors:
         result.statistic_says = says

@@ -30,7 +30,7 @@ _CLAIM_KEYS = {"id", "statement", "where", "stand_in", "comparisons", "paper_sca
 # A claim of later work (issue #27) names its source; a claim without one is the paper's.
 _SOURCE_KEYS = {"work", "authors", "year", "url", "finding"}
 _COMPARISON_KEYS = {"label", "a", "b", "relation", "margin", "relative_margin", "paper",
-                    "trained_floor", "point_decides", "paired"}
+                    "trained_floor", "floor_sides", "point_decides", "paired"}
 _SELECTOR_KEYS = {"experiment", "table", "column", "metric", "scale", "better", "field", "file",
                   "key", "command", "runs_key", "value", "n_train", "converges", "caveat_key"}
 
@@ -89,7 +89,10 @@ class Comparison:
     relative_margin: float | None = None   # δ = relative_margin × |mean(b)|
     paper_a: PaperRef | None = None
     paper_b: PaperRef | None = None
-    trained_floor: float | None = None     # both sides' seed medians must clear it
+    trained_floor: float | None = None     # these sides' seed medians must clear it
+    # The issue's levels are what FT and LoRA reach once trained; a baseline with far fewer
+    # parameters (BitFit, adapters) may converge below them, so a claim about it floors a only.
+    floor_sides: tuple[str, ...] = ("a", "b")
     point_decides: bool = False            # may a point value (no interval) decide the verdict?
     # Two artifact lists whose i-th values were measured together (a round of interleaved
     # timing trials): the interval is over the differences a_i − b_i, so the machine's drift
@@ -229,13 +232,20 @@ def parse_comparison(data, where: str) -> Comparison:
     if not isinstance(paired, bool) or (paired and not a.kind == b.kind == "artifact"):
         raise LedgerError(f"{where}: paired: true pairs two artifact lists measured together "
                           "(a file/key on both sides); remove it or select artifacts")
+    sides = data.get("floor_sides", ["a", "b"])
+    if not (isinstance(sides, list) and sides and set(sides) <= {"a", "b"}):
+        raise LedgerError(f"{where}: floor_sides lists the sides trained_floor applies to, "
+                          f"[a], [b] or [a, b]; got {sides!r}")
+    if "floor_sides" in data and data.get("trained_floor") is None:
+        raise LedgerError(f"{where}: floor_sides without trained_floor; add the floor or "
+                          "remove floor_sides")
     return Comparison(label=str(data["label"]), a=a, b=b, relation=data["relation"],
                       margin=margin, relative_margin=float(relative) if relative is not None
                       else None, paper_a=parse_paper_ref(paper.get("a"), f"{where} paper.a"),
                       paper_b=parse_paper_ref(paper.get("b"), f"{where} paper.b"),
                       trained_floor=float(data["trained_floor"])
                       if data.get("trained_floor") is not None else None,
-                      point_decides=bool(data.get("point_decides", False)), paired=paired)
+                      floor_sides=tuple(sides), point_decides=bool(data.get("point_decides", False)), paired=paired)
 
 
 def parse_claim(data, path: Path) -> Claim:
