@@ -68,15 +68,15 @@ def build(results: Path, out: Path, metric: str | None = None,
         if loss is not None:
             losses.setdefault(m.group("method"), {}).setdefault(batch, {})[v.seed] = loss
         lrs[f"{m.group('method')}_b{batch}"] = config_value(v.data, "train.lr")
-    by_metric = penalties(table, lower_is_better(metric))
-    by_loss = penalties(losses, lower_better=True)
+    methods = penalties(table, lower_is_better(metric))
+    for method, loss in penalties(losses, lower_better=True).items():
+        methods.setdefault(method, {})["loss"] = loss
     doc = {"analysis": "batch_size", "generated_by": "python -m experiments.analysis batch_size",
            "model": values[0].data.get("model"), "model_display": values[0].data.get("model_display"),
            "task": values[0].data.get("task"), "metric": metric,
            "lower_is_better": lower_is_better(metric), "loss": f"training loss over the last "
            f"{TAIL:.0%} of the epoch's tokens", "lr_as_trained": lrs, "paper": PAPER,
-           "methods": {m: {**by_metric.get(m, {}), "loss": by_loss[m]} if m in by_loss
-                       else by_metric[m] for m in sorted(set(by_metric) | set(by_loss))},
+           "methods": dict(sorted(methods.items())),
            "runs": run_list(values)}
     out.mkdir(parents=True, exist_ok=True)
     path = out / "batch_size.json"

@@ -245,7 +245,8 @@ def parse_comparison(data, where: str) -> Comparison:
                       paper_b=parse_paper_ref(paper.get("b"), f"{where} paper.b"),
                       trained_floor=float(data["trained_floor"])
                       if data.get("trained_floor") is not None else None,
-                      floor_sides=tuple(sides), point_decides=bool(data.get("point_decides", False)), paired=paired)
+                      floor_sides=tuple(sides),
+                      point_decides=bool(data.get("point_decides", False)), paired=paired)
 
 
 def parse_claim(data, path: Path) -> Claim:
