@@ -3,8 +3,11 @@ epoch, the best epoch reported (App. D: each seed at its best epoch), the last k
 """
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,6 +46,7 @@ class ClassificationJob:
         self.train_items = encode_pairs(tokenizer, self.train_examples, cfg.task.seq_len)
         self.eval_items = {s: encode_pairs(tokenizer, ex, cfg.task.seq_len)
                            for s, ex in self.eval_splits.items()}
+        self.chance = self.constant_score(self.eval_items[cfg.task.splits.eval[0]])
         self.loss_fn = classification_loss()
         self.pad_id = tokenizer.pad_token_id or 0
         self._predictions: dict[int, tuple[list, list]] = {}  # epoch -> (predictions, labels)
@@ -65,6 +69,25 @@ class ClassificationJob:
                 "eval_examples": {s: len(e) for s, e in self.eval_splits.items()},
                 "truncated_train": sum(len(it["input_ids"]) >= self.cfg.task.seq_len
                                        for it in self.train_items)}
+
+    def constant_score(self, items: list) -> float:
+        """The main metric of the best constant prediction on `items` (the majority share for
+        accuracy, 0 for Matthews correlation; for a regression task the mean label, whose
+        correlation is undefined and counts as 0): what a run that has not begun to learn
+        scores, so the plateau rule does not read its flat scores as convergence."""
+        labels = [it["labels"] for it in items]
+        if not labels:
+            return 0.0
+        constants = ([sum(labels) / len(labels)] if isinstance(labels[0], float)
+                     else sorted(set(labels)))
+        scores = []
+        for c in constants:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a constant's correlation is undefined
+                value = self.scorer.score([c] * len(labels), labels, [{}] * len(labels), {})[
+                    self.main_metric]
+            scores.append(float(value) if math.isfinite(value) else 0.0)
+        return max(scores)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, items: list) -> list:

@@ -47,6 +47,9 @@ class TrainConfig:
     warmup_ratio: float = 0.0  # used when warmup_steps is 0
     epochs: int = 1
     max_steps: int = 0  # > 0 caps the total number of optimizer steps
+    # > 0: train only the first `run_epochs` epochs of the `epochs`-long lr schedule (an lr
+    # sweep that sees its cells' own first epochs, not a schedule squeezed into a few). null: 0
+    run_epochs: int | None = 0
     batch_size: int = 8
     grad_accum: int = 1
     clip_norm: float = 0.0  # 0 = off, as the official NLG code
@@ -157,6 +160,7 @@ class TrainResult:
     autocast: str = "none"
     stopped_early: bool = False  # the plateau rule ended training before `epochs`
     converged: bool | None = None  # the plateau rule on the dev history (None: no rule set)
+    chance: dict | None = None  # {"metric", "value"}: the constant predictor's dev score
 
     def summary(self) -> dict:
         """What a run record keeps: training and evaluation apart."""
@@ -170,6 +174,7 @@ class TrainResult:
                 "autocast": self.autocast,
                 **({} if self.converged is None else
                    {"converged": self.converged, "stopped_early": self.stopped_early}),
+                **({} if self.chance is None else {"chance": self.chance}),
                 "history": self.history, "resumed_from_step": self.resumed_from,
                 "curve": self.curve}
 
@@ -219,11 +224,13 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
           on_step: Callable[[int, dict], None] | None = None,
           on_epoch_end: Callable[[int, nn.Module], dict] | None = None,
           device: torch.device | str = "cpu", stop_after_steps: int = 0,
-          monitor: tuple[str, str] | None = None) -> TrainResult:
+          monitor: tuple[str, str] | None = None, chance: float | None = None) -> TrainResult:
     """Train `model` on `items`; resumes from `checkpoint` when it exists.
 
     `on_epoch_end(epoch, model)` may return eval metrics, kept in the history (best epoch).
-    `monitor` = (history key, "higher" | "lower"): the dev metric `cfg.patience` watches.
+    `monitor` = (history key, "higher" | "lower"): the dev metric `cfg.patience` watches;
+    `chance` its value for the job's best constant prediction: no plateau counts before the
+    metric has beaten it (experiments/plateau.py).
     `stop_after_steps` stops early without finishing (tests use it to simulate a kill).
     """
     rank, world = _dist()
@@ -292,7 +299,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
                   and math.isfinite(h[key])]
         # a patience of p needs p + 1 evaluations: the last p against a best before them
         return plateau(series, cfg.patience, 0.0, max(cfg.min_evaluations, cfg.patience + 1),
-                       better).reached
+                       better, floor=chance).reached
 
     stopped_early = False
 
@@ -303,11 +310,13 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
                            train_wall, eval_wall, tokens, positions, threads, cfg.batch_order,
                            getattr(getattr(model, "config", None), "_attn_implementation", None),
                            curve.points, cfg.autocast or "none", stopped_early,
-                           plateaued() if cfg.patience else None)
+                           plateaued() if cfg.patience else None,
+                           None if chance is None or monitor is None else
+                           {"metric": monitor[0], "value": chance})
 
     bar = _progress_bar(total, step, cfg.progress and rank == 0)
     model.train()
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, min(cfg.epochs, cfg.run_epochs or cfg.epochs)):
         if cfg.patience and plateaued():  # checked here, so a resumed run stops the same way
             stopped_early = True
             print(f"[train] stopped after epoch {epoch}: {monitor[0]} stopped improving "

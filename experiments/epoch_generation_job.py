@@ -70,6 +70,7 @@ class EpochGenerationJob:
         self.prompts = [few_shot_prompt(self.demos, ex.context, self.separator or eos, eos)
                         for ex in self.eval_examples]
         self._predictions: dict[int, list[str]] = {}
+        self.chance = self.constant_score()
 
     @classmethod
     def num_labels(cls, cfg) -> None:
@@ -80,6 +81,17 @@ class EpochGenerationJob:
         raise ValueError(f"{run_dir / records.RECORD} says `decoded`, which a run scored after "
                          f"every epoch ({cfg.task.name}) never writes: move the directory away "
                          "to start over")
+
+    def constant_score(self) -> float | None:
+        """For an accuracy task (a label word per line), the accuracy of always answering the
+        commonest label: what a run that has not begun to learn scores, so the plateau rule does
+        not read its flat scores as convergence. None for free text (no constant baseline)."""
+        if self.main_metric != "accuracy" or not self.eval_examples:
+            return None
+        refs = [ex.completion for ex in self.eval_examples]
+        metas = [ex.meta for ex in self.eval_examples]
+        return max(self.scorer.score([c] * len(refs), refs, metas, self.options)["accuracy"]
+                   for c in sorted(set(refs)))
 
     @staticmethod
     def collate(items):

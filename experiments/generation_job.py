@@ -52,6 +52,7 @@ class GenerationJob:
                                            separator=self.separator)
         self.loss_fn = causal_lm_loss(cfg.train.label_smoothing)
         self.monitor = ("valid_loss", "lower")  # what train.patience watches
+        self.chance = None  # a loss has no constant-predictor floor the plateau rule needs
 
     @classmethod
     def num_labels(cls, cfg) -> None:

@@ -29,6 +29,9 @@ class Job(Protocol):
     loss_fn: Callable
     # (history key, "higher" | "lower"): the dev value `train.patience` watches.
     monitor: tuple[str, str]
+    # the monitored metric's value for the best constant prediction (majority label, MCC 0), or
+    # None: the plateau rule never reads a run still at that level as converged
+    chance: float | None
 
     @classmethod
     def num_labels(cls, cfg) -> int | None:

@@ -183,7 +183,7 @@ def _run_in(cfg: DictConfig, run_dir: Path, device: torch.device, rank: int, wor
         result = train(model, job.train_items, job.collate, job.loss_fn, train_cfg,
                        checkpoint=run_dir / "checkpoints" / "last.json", on_step=tracker.log,
                        on_epoch_end=job.on_epoch_end, device=device,
-                       monitor=job.monitor)
+                       monitor=job.monitor, chance=job.chance)
     model = distribution.full_model(model)  # FSDP: rank 0 gets the gathered full weights
     if rank != 0:
         # rank 0 saves, decodes and scores alone (hours for a large model): a barrier here

@@ -3,7 +3,10 @@
 
 Over a series of evaluations v_1..v_n (higher better after the sign flip), with patience p and
 tolerance t: it stopped improving when n >= min_evaluations and
-    max(v_{n-p+1..n}) - max(v_{1..n-p}) <= t.
+    max(v_{n-p+1..n}) - max(v_{1..n-p}) <= t,
+and, where a floor f is given (the dev score of the job's best constant prediction), the best
+so far beats it: max(v_1..n) > f. Scores flat at f are a run that has not begun to learn
+(BitFit on CoLA sat at MCC 0 for three epochs), not one that stopped improving.
 Fewer evaluations cannot show a plateau.
 """
 from __future__ import annotations
@@ -16,11 +19,14 @@ class Plateau:
     reached: bool
     gain: float | None  # best of the last `patience` minus the best before; None: too few
     evaluations: int
+    at_floor: bool = False  # the best so far has not beaten the floor
 
 
 def plateau(series: list[float], patience: int, tolerance: float = 0.0,
-            min_evaluations: int = 3, better: str = "higher") -> Plateau:
-    """Apply the rule to `series` (oldest first); `better` is "higher" or "lower"."""
+            min_evaluations: int = 3, better: str = "higher",
+            floor: float | None = None) -> Plateau:
+    """Apply the rule to `series` (oldest first); `better` is "higher" or "lower"; `floor` is
+    on the series' own scale."""
     if better not in ("higher", "lower"):
         raise ValueError(f"better must be 'higher' or 'lower', not {better!r}")
     if patience < 1 or min_evaluations <= patience:
@@ -30,4 +36,5 @@ def plateau(series: list[float], patience: int, tolerance: float = 0.0,
         return Plateau(False, None, len(series))
     sign = 1.0 if better == "higher" else -1.0
     gain = max(sign * v for v in series[-patience:]) - max(sign * v for v in series[:-patience])
-    return Plateau(gain <= tolerance, gain, len(series))
+    at_floor = floor is not None and max(sign * v for v in series) <= sign * floor
+    return Plateau(gain <= tolerance and not at_floor, gain, len(series), at_floor)

@@ -257,6 +257,25 @@ def test_convergence_test_reads_the_dev_history():
                              1, "lower", rule).converged
 
 
+def test_a_run_that_never_beat_its_constant_predictor_has_not_converged():
+    rule = ConvergenceRule(min_evaluations=3, patience=1, tolerance=0.0)
+    chance = {"metric": "dev/matthews_correlation", "value": 0.0}
+
+    def conv(values):
+        data = {"train": {"steps": 800, "chance": chance,
+                          "history": [{"dev/matthews_correlation": v} for v in values]}}
+        return check_convergence(data, ("dev/matthews_correlation",), 100, "higher", rule)
+
+    stuck = conv([0.0, 0.0, 0.0])
+    assert not stuck.converged and "constant predictor" in stuck.reason
+    assert conv([0.0, 0.2, 0.2]).converged
+    # a level recorded for another metric does not apply
+    other = {"train": {"chance": {"metric": "dev/accuracy", "value": 0.9},
+                       "history": [{"dev/matthews_correlation": v} for v in (0.1, 0.2, 0.2)]}}
+    assert check_convergence(other, ("dev/matthews_correlation",), 100, "higher",
+                             rule).converged
+
+
 def test_the_shipped_ledger_lists_every_claim_of_the_issue():
     ids = {c.id for c in load_ledger().claims}
     assert ids >= {"glue_lora_vs_ft", "glue_lora_vs_bitfit_adapters", "e2e_lora_best",

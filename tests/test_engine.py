@@ -283,6 +283,34 @@ def test_a_metric_still_rising_at_the_last_epoch_is_not_converged():
     assert "converged" not in plain.summary() and plain.summary()["autocast"] == "none"
 
 
+def test_a_run_at_the_constant_predictors_level_trains_on():
+    """Three flat evaluations at the chance level stop nothing: the run goes on until it has
+    beaten chance and then stopped improving, and its record keeps the level."""
+    cfg = TrainConfig(lr=1e-3, epochs=8, batch_size=4, log_every=0, progress=False, patience=2)
+    dev = scripted_dev([0.0, 0.0, 0.0, 0.0, 0.2, 0.1, 0.15, 0.3])
+    result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), cfg,
+                   on_epoch_end=dev, monitor=("dev/accuracy", "higher"), chance=0.0)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6, 7] and result.stopped_early
+    assert result.summary()["chance"] == {"metric": "dev/accuracy", "value": 0.0}
+    # never above chance within the cap: trained to the end, and not converged
+    stuck = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(),
+                  TrainConfig(lr=1e-3, epochs=4, batch_size=4, log_every=0, progress=False,
+                              patience=2),
+                  on_epoch_end=scripted_dev([0.0] * 4), monitor=("dev/accuracy", "higher"),
+                  chance=0.0)
+    assert len(stuck.history) == 4 and stuck.summary()["converged"] is False
+
+
+def test_run_epochs_trains_the_first_epochs_of_the_long_schedule():
+    """An lr sweep's run sees its cell's own first epochs: the lr has not decayed to 0."""
+    long = TrainConfig(lr=1e-3, epochs=10, run_epochs=2, batch_size=4, log_every=0,
+                       progress=False)
+    result = train(lora_gpt2(), items(), collate_causal, causal_lm_loss(), long)
+    assert result.steps == 12 and len(result.history) == 2
+    # 12 of 60 steps of a linear decay from 1e-3: 8e-4 left, where a 2-epoch schedule ends at 0
+    assert result.curve[-1]["lr"] == pytest.approx(8e-4)
+
+
 def test_patience_needs_a_metric_and_autocast_a_known_dtype():
     with pytest.raises(ValueError, match="names no dev metric"):
         train(lora_gpt2(), items(), collate_causal, causal_lm_loss(),

@@ -36,7 +36,31 @@ def protocol_methods() -> set[str]:
 def test_protocol_names_the_stages_the_pipeline_calls():
     assert protocol_methods() == {"num_labels", "score_decoded", "collate", "data_summary",
                                   "on_epoch_end", "finish"}
-    assert {"evaluates_untrained", "train_items", "loss_fn", "monitor"} <= set(Job.__annotations__)
+    assert {"evaluates_untrained", "train_items", "loss_fn", "monitor",
+            "chance"} <= set(Job.__annotations__)
+
+
+def _classification(scorer_name: str) -> ClassificationJob:
+    job = object.__new__(ClassificationJob)  # the scoring half alone, no model or data
+    job.scorer = scorer(scorer_name)
+    job.main_metric = job.scorer.main
+    return job
+
+
+def test_the_constant_predictors_score_is_the_floor_a_run_must_beat():
+    rte = [{"labels": y} for y in [0] * 146 + [1] * 131]  # RTE dev's label counts
+    assert _classification("glue_rte").constant_score(rte) == pytest.approx(146 / 277)
+    cola = [{"labels": y} for y in [1] * 7 + [0] * 3]
+    assert _classification("glue_cola").constant_score(cola) == 0.0  # MCC of a constant
+    stsb = [{"labels": float(y)} for y in (0.5, 2.0, 4.5)]
+    assert _classification("glue_stsb").constant_score(stsb) == 0.0  # undefined: counts as 0
+    words = object.__new__(EpochGenerationJob)
+    words.scorer, words.main_metric = scorer("label_words"), "accuracy"
+    words.options = {"label_words": ["negative", "positive"]}
+    from experiments.tasks.base import Example
+    words.eval_examples = [Example("c", w, meta={"label": ["negative", "positive"].index(w)})
+                           for w in ("positive", "negative", "positive")]
+    assert words.constant_score() == pytest.approx(2 / 3)
 
 
 @pytest.mark.parametrize("task", TASKS)

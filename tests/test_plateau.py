@@ -25,3 +25,15 @@ def test_bad_arguments_are_refused():
         plateau([1, 2, 3], patience=1, better="up")
     with pytest.raises(ValueError, match="min_evaluations > patience"):
         plateau([1, 2, 3], patience=3, min_evaluations=3)
+
+
+def test_scores_flat_at_the_constant_predictors_level_are_no_plateau():
+    # BitFit on CoLA: MCC 0 (a constant prediction) for three epochs has not begun to learn
+    flat = plateau([0.0, 0.0, 0.0], patience=2, floor=0.0)
+    assert not flat.reached and flat.at_floor and flat.gain == 0.0
+    assert plateau([0.0, 0.12, 0.1, 0.11], patience=2, floor=0.0).reached  # learnt, then flat
+    # RTE's majority share 52.7%: hovering at or under it is not a plateau either
+    assert not plateau([0.527, 0.52, 0.5], patience=2, floor=0.527).reached
+    # a loss floor: a lower-is-better series must get under it
+    assert not plateau([0.69, 0.70, 0.70], patience=1, better="lower", floor=0.69).reached
+    assert plateau([0.60, 0.62, 0.61], patience=1, better="lower", floor=0.69).reached
