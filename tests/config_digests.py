@@ -4,7 +4,8 @@ leave every run's settings as they were (tests/test_spine.py checks each file ag
 
 The digest leaves out what such a refactor renames or adds without changing a setting:
 `profile.name`, the form of LoRA's targets (a dict of ranks and a list with r give the same
-digest) and `run.same_as` (a link to the file owning the configuration, experiments/same_as.py). A deliberate change to an
+digest) and `run.same_as` (a link to the file owning the configuration, experiments/same_as.py) and an unset
+`train.run_epochs` (added after these were recorded). A deliberate change to an
 experiment's recipe changes its digest: record the new ones with
     python -m tests.config_digests          # rewrites tests/fixtures/experiment_configs.json
 and say in the commit which experiments changed and why.
@@ -28,6 +29,9 @@ def digest(config: dict) -> str:
         method["targets"] = target_ranks(method["targets"], method.pop("r", None))
     (config.get("profile") or {}).pop("name", None)
     (config.get("run") or {}).pop("same_as", None)
+    train = config.get("train") or {}
+    if train.get("run_epochs") is None:  # a key added unset (every epoch): no setting changed
+        train.pop("run_epochs", None)
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
