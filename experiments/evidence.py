@@ -79,20 +79,23 @@ class Stage:
     claims: tuple[str, ...]        # ledger ids (experiments/claims/ledger/<nn>_<id>.yaml)
     command: str                   # resumable; run from the repository root
     lines: Callable[[], list[str]]  # the runs it plans, as run-list lines
+    # an lr sweep first, whose picks its command writes into the cells' configs before the
+    # cells run (scripts/converge.sh): its lines are a plan, not one list to run
+    sweeps: bool = False
 
 
 STAGES = (
     Stage("glue_minilm_ft_lora", ("glue_lora_vs_ft", "llfl_lora_forgets_less",
                                   "llfl_ft_delta_high_rank"),
           "make glue-minilm GLUE_MINILM_METHODS='ft lora' && make forgetting",
-          _converge("glue_minilm", "ft", "lora")),
+          _converge("glue_minilm", "ft", "lora"), sweeps=True),
     Stage("s7_minilm", ("top_direction_shared", "dwq_higher_intrinsic_rank", "delta_w_amplifies"),
           "make s7-minilm-runs analysis-minilm", s7_minilm_lines),
     Stage("forgetting", ("llfl_lora_learns_less", "llfl_lora_forgets_less"),
           "make beyond-runs-forgetting forgetting", forgetting_lines),
     Stage("glue_minilm_peft", ("glue_lora_vs_bitfit_adapters",),
           "make glue-minilm GLUE_MINILM_METHODS='bitfit adapter_h'",
-          _converge("glue_minilm", "bitfit", "adapter_h")),
+          _converge("glue_minilm", "bitfit", "adapter_h"), sweeps=True),
     Stage("lr_sweep", ("lwr_lr_ten_times_ft",), "make lr-sweep", _grid("beyond_smollm2/lr_sweep", (1,))),
     Stage("mlp_vs_attn", ("lwr_mlp_beats_attention_only",), "make beyond-runs-mlp_vs_attn",
           _grid("beyond_smollm2/mlp_vs_attn", MLP_VS_ATTN_SEEDS)),
@@ -103,9 +106,9 @@ STAGES = (
     # Table 4's converging stand-in (tables/table4_smollm2.md): the ledger's SmolLM2 claims read
     # the 25-50-step table<N>_smollm2 runs until these exist, so no claim is listed yet.
     Stage("gpt3_smollm2_ft_lora", (), "make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'",
-          _converge("gpt3_smollm2", "ft", "lora_qv_r8")),
+          _converge("gpt3_smollm2", "ft", "lora_qv_r8"), sweeps=True),
     Stage("gpt3_smollm2_others", (), "make gpt3-smollm2",
-          _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr)),
+          _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr), sweeps=True),
 )
 
 
@@ -183,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "runs":
         if not args.stage:
             p.error("`runs` needs a stage name")
-        print("\n".join(stage_named(args.stage).lines()))
+        stage = stage_named(args.stage)
+        if stage.sweeps:
+            # one list cannot hold it: the cells' configs change once the sweep has run
+            p.error(f"stage {stage.name} runs an lr sweep, then writes the chosen lrs into its "
+                    f"cells' configs, then the cells: run `{stage.command}`")
+        print("\n".join(stage.lines()))
     else:
         for s in STAGES:
             if not status(s, results).done:

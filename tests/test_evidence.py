@@ -72,6 +72,15 @@ def test_an_unknown_stage_names_the_known_ones():
         main(["runs", "nope"])
 
 
+def test_a_stage_that_sweeps_is_not_one_list_and_says_which_command_runs_it(capsys):
+    # its cells' configs change once the sweep has run: a list made before would run them
+    # at the old lrs
+    with pytest.raises(SystemExit):
+        main(["runs", "glue_minilm_peft"])
+    assert "make glue-minilm GLUE_MINILM_METHODS='bitfit adapter_h'" in capsys.readouterr().err
+    assert main(["runs", "batch_size"]) == 0
+
+
 def test_the_forgetting_stage_plans_five_seeds_of_each_tuned_cell_and_three_of_the_base():
     from experiments.evidence import STAGES
 

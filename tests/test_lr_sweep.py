@@ -56,6 +56,16 @@ def test_a_diverged_seed_excludes_its_lr():
         best_lr({1e-3: [nan], 1e-2: [float("inf")]})
 
 
+def test_an_lr_that_did_not_beat_the_constant_predictor_cannot_be_best():
+    # BitFit on CoLA, first 3 epochs of its 30-epoch schedule: MCC 0 is a constant prediction
+    b = best_lr({1.25e-3: [0.026], 2.5e-3: [0.0], 5e-3: [0.0]}, chance=0.0)
+    assert b.lr == 1.25e-3 and b.below_chance == [2.5e-3, 5e-3] and b.at_edge == "low"
+    # three lrs all at chance give no best, where the tie rule alone would pick the middle
+    none = best_lr({1.25e-3: [0.0], 2.5e-3: [0.0], 5e-3: [0.0]}, chance=0.0)
+    assert none.lr is None and none.below_chance == [1.25e-3, 2.5e-3, 5e-3]
+    assert best_lr({1.25e-3: [0.0], 2.5e-3: [0.0], 5e-3: [0.0]}).lr == pytest.approx(2.5e-3)
+
+
 def test_bad_input_is_named():
     with pytest.raises(SweepError, match="no runs"):
         best_lr({})

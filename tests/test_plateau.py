@@ -32,6 +32,8 @@ def test_scores_flat_at_the_constant_predictors_level_are_no_plateau():
     flat = plateau([0.0, 0.0, 0.0], patience=2, floor=0.0)
     assert not flat.reached and flat.at_floor and flat.gain == 0.0
     assert plateau([0.0, 0.12, 0.1, 0.11], patience=2, floor=0.0).reached  # learnt, then flat
+    # LoRA on CoLA at lr 2e-3: a first noisy 0.03, then a collapse to the constant answer
+    assert plateau([0.033, 0.0, 0.0], patience=2, floor=0.0).at_floor
     # RTE's majority share 52.7%: hovering at or under it is not a plateau either
     assert not plateau([0.527, 0.52, 0.5], patience=2, floor=0.527).reached
     # a loss floor: a lower-is-better series must get under it

@@ -55,6 +55,29 @@ def test_every_committed_record_is_of_a_finished_run():
     assert not unfinished, f"records committed before their run finished: {unfinished}"
 
 
+# the families whose lr an lr sweep picks (experiments/converge.py): a new pick rewrites their
+# experiment files, and a record trained at the old lr would still be read under their name
+SWEPT = ("glue_minilm/", "gpt3_smollm2/", "s7_minilm/")
+
+
+def test_every_committed_record_of_a_swept_family_trained_at_its_files_lr():
+    """A record whose lr is not its experiment file's any more (the sweep picked another) is
+    a run of a recipe that no longer exists: move it out of results/ (git keeps it) so the
+    grid runs the recipe the file states."""
+    by_experiment: dict[str, list] = {}
+    for path in COMMITTED:
+        data = json.loads(path.read_bytes())
+        if str(data.get("experiment", "")).startswith(SWEPT):
+            by_experiment.setdefault(data["experiment"], []).append((path, data))
+    stale = []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for experiment, runs in sorted(by_experiment.items()):
+            lr = compose(config_name="config", overrides=[f"experiment={experiment}"]).train.lr
+            stale += [f"{p.relative_to(REPO_ROOT)}: lr {d['config']['train']['lr']}, file {lr}"
+                      for p, d in runs if d["config"]["train"]["lr"] != lr]
+    assert not stale, f"records trained at an lr their experiment file no longer states: {stale}"
+
+
 def test_migration_adds_only_what_older_records_lacked():
     """Each record gains its task's job and scorer as its task config now declares them,
     init_from (null) where it lacked one, and params.deployed where it lacked one (equal to

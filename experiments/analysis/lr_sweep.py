@@ -13,7 +13,10 @@ from __future__ import annotations
 #      plateau on the log axis the grid is spaced on), so a flat top does not pull the ratio
 #      to either end of it;
 #   4. a best (or tied) lr at either end of the grid is flagged `at_edge`: the optimum may lie
-#      outside the grid, and the ratio is then a bound, not an estimate.
+#      outside the grid, and the ratio is then a bound, not an estimate;
+#   5. where the runs record their constant predictor's score (`train.chance`: the majority
+#      share, MCC 0), an lr whose mean does not beat it has not begun to learn and cannot be
+#      best (a tie of three lrs at MCC 0 is no optimum); if none beats it there is no best lr.
 # The ratio to FT is best_lr(method) / best_lr(ft), also as log10 (LoRA Without Regret's
 # "about 10x" is log10 ratio ≈ 1).
 
@@ -47,11 +50,13 @@ class BestLR:
     diverged: list[float] = field(default_factory=list)
     means: dict[float, float] = field(default_factory=dict)   # lr -> mean (NaN: diverged)
     seeds: dict[float, int] = field(default_factory=dict)
+    below_chance: list[float] = field(default_factory=list)  # did not beat `chance`
 
 
 def best_lr(points: dict[float, list[float]], lower_better: bool = False,
-            tie_tolerance: float = 0.0) -> BestLR:
-    """The best lr of one method's sweep: `points` maps lr -> per-seed final dev values."""
+            tie_tolerance: float = 0.0, chance: float | None = None) -> BestLR:
+    """The best lr of one method's sweep: `points` maps lr -> per-seed final dev values;
+    `chance` the constant predictor's value (rule 5), if known."""
     if tie_tolerance < 0:
         raise SweepError(f"tie_tolerance must be ≥ 0, got {tie_tolerance}")
     grid = sorted(lr for lr in points if points[lr])
@@ -71,6 +76,12 @@ def best_lr(points: dict[float, list[float]], lower_better: bool = False,
     finite = {lr: m for lr, m in out.means.items() if math.isfinite(m)}
     if not finite:
         raise SweepError(f"every learning rate diverged ({grid})")
+    if chance is not None:
+        out.below_chance = sorted(lr for lr, m in finite.items()
+                                  if (m >= chance if lower_better else m <= chance))
+        finite = {lr: m for lr, m in finite.items() if lr not in out.below_chance}
+        if not finite:
+            return out
     best = min(finite.values()) if lower_better else max(finite.values())
     out.tied = sorted(lr for lr, m in finite.items() if abs(m - best) <= tie_tolerance)
     out.lr = out.tied[0] if len(out.tied) == 1 else \
@@ -99,27 +110,43 @@ def sweep_points(values: list[RunValue]) -> dict[str, dict[float, list[float]]]:
     return out
 
 
+def sweep_chance(values: list[RunValue], metric: str) -> dict[str, float]:
+    """method label -> the constant predictor's value its runs record for `metric`
+    (`train.chance`; one task, so one value); methods whose runs record none are left out."""
+    out: dict[str, float] = {}
+    for v in values:
+        chance = (v.data.get("train") or {}).get("chance")
+        if isinstance(chance, dict) and chance.get("metric") == metric:
+            out[method_label(v.experiment)] = float(chance["value"])
+    return out
+
+
 def summarise(points: dict[str, dict[float, list[float]]], metric: str,
-              tie_tolerance: float = 0.0) -> dict:
-    """Every method's best lr and its ratio to FT's; the JSON's numbers."""
+              tie_tolerance: float = 0.0, chance: dict[str, float] | None = None) -> dict:
+    """Every method's best lr and its ratio to FT's; the JSON's numbers. `chance`: method ->
+    its runs' constant-predictor value (rule 5)."""
     lower = lower_is_better(metric)
-    bests = {m: best_lr(p, lower, tie_tolerance) for m, p in sorted(points.items())}
+    chance = chance or {}
+    bests = {m: best_lr(p, lower, tie_tolerance, chance.get(m)) for m, p in sorted(points.items())}
     ref = bests.get(REFERENCE)
+    if ref is not None and ref.lr is None:
+        ref = None  # no FT lr learnt: no ratio to it
     grids = {m: sorted(p) for m, p in points.items()}
     methods, ratios, bounds = {}, {}, {}
     for m, b in bests.items():
         entry = {"grid": grids[m], "mean_by_lr": {f"{lr:g}": _num(v) for lr, v in b.means.items()},
                  "seeds_by_lr": {f"{lr:g}": n for lr, n in b.seeds.items()},
                  "best_lr": b.lr, "best_value": b.value, "tied": b.tied, "at_edge": b.at_edge,
-                 "diverged": b.diverged, "ratio_to_ft": None, "log10_ratio_to_ft": None}
-        if ref is not None and m != REFERENCE:
+                 "diverged": b.diverged, "ratio_to_ft": None, "log10_ratio_to_ft": None,
+                 **({"chance": chance[m], "below_chance": b.below_chance} if m in chance else {})}
+        if ref is not None and m != REFERENCE and b.lr is not None:
             entry["ratio_to_ft"] = b.lr / ref.lr
             # rounded: 3e-4 / 3e-5 is 10 to the grid's precision, not 10^0.9999999999999999
             entry["log10_ratio_to_ft"] = round(math.log10(b.lr / ref.lr), 9)
             ratios[m] = entry["log10_ratio_to_ft"]
             bounds[m] = edge_note({REFERENCE: ref, m: b})
         methods[m] = entry
-    lora = [math.log10(b.lr) for m, b in bests.items() if m.startswith("lora")]
+    lora = [math.log10(b.lr) for m, b in bests.items() if m.startswith("lora") and b.lr]
     return {"metric": metric, "lower_is_better": lower, "tie_tolerance": tie_tolerance,
             "same_grid": len({tuple(g) for g in grids.values()}) == 1,
             "grids_differ": sorted(m for m, g in grids.items() if g != grids.get(REFERENCE, g)),
@@ -149,7 +176,8 @@ def _num(x: float) -> float | None:
 
 RULE = ("each lr: mean over seeds of the run's dev metric (GLUE: at its best epoch); an lr "
         "with a diverged seed (NaN) cannot be best; ties within tie_tolerance: the geometric mean of the tied lrs; a best "
-        "lr at an end of the grid is flagged at_edge (the ratio is then a bound)")
+        "lr at an end of the grid is flagged at_edge (the ratio is then a bound); where the runs "
+        "record their constant predictor's score (chance), an lr not beating it cannot be best")
 
 
 def build(results: Path, out: Path, figures: Path, metric: str | None = None,
@@ -173,7 +201,8 @@ def build(results: Path, out: Path, figures: Path, metric: str | None = None,
            "model": values[0].data.get("model"), "model_display": values[0].data.get("model_display"),
            "task": values[0].data.get("task"), "rule": RULE,
            **({"paper": PAPER} if folder == FOLDER else {}),
-           **summarise(sweep_points(values), metric, tie_tolerance), "runs": run_list(values)}
+           **summarise(sweep_points(values), metric, tie_tolerance, sweep_chance(values, metric)),
+           "runs": run_list(values)}
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -201,8 +230,10 @@ def plot(doc: dict, path: Path) -> Path:
         lrs = [float(k) for k in e["mean_by_lr"]]
         ys = [e["mean_by_lr"][k] for k in e["mean_by_lr"]]
         ok = [(x, y) for x, y in zip(lrs, ys) if y is not None]
-        line, = ax.plot(*zip(*ok), marker="o", label=f"{m} (best {e['best_lr']:.2g})")
-        ax.axvline(e["best_lr"], color=line.get_color(), ls=":", lw=1)
+        best = "no lr beat chance" if e["best_lr"] is None else f"best {e['best_lr']:.2g}"
+        line, = ax.plot(*zip(*ok), marker="o", label=f"{m} ({best})")
+        if e["best_lr"] is not None:
+            ax.axvline(e["best_lr"], color=line.get_color(), ls=":", lw=1)
         for x in e["diverged"]:
             ax.plot([x], [min(y for _, y in ok)], marker="x", color=line.get_color(), ms=9)
     ax.set_xscale("log")

@@ -8,9 +8,9 @@ from __future__ import annotations
 # nothing shows a plateau, so the run is under-trained as far as the ledger can tell: every
 # SmolLM2 stand-in of today evaluates once, after 25–50 steps. A final metric that keeps
 # rising (the best epoch is the last by more than the tolerance) is the same verdict: it was
-# still learning when the budget ran out. Nor has a run converged whose dev metric never beat
-# its constant predictor's score (`train.chance`: the majority share, MCC 0): flat scores
-# there are a run that has not begun to learn. A record's explicit `converged` (top level or under
+# still learning when the budget ran out. Nor has a run converged whose last evaluations do
+# not beat its constant predictor's score (`train.chance`: the majority share, MCC 0): it has
+# not begun to learn, or it collapsed to a constant answer. A record's explicit `converged` (top level or under
 # `train`, written by a runner that stops on a plateau) overrides the history.
 
 from dataclasses import dataclass
@@ -77,8 +77,9 @@ def check_convergence(data: dict, metric_keys, scale: float, better: str,
              and is_number(chance.get("value")) else None)
     result = plateau(series, rule.patience, rule.tolerance, rule.min_evaluations, better, floor)
     if result.at_floor:
-        return Convergence(False, f"the dev metric never beat the constant predictor's "
-                                  f"{floor:.3g}: the run has not begun to learn")
+        return Convergence(False, f"the dev metric's last {rule.patience} evaluation(s) did "
+                                  f"not beat the constant predictor's {floor:.3g}: the run has "
+                                  "not begun to learn, or collapsed to a constant answer")
     gain = result.gain
     if gain > rule.tolerance:
         return Convergence(False, f"the dev metric still improved by {gain:.3g} "
