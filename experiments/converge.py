@@ -6,8 +6,15 @@ then every cell for each seed at the sweep's best lr, until the dev metric stops
     scripts/converge.sh glue_minilm ft lora        # both, the analysis and the configs between
 
 The rule, one for every method: lrs base x {1/4, 1/2, 1} (base: the method's short-budget lr;
-longer training wants a lower one), 3 epochs, seed 1; the best is the highest dev metric at
-the run's best epoch (experiments/analysis/lr_sweep.py: ties and grid edges are flagged).
+longer training wants a lower one), seed 1, each run the sweep cell's own recipe (glue_minilm:
+its epoch cap, trained to the plateau, so the lr is judged by what the cells report; a family
+with `sweep_epochs` set trains the first that many epochs of its cells' schedule instead,
+`train.run_epochs`); the best is the highest dev metric at the run's best epoch
+(experiments/analysis/lr_sweep.py: ties, grid edges and lrs that never beat the constant
+predictor are flagged), and a best at an end of the grid adds an lr past it (MAX_EXTENSIONS).
+The first glue_minilm sweep squeezed a 3-epoch schedule into its runs, so their lr decayed to
+0 by the third epoch: its pick for BitFit (2.5e-3, whose MCC rose from 0 only as the lr fell)
+sat at MCC 0 for the first 3 epochs of its 30-epoch cell, and the plateau rule stopped it.
 Until a method's whole grid has run, its configs keep the base lr and say so.
 The cells then train until the dev metric stops improving: PLATEAU_PATIENCE evaluations
 without a new best (more on small train splits: plateau_patience), after at least 3 evaluations
@@ -85,7 +92,13 @@ class Family:
     base_lr: dict                 # method -> its short-budget lr (the grid's top)
     metric: str                   # the dev metric the sweep is judged by
     analysis: str                 # runs/<analysis>/<method>/lr_<lr>, analysis/<analysis>.json
-    sweep_epochs: int = 3
+    # None: a sweep run is the sweep cell's whole recipe (to its plateau); n: the first n
+    # epochs of the cell's schedule (the cheaper proxy, for a family whose runs take hours)
+    sweep_epochs: int | None = 3
+    # an earlier sweep of this family under a superseded rule (analysis/<previous>.json): its
+    # pick holds for a method until this sweep has finished for it, so the runs made at it
+    # stay the runs their configs describe until the new pick replaces them
+    previous: str | None = None
 
 
 FAMILIES = {
@@ -93,7 +106,10 @@ FAMILIES = {
         "glue_minilm", "glue_minilm/{method}_cola",
         tuple(f"glue_minilm/{{method}}_{t}" for t in ("sst2", "mrpc", "cola", "rte", "stsb")),
         {m: MINILM_LR[m] for m in ("ft", "lora", "bitfit", "adapter_h")},
-        f"dev/{main_metric('cola')}", "lr_sweep_minilm"),
+        # runs/ and analysis/lr_sweep_minilm keep the first sweep, whose schedule was squeezed
+        # into its 3 epochs (see the module's docstring)
+        f"dev/{main_metric('cola')}", "lr_sweep_glue_minilm", sweep_epochs=None,
+        previous="lr_sweep_minilm"),
     "gpt3_smollm2": Family(
         "gpt3_smollm2", "gpt3_smollm2/sst2_gen/{method}",
         tuple(f"gpt3_smollm2/{t}/{{method}}" for t in ("sst2_gen", "rte_gen", "samsum")),
@@ -102,19 +118,70 @@ FAMILIES = {
 }
 
 
-def sweep_grid(family: Family, method: str) -> list[float]:
+# A best lr at an end of the grid may have a better one past it: the sweep then adds one lr
+# (x2 or x1/2) past that end, up to MAX_EXTENSIONS times; where no lr beat the constant
+# predictor (experiments/analysis/lr_sweep.py, rule 5) it adds a lower one, since the grid's
+# top is a short-budget lr and a long schedule wants less (BitFit on CoLA: MCC 0 at 2.5e-3).
+MAX_EXTENSIONS = 2
+
+
+def _lr(value: float) -> float:
+    return float(f"{value:.3g}")
+
+
+def base_grid(family: Family, method: str) -> list[float]:
     base = family.base_lr[method]
-    return [float(f"{base * f:.3g}") for f in (0.25, 0.5, 1.0)]
+    return [_lr(base * f) for f in (0.25, 0.5, 1.0)]
 
 
-def sweep_lines(family: Family, methods: list[str]) -> list[str]:
+def _sweep_doc(family: Family, results: Path | None, name: str | None = None) -> dict | None:
+    path = (results or results_dir()) / "analysis" / f"{name or family.analysis}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _best_of(grid: list[float], doc: dict | None, method: str):
+    """The lr sweep's rule (best_lr) over `grid`, from the analysis's per-lr means; None while
+    some lr of `grid` has not run."""
+    from .analysis.lr_sweep import best_lr  # the rule, one home
+
+    entry = (doc or {}).get("methods", {}).get(method)
+    means = (entry or {}).get("mean_by_lr", {})
+    if not all(f"{lr:g}" in means for lr in grid):
+        return None
+    points = {lr: [math.nan if means[f"{lr:g}"] is None else means[f"{lr:g}"]] for lr in grid}
+    return best_lr(points, bool(doc.get("lower_is_better")), float(doc.get("tie_tolerance", 0)),
+                   entry.get("chance"))
+
+
+def sweep_grid(family: Family, method: str, results: Path | None = None) -> list[float]:
+    """The lrs a method's sweep runs: the base grid, extended past an end while the best of
+    the lrs run so far lies there (MAX_EXTENSIONS)."""
+    grid, doc = base_grid(family, method), _sweep_doc(family, results)
+    for _ in range(MAX_EXTENSIONS):
+        best = _best_of(grid, doc, method)
+        if best is None:
+            break
+        if best.lr is None or best.at_edge == "low":
+            grid = [_lr(grid[0] / 2), *grid]
+        elif best.at_edge == "high":
+            grid = [*grid, _lr(grid[-1] * 2)]
+        else:
+            break
+    return grid
+
+
+def sweep_lines(family: Family, methods: list[str], results: Path | None = None) -> list[str]:
+    """The sweep's runs as the results so far ask for them: run it, analyse it, and list it
+    again until the list stops growing (scripts/converge.sh)."""
     lines = []
     for m in methods:
-        for lr in sweep_grid(family, m):
+        for lr in sweep_grid(family, m, results):
             name = f"{family.analysis}/{m}/lr_{lr:g}"
+            budget = (f" train.run_epochs={family.sweep_epochs} train.patience=null"
+                      if family.sweep_epochs else "")
             lines.append(f"{name}/seed1 experiment={family.sweep_cell.format(method=m)} seed=1 "
-                         f"logger=none train.lr={lr:g} train.epochs={family.sweep_epochs} "
-                         f"train.patience=null run.name={name} run.table={family.analysis}")
+                         f"logger=none train.lr={lr:g}{budget} run.name={name} "
+                         f"run.table={family.analysis}")
     return lines
 
 
@@ -125,14 +192,23 @@ def run_lines(family: Family, methods: list[str], seeds: list[int]) -> list[str]
 
 
 def chosen_lr(family: Family, method: str, results: Path | None = None) -> tuple[float, str]:
-    """(lr, where it comes from): the sweep's best once its whole grid has run."""
-    path = (results or results_dir()) / "analysis" / f"{family.analysis}.json"
-    if path.exists():
-        entry = json.loads(path.read_text(encoding="utf-8"))["methods"].get(method)
-        if entry and sorted(entry["grid"]) == sweep_grid(family, method):
-            edge = f", at the grid's {entry['at_edge']} edge" if entry["at_edge"] else ""
-            return entry["best_lr"], f"best of the lr sweep (results/analysis/{path.name}{edge})"
-    return family.base_lr[method], "the short-budget lr: its lr sweep has not run yet"
+    """(lr, where it comes from): the sweep's best once its whole grid, extensions included,
+    has run."""
+    grid = sweep_grid(family, method, results)
+    best = _best_of(grid, _sweep_doc(family, results), method)
+    source = f"results/analysis/{family.analysis}.json"
+    if best is None:
+        earlier = _sweep_doc(family, results, family.previous) if family.previous else None
+        entry = (earlier or {}).get("methods", {}).get(method)
+        if entry and entry.get("best_lr"):
+            return entry["best_lr"], (f"the previous sweep's pick (results/analysis/"
+                                      f"{family.previous}.json) until {source} has finished")
+        return family.base_lr[method], "the short-budget lr: its lr sweep has not run yet"
+    if best.lr is None:
+        return family.base_lr[method], (f"the short-budget lr: no lr of its sweep ({source}) "
+                                        "beat the constant predictor")
+    edge = f", at the grid's {best.at_edge} edge" if best.at_edge else ""
+    return best.lr, f"best of the lr sweep ({source}{edge})"
 
 
 def main(argv: list[str] | None = None) -> int:

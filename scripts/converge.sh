@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue #23's converging stand-ins, resumable at any point (experiments/converge.py: the rule):
-#   1. the lr sweep of each method named, on the family's sweep task;
+#   1. the lr sweep of each method named, on the family's sweep task, extended past an end of
+#      its grid where the best lr lies there;
 #   2. the best lr per method (results/analysis/<sweep>.json) written into the family's
 #      configs by its generator script;
 #   3. every cell of those methods for each seed, seed by seed.
@@ -15,10 +16,18 @@ trap 'rm -f "$list"' EXIT
 methods=()
 [[ $# -gt 0 ]] && methods=(--methods "$@")
 
-$py -m experiments.converge sweep "$family" "${methods[@]}" > "$list"
-PY=$py scripts/run_grid.sh "$list"
 sweep=$($py -c "from experiments.converge import FAMILIES; print(FAMILIES['$family'].analysis)")
-$py -m experiments.analysis "$sweep"
+# a best lr at an end of the grid adds one past it (experiments/converge.py, MAX_EXTENSIONS):
+# run, analyse and list again until the list stops growing
+ran=-1
+while :; do
+  $py -m experiments.converge sweep "$family" "${methods[@]}" > "$list"
+  n=$(grep -c . "$list" || true)
+  [[ "$n" == "$ran" ]] && break
+  PY=$py scripts/run_grid.sh "$list"
+  $py -m experiments.analysis "$sweep"
+  ran=$n
+done
 case $family in
   glue_minilm) $py scripts/make_glue_configs.py ;;
   gpt3_smollm2) $py scripts/make_gpt3_configs.py ;;

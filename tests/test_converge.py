@@ -1,7 +1,8 @@
 """The converging stand-ins' run lists and lr choice (experiments/converge.py)."""
 import json
 
-from experiments.converge import FAMILIES, chosen_lr, main, run_lines, sweep_grid, sweep_lines
+from experiments.converge import (FAMILIES, MAX_EXTENSIONS, base_grid, chosen_lr, main, run_lines,
+                                  sweep_grid, sweep_lines)
 from experiments.grid import experiments_under
 
 
@@ -15,27 +16,77 @@ def test_every_listed_experiment_exists_and_seeds_come_whole():
         assert seeds == sorted(seeds)
         for line in sweep_lines(family, list(family.base_lr)):
             assert line.split()[1].split("=", 1)[1] in experiments
-            assert "train.patience=null" in line and f"run.table={family.analysis}" in line
+            assert f"run.table={family.analysis}" in line and "train.epochs=" not in line
+            if family.sweep_epochs:  # the cell's own schedule, cut after its first epochs
+                assert f"train.run_epochs={family.sweep_epochs} train.patience=null" in line
+            else:                    # the cell's whole recipe: its cap and plateau rule
+                assert "run_epochs" not in line and "patience" not in line
 
 
 def test_grid_is_the_base_lr_times_a_quarter_a_half_and_one():
-    assert sweep_grid(FAMILIES["glue_minilm"], "ft") == [2.5e-5, 5e-5, 1e-4]
-    assert sweep_grid(FAMILIES["gpt3_smollm2"], "pre_embed") == [6.25e-4, 1.25e-3, 2.5e-3]
+    assert base_grid(FAMILIES["glue_minilm"], "ft") == [2.5e-5, 5e-5, 1e-4]
+    assert base_grid(FAMILIES["gpt3_smollm2"], "pre_embed") == [6.25e-4, 1.25e-3, 2.5e-3]
+
+
+def write_sweep(tmp_path, family, method, means: dict, chance=None):
+    path = tmp_path / "analysis" / f"{family.analysis}.json"
+    path.parent.mkdir(exist_ok=True)
+    entry = {"mean_by_lr": {f"{lr:g}": v for lr, v in means.items()},
+             **({} if chance is None else {"chance": chance})}
+    path.write_text(json.dumps({"lower_is_better": False, "tie_tolerance": 0.0,
+                                "methods": {method: entry}}))
 
 
 def test_chosen_lr_waits_for_the_whole_grid(tmp_path):
     family = FAMILIES["glue_minilm"]
     assert chosen_lr(family, "lora", tmp_path) == (2e-3, "the short-budget lr: its lr sweep "
                                                          "has not run yet")
-    path = tmp_path / "analysis" / "lr_sweep_minilm.json"
-    path.parent.mkdir()
-    entry = {"grid": [5e-4, 1e-3], "best_lr": 1e-3, "at_edge": "high"}
-    path.write_text(json.dumps({"methods": {"lora": entry}}))
+    write_sweep(tmp_path, family, "lora", {5e-4: 0.15, 1e-3: 0.2})
     assert chosen_lr(family, "lora", tmp_path)[0] == 2e-3  # two of three lrs: not yet
-    entry.update(grid=[5e-4, 1e-3, 2e-3], at_edge=None)
-    path.write_text(json.dumps({"methods": {"lora": entry}}))
+    write_sweep(tmp_path, family, "lora", {5e-4: 0.15, 1e-3: 0.2, 2e-3: 0.15})
     lr, source = chosen_lr(family, "lora", tmp_path)
-    assert lr == 1e-3 and "lr_sweep_minilm.json" in source
+    assert lr == 1e-3 and f"{family.analysis}.json" in source and "edge" not in source
+
+
+def test_the_previous_sweeps_pick_holds_until_the_new_sweep_has_finished(tmp_path):
+    family = FAMILIES["glue_minilm"]
+    old = tmp_path / "analysis" / f"{family.previous}.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps({"methods": {"ft": {"best_lr": 1e-4}}}))
+    write_sweep(tmp_path, family, "ft", {2.5e-5: 0.337, 5e-5: 0.325})  # 1e-4 still running
+    lr, source = chosen_lr(family, "ft", tmp_path)
+    assert lr == 1e-4 and f"{family.previous}.json" in source and "until" in source
+    # finished, and best at the low end: the extension below it must run first
+    write_sweep(tmp_path, family, "ft", {2.5e-5: 0.337, 5e-5: 0.325, 1e-4: 0.24})
+    assert sweep_grid(family, "ft", tmp_path)[0] == 1.25e-5 and chosen_lr(family, "ft", tmp_path)[0] == 1e-4
+    write_sweep(tmp_path, family, "ft", {1.25e-5: 0.30, 2.5e-5: 0.337, 5e-5: 0.325, 1e-4: 0.24})
+    assert chosen_lr(family, "ft", tmp_path) == (2.5e-5, f"best of the lr sweep (results/analysis/"
+                                                          f"{family.analysis}.json)")
+
+
+def test_a_best_at_an_end_of_the_grid_extends_it_past_that_end(tmp_path):
+    family = FAMILIES["glue_minilm"]  # BitFit: base 5e-3, grid 1.25e-3 .. 5e-3
+    write_sweep(tmp_path, family, "bitfit", {1.25e-3: 0.026, 2.5e-3: 0.0, 5e-3: 0.0}, chance=0.0)
+    assert sweep_grid(family, "bitfit", tmp_path) == [6.25e-4, 1.25e-3, 2.5e-3, 5e-3]
+    assert chosen_lr(family, "bitfit", tmp_path)[0] == 5e-3  # the extension has not run
+    assert len(sweep_lines(family, ["bitfit"], tmp_path)) == 4
+    # the new lr is best: one more past it, then the extensions stop (MAX_EXTENSIONS)
+    write_sweep(tmp_path, family, "bitfit",
+                {3.13e-4: 0.25, 6.25e-4: 0.2, 1.25e-3: 0.026, 2.5e-3: 0.0, 5e-3: 0.0}, chance=0.0)
+    assert MAX_EXTENSIONS == 2
+    assert sweep_grid(family, "bitfit", tmp_path)[0] == 3.13e-4
+    lr, source = chosen_lr(family, "bitfit", tmp_path)
+    assert lr == 3.13e-4 and "low edge" in source
+    # no lr beat the constant predictor: lower lrs first, then the short-budget lr, said so
+    write_sweep(tmp_path, family, "bitfit",
+                {3.13e-4: 0.0, 6.25e-4: 0.0, 1.25e-3: 0.0, 2.5e-3: 0.0, 5e-3: 0.0}, chance=0.0)
+    lr, source = chosen_lr(family, "bitfit", tmp_path)
+    assert lr == 5e-3 and "beat the constant predictor" in source
+    # a best at the high end adds a higher lr; an inner best adds nothing
+    write_sweep(tmp_path, family, "lora", {5e-4: 0.1, 1e-3: 0.15, 2e-3: 0.2})
+    assert sweep_grid(family, "lora", tmp_path) == [5e-4, 1e-3, 2e-3, 4e-3]
+    write_sweep(tmp_path, family, "lora", {5e-4: 0.1, 1e-3: 0.25, 2e-3: 0.2})
+    assert sweep_grid(family, "lora", tmp_path) == [5e-4, 1e-3, 2e-3]
 
 
 def test_unknown_method_is_refused(capsys):
