@@ -3,6 +3,7 @@ then every cell for each seed at the sweep's best lr, until the dev metric stops
 
     python -m experiments.converge sweep glue_minilm [--methods ft lora] > list
     python -m experiments.converge runs glue_minilm [--methods ft lora] [--seeds 1 2 3] > list
+    python -m experiments.converge status glue_minilm   # each method's sweep so far, its lr
     scripts/converge.sh glue_minilm ft lora        # both, the analysis and the configs between
 
 The rule, one for every method: lrs base x {1/4, 1/2, 1} (base: the method's short-budget lr;
@@ -211,10 +212,26 @@ def chosen_lr(family: Family, method: str, results: Path | None = None) -> tuple
     return best.lr, f"best of the lr sweep ({source}{edge})"
 
 
+def sweep_status(family: Family, methods: list[str], results: Path | None = None) -> str:
+    """A table: per method, the lrs its sweep wants (extensions included), the dev metric of
+    each one run so far, and the lr its configs take with where it comes from."""
+    doc = _sweep_doc(family, results) or {}
+    rows = [f"| method | {family.metric} by lr (-: not run yet) | configs' lr | from |",
+            "|---|---|---|---|"]
+    for m in methods:
+        means = doc.get("methods", {}).get(m, {}).get("mean_by_lr", {})
+        scores = ", ".join(f"{lr:g}: " + (f"{means[f'{lr:g}']:.3f}" if means.get(f"{lr:g}")
+                                          is not None else "-")
+                           for lr in sweep_grid(family, m, results))
+        lr, source = chosen_lr(family, m, results)
+        rows.append(f"| {m} | {scores} | {lr:g} | {source} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.converge", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["sweep", "runs"])
+    p.add_argument("what", choices=["sweep", "runs", "status"])
     p.add_argument("family", choices=sorted(FAMILIES))
     p.add_argument("--methods", nargs="*", default=None)
     p.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
@@ -224,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in methods if m not in family.base_lr]
     if unknown:
         p.error(f"{args.family} has no method {unknown}: choose from {list(family.base_lr)}")
+    if args.what == "status":
+        print(sweep_status(family, methods))
+        return 0
     lines = (sweep_lines(family, methods) if args.what == "sweep"
              else run_lines(family, methods, args.seeds))
     print("\n".join(lines))

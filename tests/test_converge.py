@@ -2,7 +2,7 @@
 import json
 
 from experiments.converge import (FAMILIES, MAX_EXTENSIONS, base_grid, chosen_lr, main, run_lines,
-                                  sweep_grid, sweep_lines)
+                                  sweep_grid, sweep_lines, sweep_status)
 from experiments.grid import experiments_under
 
 
@@ -95,3 +95,11 @@ def test_unknown_method_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["runs", "glue_minilm", "--methods", "prefix"])
     assert "has no method ['prefix']" in capsys.readouterr().err
+
+
+def test_status_shows_each_lr_run_so_far_and_the_lr_the_configs_take(tmp_path):
+    family = FAMILIES["glue_minilm"]
+    write_sweep(tmp_path, family, "adapter_h", {5e-4: 0.291, 1e-3: 0.307})
+    row = sweep_status(family, ["adapter_h"], tmp_path).splitlines()[-1]
+    assert row.startswith("| adapter_h | 0.0005: 0.291, 0.001: 0.307, 0.002: - | 0.002 |")
+    assert "has not run yet" in row
