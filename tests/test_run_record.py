@@ -55,26 +55,14 @@ def test_every_committed_record_is_of_a_finished_run():
     assert not unfinished, f"records committed before their run finished: {unfinished}"
 
 
-# the families whose lr an lr sweep picks (experiments/converge.py): a new pick rewrites their
-# experiment files, and a record trained at the old lr would still be read under their name
-SWEPT = ("glue_minilm/", "gpt3_smollm2/", "s7_minilm/")
-
-
 def test_every_committed_record_of_a_swept_family_trained_at_its_files_lr():
     """A record whose lr is not its experiment file's any more (the sweep picked another) is
-    a run of a recipe that no longer exists: move it out of results/ (git keeps it) so the
-    grid runs the recipe the file states."""
-    by_experiment: dict[str, list] = {}
-    for path in COMMITTED:
-        data = json.loads(path.read_bytes())
-        if str(data.get("experiment", "")).startswith(SWEPT):
-            by_experiment.setdefault(data["experiment"], []).append((path, data))
-    stale = []
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for experiment, runs in sorted(by_experiment.items()):
-            lr = compose(config_name="config", overrides=[f"experiment={experiment}"]).train.lr
-            stale += [f"{p.relative_to(REPO_ROOT)}: lr {d['config']['train']['lr']}, file {lr}"
-                      for p, d in runs if d["config"]["train"]["lr"] != lr]
+    a run of a recipe that no longer exists: `python -m experiments.stale --move-to DIR`
+    moves it out of results/ (git keeps it) so the grid runs the recipe the file states."""
+    from experiments.stale import stale_records
+
+    stale = [f"{p.relative_to(REPO_ROOT)}: lr {run_lr}, file {lr}"
+             for p, run_lr, lr in stale_records(COMMITTED)]
     assert not stale, f"records trained at an lr their experiment file no longer states: {stale}"
 
 
@@ -164,3 +152,33 @@ def test_the_writer_refuses_a_record_of_the_wrong_shape(tmp_path):
     with pytest.raises(records.RunExistsError, match=r"record.json: `params` is \[1, 2\], must be "
                                                      "an object"):
         records.read_record(tmp_path)
+
+
+def test_stale_records_are_listed_and_moved_out_never_over_an_earlier_move(tmp_path, capsys):
+    from experiments.stale import main as stale_main
+
+    def make(experiment, lr, seed):
+        folder = tmp_path / "results" / "runs" / experiment / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(
+            {"experiment": experiment, "config": {"train": {"lr": lr}}}))
+        return folder
+
+    current = compose_lr("glue_minilm/ft_cola")
+    old = make("glue_minilm/ft_cola", current * 4, 1)
+    kept = make("glue_minilm/ft_cola", current, 2)
+    assert stale_main(["--results", str(tmp_path / "results")]) == 0
+    assert "glue_minilm/ft_cola/seed1: trained at lr" in capsys.readouterr().out and old.exists()
+    assert stale_main(["--results", str(tmp_path / "results"), "--move-to",
+                       str(tmp_path / "moved")]) == 0
+    assert not old.exists() and kept.exists()
+    assert (tmp_path / "moved" / "glue_minilm/ft_cola/seed1/record.json").exists()
+    make("glue_minilm/ft_cola", current * 4, 1)  # stale again: the earlier move is not overwritten
+    with pytest.raises(SystemExit):
+        stale_main(["--results", str(tmp_path / "results"), "--move-to", str(tmp_path / "moved")])
+    assert "exists" in capsys.readouterr().err
+
+
+def compose_lr(experiment: str) -> float:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"experiment={experiment}"]).train.lr
