@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", type=Path, default=None)
     p.add_argument("--move-to", type=Path, default=None)
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 if any record is stale (scripts/converge.sh: before the cells)")
     args = p.parse_args(argv)
     runs = (args.results or results_dir()) / "runs"
     stale = stale_records(sorted(runs.glob("**/record.json")))
@@ -58,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if not stale:
         print("no stale records")
+    elif args.check and not args.move_to:
+        print("the grid would skip these complete runs and the tables would read them as the "
+              "new recipe's: move them with `python -m experiments.stale --move-to DIR`",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -33,6 +33,8 @@ case $family in
   gpt3_smollm2) $py scripts/make_gpt3_configs.py ;;
 esac
 [[ -z "$seeds" ]] && exit 0
+# a new pick leaves the runs made at the old lr complete: the grid would skip them
+$py -m experiments.stale --check
 # shellcheck disable=SC2086
 $py -m experiments.converge runs "$family" "${methods[@]}" --seeds $seeds > "$list"
 PY=$py scripts/run_grid.sh "$list"

@@ -169,6 +169,7 @@ def test_stale_records_are_listed_and_moved_out_never_over_an_earlier_move(tmp_p
     kept = make("glue_minilm/ft_cola", current, 2)
     assert stale_main(["--results", str(tmp_path / "results")]) == 0
     assert "glue_minilm/ft_cola/seed1: trained at lr" in capsys.readouterr().out and old.exists()
+    assert stale_main(["--results", str(tmp_path / "results"), "--check"]) == 1  # converge.sh
     assert stale_main(["--results", str(tmp_path / "results"), "--move-to",
                        str(tmp_path / "moved")]) == 0
     assert not old.exists() and kept.exists()
