@@ -16,7 +16,8 @@ predictor are flagged), and a best at an end of the grid adds an lr past it (MAX
 The first glue_minilm sweep squeezed a 3-epoch schedule into its runs, so their lr decayed to
 0 by the third epoch: its pick for BitFit (2.5e-3, whose MCC rose from 0 only as the lr fell)
 sat at MCC 0 for the first 3 epochs of its 30-epoch cell, and the plateau rule stopped it.
-Until a method's whole grid has run, its configs keep the base lr and say so.
+Until a method's whole grid has run, its configs keep the family's previous sweep's pick
+(`Family.previous`), or else the base lr, and say so.
 The cells then train until the dev metric stops improving: PLATEAU_PATIENCE evaluations
 without a new best (more on small train splits: plateau_patience), after at least 3 evaluations
 or PLATEAU_MIN_SEEN examples (plateau_min_evaluations; experiments/plateau.py; the ledger's convergence rule in

@@ -229,8 +229,8 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
 
     `on_epoch_end(epoch, model)` may return eval metrics, kept in the history (best epoch).
     `monitor` = (history key, "higher" | "lower"): the dev metric `cfg.patience` watches;
-    `chance` its value for the job's best constant prediction: no plateau counts before the
-    metric has beaten it (experiments/plateau.py).
+    `chance` its value for the job's best constant prediction: no plateau counts while the
+    last `cfg.patience` evaluations have not beaten it (experiments/plateau.py).
     `stop_after_steps` stops early without finishing (tests use it to simulate a kill).
     """
     rank, world = _dist()
