@@ -137,6 +137,22 @@ def test_the_ft_rank_claim_needs_a_converged_ft_run(tmp_path, ledger):
     assert result.verdict == "inconclusive" and "under-trained" in result.reason
 
 
+def test_an_analysis_whose_runs_left_results_counts_them(tmp_path, ledger):
+    """Claim 32 on a spectrum built from runs since moved out (say, retrained at a new lr): the
+    comparison cannot check them, so it is inconclusive and counts them out of the runs listed."""
+    claim = next(c for c in ledger.claims if c.id == "llfl_ft_delta_high_rank")
+    (tmp_path / "analysis").mkdir()
+    doc = {"tasks": {t: {"min_ratio_to_lora_r": 14.0,
+                         "runs": [{"experiment": f"glue_minilm/ft_{t}", "seed": s}
+                                  for s in (1, 2, 3)]}
+                     for t in ("sst2", "mrpc", "cola", "rte", "stsb")}}
+    (tmp_path / "analysis" / "spectrum_minilm.json").write_text(json.dumps(doc))
+    result = evaluate_claim(claim, [], tmp_path, ledger.rules)
+    assert result.verdict == "inconclusive"
+    assert "3 of 3 runs not converged" in result.comparisons[0].reason
+    assert "its record is missing" in result.comparisons[0].reason
+
+
 def test_a_missing_claim_names_each_step_of_its_command_once(tmp_path, ledger):
     """Claim 31's comparisons need `make beyond-runs-forgetting && make forgetting` and
     `make forgetting`: the reason says each step once, in the order they run."""

@@ -133,8 +133,11 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
             [f"{f}, the level that shows training happened" for f in floors]
         parts = []
         if unconverged:
-            runs = len({p for p in a.records + b.records if p != a.artifact and p != b.artifact})
-            parts.append(f"{len({p for p, _ in unconverged})} of {runs} runs not converged "
+            # a run an analysis lists whose record is missing is unconverged yet not in .records
+            bad = {p for p, _ in unconverged}
+            runs = len(bad | {p for p in a.records + b.records
+                              if p != a.artifact and p != b.artifact})
+            parts.append(f"{len(bad)} of {runs} runs not converged "
                          f"(e.g. {unconverged[0][0]}: {unconverged[0][1]})")
         if floors:
             parts.append("below the level that shows training happened: " + ", ".join(floors))
