@@ -60,9 +60,11 @@ CUDA_GRID = Grid(table1=[(32, 512, "0.5M"), (16, 256, "11M"), (1, 128, "11M")],
 # with the paper's budgets, and a Figure 5 grid at that scale. 30 interleaved rounds a Table 1
 # cell: the ledger's paired interval over rounds (claim no_inference_latency) needs enough
 # of them to resolve a few percent on a CPU.
+# 90 Table 1 rounds (about 18 min on 1 thread): column 1's Adapter^L overhead is about 1% of a
+# forward pass, inside a 30-round interval even on a quiet machine (the ledger's claim 12)
 CPU_GRID = Grid(table1=[(4, 64, "0.5M"), (2, 32, "11M"), (1, 16, "11M")],
                 fig_batch=[1, 2, 4], fig_seq=[8, 16, 32], fig_r=[8, 256],
-                warmup=2, trials=30, fig_trials=3)
+                warmup=2, trials=90, fig_trials=3)
 QUICK_GRID = Grid(table1=[(2, 32, "0.5M"), (1, 16, "11M")], fig_batch=[1, 2], fig_seq=[16, 32],
                   fig_r=[4, 16], warmup=1, trials=2, fig_trials=2, model="gpt2_tiny",
                   fixed_r={"0.5M": 4, "11M": 16})
