@@ -73,8 +73,9 @@ analysis-minilm: setup
 	$(PY) -m experiments.analysis all --prefix s7_minilm --task mrpc \
 	  --out $${LORA_REPRO_RESULTS:-results}/analysis/minilm $(ANALYSIS_ARGS)
 
-# Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init). On a GPU box:
-# `make table1 DEVICE=cuda` runs the paper's three columns and the Figure 5 grid.
+# Table 1 / Figure 5: adapter latency vs merged LoRA (GPT-2 M, random init; on CPU about 18 min
+# for table1, run with nothing else on the machine). On a GPU box: `make table1 DEVICE=cuda`
+# runs the paper's three columns and the Figure 5 grid.
 DEVICE ?= cpu
 table1: setup
 	$(PY) -m experiments.bench.latency --device $(DEVICE) --part table1

@@ -64,7 +64,15 @@ def lora_gpt2():
     return model
 
 
-def test_resumed_run_equals_uninterrupted(tmp_path):
+@pytest.fixture
+def keep_threads():
+    """train() sets torch's threads for the process: the later tests get theirs back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path, keep_threads):
     # log_every=3 does not divide save_every=4: the checkpoint cuts a curve window in two.
     # One thread: what is tested is the restored state; with 2 threads a CPU kernel's reduction
     # order varied once under load (the assertion below is exact)

@@ -57,11 +57,10 @@ CUDA_GRID = Grid(table1=[(32, 512, "0.5M"), (16, 256, "11M"), (1, 128, "11M")],
                  fig_r=[8, 64, 256], warmup=10, trials=100, fig_trials=20)
 # On 2 shared CPU cores one GPT-2 M forward at 32x512 takes tens of seconds: the CPU grid is
 # the paper's three cells scaled by 1/8 in batch and sequence length (the third keeps batch 1),
-# with the paper's budgets, and a Figure 5 grid at that scale. 30 interleaved rounds a Table 1
-# cell: the ledger's paired interval over rounds (claim no_inference_latency) needs enough
-# of them to resolve a few percent on a CPU.
-# 90 Table 1 rounds (about 18 min on 1 thread): column 1's Adapter^L overhead is about 1% of a
-# forward pass, inside a 30-round interval even on a quiet machine (the ledger's claim 12)
+# with the paper's budgets, and a Figure 5 grid at that scale. 90 interleaved rounds a Table 1
+# cell (about 18 min on 1 thread): the ledger's paired interval over rounds (claim
+# no_inference_latency) must resolve column 1's Adapter^L overhead, a small fraction of a
+# forward pass that 30 rounds left inside the interval even on a quiet machine.
 CPU_GRID = Grid(table1=[(4, 64, "0.5M"), (2, 32, "11M"), (1, 16, "11M")],
                 fig_batch=[1, 2, 4], fig_seq=[8, 16, 32], fig_r=[8, 256],
                 warmup=2, trials=90, fig_trials=3)
