@@ -10,6 +10,7 @@ gradients nor optimizer state), training and evaluation timed apart.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import sys
@@ -21,6 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .batch_order import epoch_batches, item_length
 from .batching import IGNORE
@@ -64,6 +66,9 @@ class TrainConfig:
     # "bf16": forward and backward under torch.autocast in bfloat16, weights, gradients and
     # AdamW state stay float32 (an AVX512-BF16 CPU runs bf16 matmuls faster than float32)
     autocast: str | None = "none"  # null in a config reads as none
+    # SDPA's kernel in training steps: "auto" = the math kernel on CPU under bf16 autocast
+    # (`step_context`), torch's own choice elsewhere; "default" = torch's choice everywhere
+    attention_kernel: str = "auto"
     # > 0: stop once the job's dev metric stopped improving (experiments/plateau.py: the last
     # `patience` evaluations no better than the earlier best, after `min_evaluations`)
     patience: int | None = 0  # null reads as 0
@@ -179,6 +184,29 @@ class TrainResult:
                 "curve": self.curve}
 
 
+def step_context(device: torch.device | str, autocast: str | None,
+                 kernel: str = "auto") -> tuple[Callable[[], contextlib.ExitStack], bool]:
+    """What one training forward runs under: bf16 autocast when asked and, on CPU under bf16
+    with kernel="auto", SDPA's math kernel. Why: torch's fused CPU flash-attention backward in
+    bf16 took a third of a SmolLM2 LoRA step, and the math kernel (the composite softmax(QK^T)V
+    that eager attention computes) is faster there (`make bench-train`: engine_bf16 against
+    engine_bf16_flash). Evaluation and decoding keep torch's choice (flash is as fast forward).
+    Returns a factory of per-step contexts and whether the math kernel is forced."""
+    if kernel not in ("auto", "default"):
+        raise ValueError(f"train.attention_kernel is {kernel!r}: use auto or default")
+    kind = torch.device(device).type
+    bf16 = autocast == "bf16"
+    math_kernel = bf16 and kind == "cpu" and kernel == "auto"
+
+    def enter() -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=bf16))
+        if math_kernel:
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        return stack
+    return enter, math_kernel
+
+
 def _dist() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -240,8 +268,10 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         raise ValueError("train.patience is set, but this task names no dev metric to watch: "
                          "set train.patience=0")
     threads = configure_threads(cfg.threads)
-    amp = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                         enabled=cfg.autocast == "bf16")
+    step_ctx, math_kernel = step_context(device, cfg.autocast, cfg.attention_kernel)
+    attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if math_kernel and attention == "sdpa":
+        attention = "sdpa (math kernel)"  # what the record says ran
     torch.manual_seed(cfg.seed)
     lengths = [item_length(it) for it in items] if cfg.batch_order != "official" else None
 
@@ -308,7 +338,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         train_wall = max(wall - eval_wall, 1e-9)
         return TrainResult(steps, wall, tokens * world / train_wall, history, resumed_from,
                            train_wall, eval_wall, tokens, positions, threads, cfg.batch_order,
-                           getattr(getattr(model, "config", None), "_attn_implementation", None),
+                           attention,
                            curve.points, cfg.autocast or "none", stopped_early,
                            plateaued() if cfg.patience else None,
                            None if chance is None or monitor is None else
@@ -328,7 +358,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
             if step >= total:
                 break
             batch = {k: v.to(device) for k, v in collate([items[i] for i in batches[b]]).items()}
-            with amp:
+            with step_ctx():
                 loss, n_tok = loss_fn(wrapped, batch)
             # the mean over ranks before the check, so every rank stops on one rank's NaN
             real = int(batch["attention_mask"].sum())

@@ -343,6 +343,31 @@ def test_bf16_autocast_trains_close_to_float32_and_keeps_float32_weights():
     fp32_model, fp32, _ = run("none")
     bf16_model, bf16, result = run("bf16")
     assert result.summary()["autocast"] == "bf16"
+    assert result.summary()["attention"] == "sdpa (math kernel)"  # CPU under bf16: step_context
     assert all(p.dtype == torch.float32 for p in bf16_model.parameters())
     assert fp32 != bf16  # the autocast really ran in bfloat16 ...
     assert max(abs(a - b) for a, b in zip(fp32, bf16)) < 0.05 * max(fp32)  # ... to bf16 rounding
+
+
+def _sdpa_backward_name(device: str, autocast: str, kernel: str) -> str:
+    from experiments.engine import step_context
+
+    enter, _ = step_context(device, autocast, kernel)
+    q, k, v = (torch.randn(2, 3, 8, 16, requires_grad=True) for _ in range(3))
+    with enter():
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return type(out.grad_fn).__name__
+
+
+def test_step_context_runs_math_attention_on_cpu_under_bf16_only():
+    from experiments.engine import step_context
+
+    # torch's own choice on CPU is the fused flash kernel, in float32 and in bf16
+    assert "Flash" in _sdpa_backward_name("cpu", "none", "auto")
+    assert "Flash" in _sdpa_backward_name("cpu", "bf16", "default")
+    # under bf16 with kernel="auto", the composite math kernel: no fused backward node
+    assert "Flash" not in _sdpa_backward_name("cpu", "bf16", "auto")
+    assert step_context("cpu", "bf16")[1] and not step_context("cpu", "none")[1]
+    assert not step_context("cuda", "bf16")[1]  # a GPU keeps flash attention
+    with pytest.raises(ValueError, match="train.attention_kernel"):
+        step_context("cpu", "bf16", "math")

@@ -30,13 +30,15 @@ def files_under(path):
 
 def test_bad_values_are_refused_before_anything_is_written(tmp_path):
     cfg = compose_cfg("profile=smoke", f"paths.results={tmp_path / 'out'}", "train.batch_size=0",
-                      "seed=1.5", "train.lr=-1e-3", "data.max_train=abc")
+                      "seed=1.5", "train.lr=-1e-3", "data.max_train=abc",
+                      "+train.attention_kernel=flash")
     with pytest.raises(RunConfigError) as err:
         run_experiment(cfg)
     message = str(err.value)
     for expected in ("train.batch_size=0 must be an integer >= 1", "seed=1.5 must be an integer",
                      "train.lr=-0.001 must be a finite number > 0",
-                     "data.max_train='abc' must be null or an integer"):
+                     "data.max_train='abc' must be null or an integer",
+                     "train.attention_kernel='flash' must be auto"):
         assert expected in message
     assert files_under(tmp_path) == []
 

@@ -111,7 +111,8 @@ def plain_loop(case: Case, steps: int, reference: float) -> dict:
     return _summary(log, reference)
 
 
-def engine_loop(case: Case, steps: int, reference: float, order: str) -> dict:
+def engine_loop(case: Case, steps: int, reference: float, order: str, autocast: str = "none",
+                kernel: str = "auto") -> dict:
     model = _prepared(case)
     counter = FlopCounter(model)
     lengths = [item_length(it) for it in case.items]
@@ -126,7 +127,8 @@ def engine_loop(case: Case, steps: int, reference: float, order: str) -> dict:
     # the plain loop's thread count, so that only the loops differ
     cfg = TrainConfig(lr=1e-5, batch_size=case.batch_size, max_steps=steps + 1, log_every=0,
                       seed=SEED, batch_order=order, progress=False,
-                      threads=torch.get_num_threads())
+                      threads=torch.get_num_threads(), autocast=autocast,
+                      attention_kernel=kernel)
     loss = causal_lm_loss() if case.causal else classification_loss()
     result = train(model, case.items, case.collate, loss, cfg, on_step=on_step,
                    device=case.device)
@@ -136,15 +138,23 @@ def engine_loop(case: Case, steps: int, reference: float, order: str) -> dict:
         mask = case.collate([case.items[i] for i in indices])["attention_mask"]
         log.append({"s": stamps[k + 1] - stamps[k], "flops": flops[k],
                     "tokens": int(mask.sum()), "positions": mask.numel()})
-    return {**_summary(log, reference), "threads": result.threads}
+    return {**_summary(log, reference), "threads": result.threads,
+            "attention": result.attention}
 
 
 def time_case(case: Case, steps: int, reference: float) -> dict:
-    """Plain loop, engine in the official order, engine with length buckets; ratios to plain."""
+    """Plain loop, engine in the official order, engine with length buckets, and on CPU the
+    stand-ins' configuration (length buckets under bf16 autocast) with SDPA's math kernel
+    (`engine.step_context`) and with torch's flash kernel; ratios to plain."""
     out = {"plain": plain_loop(case, steps, reference)}
-    for label, order in (("engine", "official"), ("engine_buckets", "length_buckets")):
-        out[label] = engine_loop(case, steps, reference, order)
-    for label in ("engine", "engine_buckets"):
+    variants = [("engine", "official", "none", "auto"),
+                ("engine_buckets", "length_buckets", "none", "auto")]
+    if case.device == "cpu":
+        variants += [("engine_bf16", "length_buckets", "bf16", "auto"),
+                     ("engine_bf16_flash", "length_buckets", "bf16", "default")]
+    for label, order, autocast, kernel in variants:
+        out[label] = engine_loop(case, steps, reference, order, autocast, kernel)
+    for label, *_ in variants:
         out[label]["vs_plain"] = round(out[label]["tokens_per_s"] / out["plain"]["tokens_per_s"], 3)
     print(f"[bench] {case.name}: " + ", ".join(
         f"{k} {v['tokens_per_s']:.0f} tok/s ({v['fraction_of_matmul']:.0%} of matmul)"
