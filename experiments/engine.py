@@ -69,6 +69,10 @@ class TrainConfig:
     # SDPA's kernel in training steps: "auto" = the math kernel on CPU under bf16 autocast
     # (`step_context`), torch's own choice elsewhere; "default" = torch's choice everywhere
     attention_kernel: str = "auto"
+    # true: training steps run the model through torch.compile (dynamic shapes, COMPILE_BACKEND);
+    # checkpoints, evaluation and decoding use the model itself. The first steps pay the compile
+    # (minutes cold; inductor's on-disk cache makes a rerun's shorter). null reads as false
+    compile: bool | None = False
     # > 0: stop once the job's dev metric stopped improving (experiments/plateau.py: the last
     # `patience` evaluations no better than the earlier best, after `min_evaluations`)
     patience: int | None = 0  # null reads as 0
@@ -78,11 +82,38 @@ class TrainConfig:
     fsdp: bool | None = False
 
 
+# torch.compile's backend for `train.compile` (tests swap in "aot_eager", which needs no C++
+# compiler)
+COMPILE_BACKEND = "inductor"
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile's and DistributedDataParallel's wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def _check_can_compile(device: torch.device | str) -> None:
+    """Inductor builds CPU kernels with a C++ compiler: without one, say so before training
+    starts rather than at the first step."""
+    if COMPILE_BACKEND != "inductor" or torch.device(device).type != "cpu":
+        return
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as err:  # noqa: BLE001 - torch raises its own error types here
+        raise ValueError(f"train.compile=true on CPU needs a C++ compiler (g++ or clang++; "
+                         f"torch says: {err}): install one, or set train.compile=false") from err
+
+
 def _computes_selected_logits(model: nn.Module) -> bool:
     """Whether the model's head can score only chosen positions (`logits_to_keep`, HF causal
     LMs). Prefix-wrapped models cannot: their outputs are gathered from a longer sequence."""
-    inner = getattr(model, "module", model)  # DistributedDataParallel
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    return "logits_to_keep" in inspect.signature(_unwrapped(model).forward).parameters
 
 
 def causal_lm_loss(label_smoothing: float = 0.0) -> LossFn:
@@ -166,6 +197,7 @@ class TrainResult:
     stopped_early: bool = False  # the plateau rule ended training before `epochs`
     converged: bool | None = None  # the plateau rule on the dev history (None: no rule set)
     chance: dict | None = None  # {"metric", "value"}: the constant predictor's dev score
+    compiled: bool = False  # training steps ran through torch.compile (train.compile)
 
     def summary(self) -> dict:
         """What a run record keeps: training and evaluation apart."""
@@ -180,6 +212,7 @@ class TrainResult:
                 **({} if self.converged is None else
                    {"converged": self.converged, "stopped_early": self.stopped_early}),
                 **({} if self.chance is None else {"chance": self.chance}),
+                **({"compiled": True} if self.compiled else {}),
                 "history": self.history, "resumed_from_step": self.resumed_from,
                 "curve": self.curve}
 
@@ -297,6 +330,12 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
     wrapped = model
     if world > 1 and not sharded:  # FSDP already averages gradients over the ranks
         wrapped = nn.parallel.DistributedDataParallel(model)
+    if cfg.compile:
+        if world > 1:
+            raise ValueError("train.compile=true is built and tested for one process: drop it "
+                             "for torchrun runs")
+        _check_can_compile(device)
+        wrapped = torch.compile(wrapped, dynamic=True, backend=COMPILE_BACKEND)
 
     step, history, start_epoch, skip = 0, [], 0, 0
     # the loss so far of the epoch a checkpoint cuts, so its train_loss covers all its batches
@@ -342,7 +381,7 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
                            curve.points, cfg.autocast or "none", stopped_early,
                            plateaued() if cfg.patience else None,
                            None if chance is None or monitor is None else
-                           {"metric": monitor[0], "value": chance})
+                           {"metric": monitor[0], "value": chance}, bool(cfg.compile))
 
     bar = _progress_bar(total, step, cfg.progress and rank == 0)
     model.train()

@@ -45,6 +45,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.autocast": (lambda v: v in (None, "none", "bf16"), "null, none or bf16"),
     "train.attention_kernel": (lambda v: v in ("auto", "default"),
                                "auto (math SDPA on CPU under bf16) or default (torch's choice)"),
+    "train.compile": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     "train.fsdp": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     "train.patience": (lambda v: v is None or (_integer(v) and v >= 0),
                        "null or an integer >= 0 (0: no early stop)"),

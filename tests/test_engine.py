@@ -371,3 +371,53 @@ def test_step_context_runs_math_attention_on_cpu_under_bf16_only():
     assert not step_context("cuda", "bf16")[1]  # a GPU keeps flash attention
     with pytest.raises(ValueError, match="train.attention_kernel"):
         step_context("cpu", "bf16", "math")
+
+
+def test_compiled_training_matches_eager_and_keeps_the_selected_logits(monkeypatch):
+    from experiments import engine
+
+    # aot_eager traces and runs the same graph as inductor, without a C++ compiler
+    monkeypatch.setattr(engine, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    cfg = dict(lr=1e-2, batch_size=4, log_every=1, progress=False, threads=1)
+    seen = []
+
+    def run(compile_):
+        model = lora_gpt2()
+        result = train(model, items(), collate_causal, causal_lm_loss(),
+                       TrainConfig(**cfg, compile=compile_),
+                       on_epoch_end=lambda e, m: seen.append(type(m).__name__) or {})
+        return model, result
+
+    from torch._dynamo.utils import counters
+
+    eager_model, eager = run(False)
+    assert counters["stats"]["unique_graphs"] == 0
+    compiled_model, compiled = run(True)
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo really traced the training steps
+    assert compiled.summary()["compiled"] and "compiled" not in eager.summary()
+    assert seen[-1] == type(compiled_model).__name__  # evaluation gets the model, uncompiled
+    losses = lambda r: [p["loss"] for p in r.curve if "loss" in p]  # noqa: E731
+    assert losses(eager)[0] != losses(eager)[-1]  # it trained
+    torch.testing.assert_close(torch.tensor(losses(compiled)), torch.tensor(losses(eager)),
+                               rtol=1e-4, atol=1e-5)
+    for (name, a), (_, b) in zip(compiled_model.named_parameters(), eager_model.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    wrapped = torch.compile(compiled_model, backend="aot_eager")
+    assert engine._computes_selected_logits(wrapped)  # logits_to_keep seen through the wrapper
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_training(monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    from experiments import engine
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "no-such-c++-compiler"))
+    monkeypatch.delenv("CXX", raising=False)
+    model = lora_gpt2()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with pytest.raises(ValueError, match="needs a C\\+\\+ compiler.*train.compile=false"):
+        train(model, items(), collate_causal, causal_lm_loss(),
+              TrainConfig(batch_size=4, progress=False, threads=1, compile=True))
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    engine._check_can_compile("cuda")  # a GPU compiles with triton: no C++ compiler asked for

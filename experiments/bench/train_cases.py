@@ -112,7 +112,7 @@ def plain_loop(case: Case, steps: int, reference: float) -> dict:
 
 
 def engine_loop(case: Case, steps: int, reference: float, order: str, autocast: str = "none",
-                kernel: str = "auto") -> dict:
+                kernel: str = "auto", compile_: bool = False) -> dict:
     model = _prepared(case)
     counter = FlopCounter(model)
     lengths = [item_length(it) for it in case.items]
@@ -128,7 +128,7 @@ def engine_loop(case: Case, steps: int, reference: float, order: str, autocast: 
     cfg = TrainConfig(lr=1e-5, batch_size=case.batch_size, max_steps=steps + 1, log_every=0,
                       seed=SEED, batch_order=order, progress=False,
                       threads=torch.get_num_threads(), autocast=autocast,
-                      attention_kernel=kernel)
+                      attention_kernel=kernel, compile=compile_)
     loss = causal_lm_loss() if case.causal else classification_loss()
     result = train(model, case.items, case.collate, loss, cfg, on_step=on_step,
                    device=case.device)
@@ -142,18 +142,21 @@ def engine_loop(case: Case, steps: int, reference: float, order: str, autocast: 
             "attention": result.attention}
 
 
-def time_case(case: Case, steps: int, reference: float) -> dict:
+def time_case(case: Case, steps: int, reference: float, compile_: bool = False) -> dict:
     """Plain loop, engine in the official order, engine with length buckets, and on CPU the
     stand-ins' configuration (length buckets under bf16 autocast) with SDPA's math kernel
-    (`engine.step_context`) and with torch's flash kernel; ratios to plain."""
+    (`engine.step_context`), with torch's flash kernel and (compile_) through torch.compile;
+    ratios to plain."""
     out = {"plain": plain_loop(case, steps, reference)}
-    variants = [("engine", "official", "none", "auto"),
-                ("engine_buckets", "length_buckets", "none", "auto")]
+    variants = [("engine", "official", "none", "auto", False),
+                ("engine_buckets", "length_buckets", "none", "auto", False)]
     if case.device == "cpu":
-        variants += [("engine_bf16", "length_buckets", "bf16", "auto"),
-                     ("engine_bf16_flash", "length_buckets", "bf16", "default")]
-    for label, order, autocast, kernel in variants:
-        out[label] = engine_loop(case, steps, reference, order, autocast, kernel)
+        variants += [("engine_bf16", "length_buckets", "bf16", "auto", False),
+                     ("engine_bf16_flash", "length_buckets", "bf16", "default", False)]
+        if compile_:
+            variants.append(("engine_bf16_compiled", "length_buckets", "bf16", "auto", True))
+    for label, *how in variants:
+        out[label] = engine_loop(case, steps, reference, *how)
     for label, *_ in variants:
         out[label]["vs_plain"] = round(out[label]["tokens_per_s"] / out["plain"]["tokens_per_s"], 3)
     print(f"[bench] {case.name}: " + ", ".join(

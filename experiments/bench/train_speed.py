@@ -97,7 +97,8 @@ def markdown(report: dict) -> str:
              "## Training: plain loop vs engine, same real tokens", "",
              "engine_bf16 rows train under bf16 autocast with SDPA's math kernel in training "
              "steps (the stand-ins' CPU setting), engine_bf16_flash with torch's flash kernel; "
-             "their GFLOP/s are against the same float32 matmul reference.", "",
+             "their GFLOP/s are against the same float32 matmul reference. engine_bf16_compiled "
+             "(`--compile`) adds train.compile=true; its compile is the untimed first step.", "",
              "| case | loop | s/step | tokens/s | padding | GFLOP/s | of matmul | vs plain |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, case in report.get("training", {}).items():
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per loop (+1 warm-up)")
     parser.add_argument("--gpt2-steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="0 = every usable core")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time engine_bf16_compiled (train.compile=true; the compile, "
+                             "minutes per case, is its untimed first step)")
     parser.add_argument("--out", type=Path, default=results_dir() / "bench")
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         cases = smollm2_cases()
         if "smollm2" in args.parts:
             for case in cases:
-                training[case.name] = time_case(case, args.steps, ref)
+                training[case.name] = time_case(case, args.steps, ref, args.compile)
         if "decode" in args.parts:
             from ..models import load_tokenizer
             from .decode_cases import smollm2_decoding
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         del cases
     if "minilm" in args.parts:
         for case in minilm_cases():
-            training[case.name] = time_case(case, args.steps, ref)
+            training[case.name] = time_case(case, args.steps, ref, args.compile)
     report["training"] = training
     if "gpt2" in args.parts:
         report["gpt2_m"] = gpt2_steps(args.gpt2_steps, threads)
