@@ -327,14 +327,15 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
     opt = make_optimizer(parameter_groups(model, cfg), cfg)
     trained = [p for g in opt.param_groups for p in g["params"]]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(warmup, total))
-    wrapped = model
-    if world > 1 and not sharded:  # FSDP already averages gradients over the ranks
-        wrapped = nn.parallel.DistributedDataParallel(model)
     if cfg.compile:
         if world > 1:
             raise ValueError("train.compile=true is built and tested for one process: drop it "
                              "for torchrun runs")
         _check_can_compile(device)
+    wrapped = model
+    if world > 1 and not sharded:  # FSDP already averages gradients over the ranks
+        wrapped = nn.parallel.DistributedDataParallel(model)
+    if cfg.compile:
         wrapped = torch.compile(wrapped, dynamic=True, backend=COMPILE_BACKEND)
 
     step, history, start_epoch, skip = 0, [], 0, 0
