@@ -66,8 +66,9 @@ class TrainConfig:
     # "bf16": forward and backward under torch.autocast in bfloat16, weights, gradients and
     # AdamW state stay float32 (an AVX512-BF16 CPU runs bf16 matmuls faster than float32)
     autocast: str | None = "none"  # null in a config reads as none
-    # SDPA's kernel in training steps: "auto" = the math kernel on CPU under bf16 autocast
-    # (`step_context`), torch's own choice elsewhere; "default" = torch's choice everywhere
+    # SDPA's kernel in training steps: "auto" = the math kernel on CPU under bf16 autocast when
+    # some weights are frozen (`step_context`), torch's own choice elsewhere; "default" = torch's
+    # choice everywhere
     attention_kernel: str = "auto"
     # true: training steps run the model through torch.compile (dynamic shapes, COMPILE_BACKEND);
     # checkpoints, evaluation and decoding use the model itself. The first steps pay the compile
@@ -217,19 +218,21 @@ class TrainResult:
                 "curve": self.curve}
 
 
-def step_context(device: torch.device | str, autocast: str | None,
-                 kernel: str = "auto") -> tuple[Callable[[], contextlib.ExitStack], bool]:
+def step_context(device: torch.device | str, autocast: str | None, kernel: str = "auto",
+                 frozen: bool = True) -> tuple[Callable[[], contextlib.ExitStack], bool]:
     """What one training forward runs under: bf16 autocast when asked and, on CPU under bf16
-    with kernel="auto", SDPA's math kernel. Why: torch's fused CPU flash-attention backward in
-    bf16 took a third of a SmolLM2 LoRA step, and the math kernel (the composite softmax(QK^T)V
-    that eager attention computes) is faster there (`make bench-train`: engine_bf16 against
-    engine_bf16_flash). Evaluation and decoding keep torch's choice (flash is as fast forward).
+    with kernel="auto" for a model with frozen weights, SDPA's math kernel. Why: torch's fused
+    CPU flash-attention backward in bf16 took a third of a SmolLM2 LoRA step; the math kernel
+    (the composite softmax(QK^T)V that eager attention computes) made LoRA's steps 1.2-1.4x
+    faster on 2 threads; FT's moved within the bench's noise, so FT keeps torch's choice
+    (`make bench-train`: engine_bf16 against engine_bf16_flash).
+    Evaluation and decoding keep torch's choice (flash is as fast forward).
     Returns a factory of per-step contexts and whether the math kernel is forced."""
     if kernel not in ("auto", "default"):
         raise ValueError(f"train.attention_kernel is {kernel!r}: use auto or default")
     kind = torch.device(device).type
     bf16 = autocast == "bf16"
-    math_kernel = bf16 and kind == "cpu" and kernel == "auto"
+    math_kernel = bf16 and kind == "cpu" and kernel == "auto" and frozen
 
     def enter() -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
@@ -301,7 +304,8 @@ def train(model: nn.Module, items: Sequence[Any], collate: Callable[[list], dict
         raise ValueError("train.patience is set, but this task names no dev metric to watch: "
                          "set train.patience=0")
     threads = configure_threads(cfg.threads)
-    step_ctx, math_kernel = step_context(device, cfg.autocast, cfg.attention_kernel)
+    step_ctx, math_kernel = step_context(device, cfg.autocast, cfg.attention_kernel,
+                                         frozen=not all(p.requires_grad for p in model.parameters()))
     attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
     if math_kernel and attention == "sdpa":
         attention = "sdpa (math kernel)"  # what the record says ran

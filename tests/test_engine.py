@@ -369,6 +369,7 @@ def test_step_context_runs_math_attention_on_cpu_under_bf16_only():
     assert "Flash" not in _sdpa_backward_name("cpu", "bf16", "auto")
     assert step_context("cpu", "bf16")[1] and not step_context("cpu", "none")[1]
     assert not step_context("cuda", "bf16")[1]  # a GPU keeps flash attention
+    assert not step_context("cpu", "bf16", frozen=False)[1]  # FT: no measured gain, torch's choice
     with pytest.raises(ValueError, match="train.attention_kernel"):
         step_context("cpu", "bf16", "math")
 
