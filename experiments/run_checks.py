@@ -44,7 +44,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.save_every": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "train.autocast": (lambda v: v in (None, "none", "bf16"), "null, none or bf16"),
     "train.attention_kernel": (lambda v: v in ("auto", "default"),
-                               "auto (math SDPA on CPU under bf16) or default (torch's choice)"),
+                               "auto (math SDPA on CPU under bf16 for frozen-weight models) or default "
+                               "(torch's choice)"),
     "train.compile": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     "train.fsdp": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     "train.patience": (lambda v: v is None or (_integer(v) and v >= 0),

@@ -14,6 +14,11 @@ from lora_core import LoRAConfig, apply_lora
 from .conftest import tiny_model
 
 
+def curve_losses(result) -> list[float]:
+    """The training-loss points of a result's curve (dev points carry no "loss")."""
+    return [p["loss"] for p in result.curve if "loss" in p]
+
+
 def items(n=24, seed=0):
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -337,8 +342,7 @@ def test_bf16_autocast_trains_close_to_float32_and_keeps_float32_weights():
         result = train(model, items(), collate_causal, causal_lm_loss(),
                        TrainConfig(lr=1e-2, epochs=2, batch_size=4, log_every=1, progress=False,
                                    autocast=autocast))
-        losses = [p["loss"] for p in result.curve if "loss" in p]
-        return model, losses, result
+        return model, curve_losses(result), result
 
     fp32_model, fp32, _ = run("none")
     bf16_model, bf16, result = run("bf16")
@@ -398,10 +402,9 @@ def test_compiled_training_matches_eager_and_keeps_the_selected_logits(monkeypat
     assert counters["stats"]["unique_graphs"] >= 1  # dynamo really traced the training steps
     assert compiled.summary()["compiled"] and "compiled" not in eager.summary()
     assert seen[-1] == type(compiled_model).__name__  # evaluation gets the model, uncompiled
-    losses = lambda r: [p["loss"] for p in r.curve if "loss" in p]  # noqa: E731
-    assert losses(eager)[0] != losses(eager)[-1]  # it trained
-    torch.testing.assert_close(torch.tensor(losses(compiled)), torch.tensor(losses(eager)),
-                               rtol=1e-4, atol=1e-5)
+    assert curve_losses(eager)[0] != curve_losses(eager)[-1]  # it trained
+    torch.testing.assert_close(torch.tensor(curve_losses(compiled)),
+                               torch.tensor(curve_losses(eager)), rtol=1e-4, atol=1e-5)
     for (name, a), (_, b) in zip(compiled_model.named_parameters(), eager_model.named_parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
     wrapped = torch.compile(compiled_model, backend="aot_eager")
@@ -446,7 +449,7 @@ def test_inserted_modules_and_prefixes_train_compiled_as_eager(monkeypatch, meth
         result = train(model, items(16), collate_causal, causal_lm_loss(),
                        TrainConfig(lr=1e-2, batch_size=4, log_every=1, progress=False, threads=1,
                                    compile=compile_))
-        return torch.tensor([p["loss"] for p in result.curve if "loss" in p])
+        return torch.tensor(curve_losses(result))
 
     eager = losses(False)
     assert eager[0] != eager[-1]

@@ -144,9 +144,9 @@ def engine_loop(case: Case, steps: int, reference: float, order: str, autocast: 
 
 def time_case(case: Case, steps: int, reference: float, compile_: bool = False) -> dict:
     """Plain loop, engine in the official order, engine with length buckets, and on CPU the
-    stand-ins' configuration (length buckets under bf16 autocast) with SDPA's math kernel
-    (`engine.step_context`), with torch's flash kernel and (compile_) through torch.compile;
-    ratios to plain."""
+    stand-ins' configuration (length buckets under bf16 autocast) with the engine's default
+    attention kernel (`engine.step_context`), with torch's flash kernel and (compile_) through
+    torch.compile; ratios to plain."""
     out = {"plain": plain_loop(case, steps, reference)}
     variants = [("engine", "official", "none", "auto", False),
                 ("engine_buckets", "length_buckets", "none", "auto", False)]

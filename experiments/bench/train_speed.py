@@ -95,8 +95,9 @@ def markdown(report: dict) -> str:
              "Parts measured: " + ", ".join(f"{k} {v}" for k, v in report.get("parts", {}).items())
              + ".", "",
              "## Training: plain loop vs engine, same real tokens", "",
-             "engine_bf16 rows train under bf16 autocast with SDPA's math kernel in training "
-             "steps (the stand-ins' CPU setting), engine_bf16_flash with torch's flash kernel; "
+             "engine_bf16 rows train under bf16 autocast with the engine's default attention kernel "
+             "(SDPA's math kernel where weights are frozen, torch's choice for FT: the "
+             "record's `attention`), engine_bf16_flash with torch's flash kernel; "
              "their GFLOP/s are against the same float32 matmul reference. engine_bf16_compiled "
              "(`--compile`) adds train.compile=true; its compile is the untimed first step.", "",
              "| case | loop | s/step | tokens/s | padding | GFLOP/s | of matmul | vs plain |",
