@@ -213,6 +213,11 @@ def chosen_lr(family: Family, method: str, results: Path | None = None) -> tuple
     return best.lr, f"best of the lr sweep ({source}{edge})"
 
 
+def sweep_finished(family: Family, method: str, results: Path | None = None) -> bool:
+    """Whether the method's whole sweep, extensions included, has run (its pick is final)."""
+    return _best_of(sweep_grid(family, method, results), _sweep_doc(family, results), method) is not None
+
+
 def sweep_status(family: Family, methods: list[str], results: Path | None = None) -> str:
     """A table: per method, the lrs its sweep wants (extensions included), the dev metric of
     each one run so far, and the lr its configs take with where it comes from."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .converge import FAMILIES, run_lines, sweep_lines
+from .converge import FAMILIES, run_lines, sweep_finished, sweep_lines
 from .grid import grid_lines
 from .paths import results_dir
 
@@ -68,6 +68,20 @@ def rank_curves_lines() -> list[str]:
             if line.split()[0].split("/")[2] in RANK_CURVES_RUNS]
 
 
+# Claims 07 and 08 on the Section 7 cells trained to their plateau (conf/experiment/s7_smollm2,
+# at LoRA r_q=r_v=8's swept lr): the Table 5 and Table 6 cells the claims compare, on SST-2 and
+# SAMSum, 3 seeds; before Table 4's other rows, since LoRA alone settles them. They wait for
+# that sweep (stage gpt3_smollm2_ft_lora): made before it, they would train at the short-budget
+# lr, and the sweep's pick would leave them stale.
+S7_SMOLLM2_CELLS = ("qv_r4", "qkvo_r2", "q_r8", "k_r8", "qv_r1", "qv_r64", "qkvo_r1", "qkvo_r64")
+S7_SMOLLM2_SWEEP = ("gpt3_smollm2", "lora_qv_r8")
+
+
+def s7_smollm2_lines() -> list[str]:
+    return [f"s7_smollm2/{task}/{cell}/seed{s} experiment=s7_smollm2/{task}/{cell} seed={s} logger=none"
+            for s in BEYOND_SEEDS for task in ("sst2_gen", "samsum") for cell in S7_SMOLLM2_CELLS]
+
+
 def s7_minilm_lines() -> list[str]:
     return [f"s7_minilm/mrpc/{e}/seed{s} experiment=s7_minilm/mrpc/{e} seed={s} logger=none"
             for e, s in S7_MINILM_RUNS]
@@ -82,6 +96,10 @@ class Stage:
     # an lr sweep first, whose picks its command writes into the cells' configs before the
     # cells run (scripts/converge.sh): its lines are a plan, not one list to run
     sweeps: bool = False
+    # (family, method): another stage's lr sweep whose pick its cells train at; they wait for it
+    needs_sweep: tuple[str, str] | None = None
+    # what its runs feed, for a stage whose claims still read other runs
+    feeds: str = ""
 
 
 STAGES = (
@@ -106,9 +124,14 @@ STAGES = (
     # Table 4's converging stand-in (tables/table4_smollm2.md): the ledger's SmolLM2 claims read
     # the 25-50-step table<N>_smollm2 runs until these exist, so no claim is listed yet.
     Stage("gpt3_smollm2_ft_lora", (), "make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'",
-          _converge("gpt3_smollm2", "ft", "lora_qv_r8"), sweeps=True),
+          _converge("gpt3_smollm2", "ft", "lora_qv_r8"), sweeps=True, feeds="(table4_smollm2.md)"),
+    # Tables 5 and 6 trained to their plateau: claims 07 and 08 read the 25-50-step
+    # table5/6_smollm2 runs until these exist, so no claim is listed yet either.
+    Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2", s7_smollm2_lines,
+          needs_sweep=S7_SMOLLM2_SWEEP, feeds="(claims 07 and 08, once run)"),
     Stage("gpt3_smollm2_others", (), "make gpt3-smollm2",
-          _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr), sweeps=True),
+          _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr), sweeps=True,
+          feeds="(table4_smollm2.md)"),
 )
 
 
@@ -167,7 +190,7 @@ def status_table(results: Path) -> str:
         left = " + ".join(([f"{st.estimate:.1f}"] if st.estimate or not st.untimed else []) +
                           ([f"{st.untimed} runs not yet timed"] if st.untimed else []))
         rows.append(f"| {i} | {st.stage.name} | {st.complete} of {st.planned} | {st.hours:.1f} | "
-                    f"{left} | {', '.join(st.stage.claims) or '(table4_smollm2.md)'} | `{st.stage.command}` |")
+                    f"{left} | {', '.join(st.stage.claims) or st.stage.feeds} | `{st.stage.command}` |")
     return "\n".join(rows) + ("\n\nHours are wall hours on the machine that ran them. A run left "
                               "is estimated at the mean of the complete runs of its configuration "
                               "(its other seeds); one whose configuration has none is counted apart.")
@@ -191,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
             # one list cannot hold it: the cells' configs change once the sweep has run
             p.error(f"stage {stage.name} runs an lr sweep, then writes the chosen lrs into its "
                     f"cells' configs, then the cells: run `{stage.command}`")
+        if stage.needs_sweep and not sweep_finished(FAMILIES[stage.needs_sweep[0]],
+                                                    stage.needs_sweep[1], results):
+            family, method = stage.needs_sweep
+            sweep_run = f"{FAMILIES[family].analysis}/{method}/"
+            waits_for = next(s for s in STAGES if s.sweeps
+                             and any(line.startswith(sweep_run) for line in s.lines()))
+            p.error(f"stage {stage.name} trains at the lr that {family} {method}'s sweep picks, "
+                    f"which has not finished (python -m experiments.converge status {family}): "
+                    f"run `{waits_for.command}` first")
         print("\n".join(stage.lines()))
     else:
         for s in STAGES:

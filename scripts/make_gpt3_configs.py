@@ -82,11 +82,11 @@ TABLE4 = {
 # tables say n/a (README: zero-initialised added biases would be another method).
 STANDIN_SKIP = {"bitfit"}
 # Table 5: the same 18M budget on GPT-3: r = 8 for one type, 4 for two, 2 for four.
-TABLE5 = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} (r={r})")
-          for t, r in (("q", 8), ("k", 8), ("v", 8), ("o", 8), ("qk", 4), ("qv", 4), ("qkvo", 2))}
+TABLE5_SETS = (("q", 8), ("k", 8), ("v", 8), ("o", 8), ("qk", 4), ("qv", 4), ("qkvo", 2))
+TABLE5 = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} (r={r})") for t, r in TABLE5_SETS}
 # Table 6: r in 1, 2, 4, 8, 64 for {Wq}, {Wq,Wv}, {Wq,Wk,Wv,Wo}.
-TABLE6 = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} r={r}")
-          for t in ("q", "qv", "qkvo") for r in (1, 2, 4, 8, 64)}
+TABLE6_SETS = tuple((t, r) for t in ("q", "qv", "qkvo") for r in (1, 2, 4, 8, 64))
+TABLE6 = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} r={r}") for t, r in TABLE6_SETS}
 # Table 15 / Figure 2: every point, LoRA+PE / LoRA+PL (App. E) included.
 TABLE15 = {
     "ft": dict(method="ft", args=None, row="Fine-Tune"),
@@ -276,19 +276,19 @@ def chosen_separators() -> dict:
     return {t: v["chosen"] for t, v in tasks.items() if v.get("chosen")}
 
 
-def render_plateau(task: str, cell: str, spec: dict, separator: str | None) -> str:
+def render_plateau(name: str, table: str, task: str, spec: dict, separator: str | None,
+                   lr: float, lr_source: str, about: str) -> str:
+    """A cell trained to its plateau on PLATEAU_BUDGET[task]: gpt3_smollm2's and s7_smollm2's."""
     b = PLATEAU_BUDGET[task]
     lines = ["# @package _global_",
              f"# {spec['row']} on {task}, SmolLM2-135M trained until the dev metric stops improving",
-             "# (issue #23's converging stand-in for Table 4). Written by scripts/make_gpt3_configs.py.",
+             f"# ({about}). Written by scripts/make_gpt3_configs.py.",
              "defaults:", "  - override /model: smollm2_135m",
              f"  - override /method: {spec['method']}", f"  - override /task: {task}",
              "  - override /train: gpt3", select_profile(PLATEAU_PROFILE), "run:",
-             f"  name: gpt3_smollm2/{task}/{cell}",
-             "  table: gpt3_smollm2", f"  row: \"{spec['row']}\""]
+             f"  name: {name}", f"  table: {table}", f"  row: \"{spec['row']}\""]
     if spec.get("args"):
         lines.append(f"method: {spec['args']}")
-    lr, lr_source = chosen_lr(FAMILIES["gpt3_smollm2"], cell)
     lines += ["train:", f"  lr: {lr:g}  # {lr_source}", f"  batch_size: {b['batch']}",
               f"  epochs: {b['epochs']}", "task:", f"  seq_len: {b['seq_len']}",
               "decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]
@@ -297,6 +297,40 @@ def render_plateau(task: str, cell: str, spec: dict, separator: str | None) -> s
     lines += ["data:", f"  max_train: {'null' if b['max_train'] is None else b['max_train']}",
               f"  max_eval_sources: {b['max_eval']}"]
     return "\n".join(lines) + "\n"
+
+
+# Section 7's ablations trained to their plateau (issue #23: the Table 5 and 6 cells claims 07
+# and 08 rest on), s7_smollm2/<task>/<cell>: gpt3_smollm2's budgets and profile, at LoRA
+# r_q=r_v=8's swept lr for every weight-type set and rank, as the paper keeps Table 12's one LoRA
+# lr across Tables 5 and 6. Wq,Wv r=8 is gpt3_smollm2's lora_qv_r8 cell itself, so it has no file
+# here; the tasks are the claims' (RTE as generation is in no claim of Section 7).
+S7_TASKS = ("sst2_gen", "samsum")
+S7_CELLS = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} r={r}")
+            for t, r in dict.fromkeys(TABLE6_SETS + TABLE5_SETS) if (t, r) != ("qv", 8)}
+
+
+def write_plateau_cells(separators: dict, written: list) -> None:
+    """gpt3_smollm2/<task>/<cell> (Table 4's rows, each at its own swept lr) and
+    s7_smollm2/<task>/<cell> (Tables 5 and 6, at LoRA r_q=r_v=8's)."""
+    family = FAMILIES["gpt3_smollm2"]
+    lora_lr, lora_source = chosen_lr(family, "lora_qv_r8")
+    for folder, tasks, cells in (("gpt3_smollm2", PLATEAU_BUDGET, TABLE4), ("s7_smollm2", S7_TASKS, S7_CELLS)):
+        shutil.rmtree(CONF / folder, ignore_errors=True)
+        for task in tasks:
+            for cell, spec in cells.items():
+                if cell in STANDIN_SKIP:
+                    continue
+                if folder == "gpt3_smollm2":
+                    lr, source = chosen_lr(family, cell)
+                    about = "issue #23's converging stand-in for Table 4"
+                else:
+                    lr, source = lora_lr, f"LoRA r_q=r_v=8's (gpt3_smollm2): {lora_source}"
+                    about = "issue #23's converging stand-in for Tables 5 and 6"
+                path = CONF / folder / task / f"{cell}.yaml"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(render_plateau(f"{folder}/{task}/{cell}", folder, task, spec,
+                                               separators.get(task), lr, source, about))
+                written.append(path)
 
 
 def main() -> None:
@@ -339,25 +373,17 @@ def main() -> None:
               True, written)
         write(8, task, "lora", render(8, task, "lora", dict(lora("qv", 8), row="GPT-3 fine-tuned"),
                                       True), True, written)
-    shutil.rmtree(CONF / "gpt3_smollm2", ignore_errors=True)
-    separators = chosen_separators()
-    for task in PLATEAU_BUDGET:
-        for cell, spec in TABLE4.items():
-            if cell in STANDIN_SKIP:
-                continue
-            path = CONF / "gpt3_smollm2" / task / f"{cell}.yaml"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render_plateau(task, cell, spec, separators.get(task)))
-            written.append(path)
+    write_plateau_cells(chosen_separators(), written)
     written.append(write_profile(
         STANDIN_PROFILE, "The SmolLM2-135M stand-ins of the GPT-3 tables (conf/experiment/table<N>_smollm2):\n"
         "the paper's recipe on SmolLM2-135M's real weights at a CPU budget. Each file keeps what\n"
         "differs by task or table (examples, batch, epochs, sequence length, lr).",
         "make_gpt3_configs.py", STANDIN_SHARED))
     written.append(write_profile(
-        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-in of Table 4 (conf/experiment/gpt3_smollm2):\n"
-        "trained until the dev metric stops improving (train.patience), bf16 autocast. Each file\n"
-        "keeps what differs by task (examples, batch, epochs, sequence length) and its lr.",
+        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-ins of Tables 4-6 (conf/experiment/gpt3_smollm2\n"
+        "and s7_smollm2): trained until the dev metric stops improving (train.patience), bf16\n"
+        "autocast. Each file keeps what differs by task (examples, batch, epochs, sequence length)\n"
+        "and its lr.",
         "make_gpt3_configs.py", PLATEAU_SHARED))
     print(f"wrote {len(written)} files under {CONF.parent}")
 

@@ -116,3 +116,30 @@ def test_the_rank_curves_stage_holds_the_runs_that_decide_at_this_budget():
     assert [line.split()[0] for line in stage.lines()] == [
         f"beyond_smollm2/rank_curves/{c}/seed1" for c in ("ft", "lora_r1", "lora_r256")]
     assert stage.command == "make evidence-runs-rank_curves"
+
+
+def test_s7_smollm2_plans_the_cells_claims_07_and_08_compare_and_waits_for_loras_sweep(
+        tmp_path, capsys):
+    """Its cells are the Table 5 and 6 cells the two claims name (on the plateau budget), and
+    `runs` refuses until LoRA r_q=r_v=8's sweep has picked the lr they train at."""
+    from experiments.converge import FAMILIES, sweep_grid
+    ledger = {c.id: c for c in load_ledger().claims}
+    named = {side.experiment.split("/", 1)[1]
+             for claim in ("multiple_weight_types", "small_rank_suffices")
+             for c in ledger[claim].comparisons for side in (c.a, c.b)}
+    stage = evidence.stage_named("s7_smollm2")
+    planned = {line.split()[1].split("=", 1)[1] for line in stage.lines()}
+    assert planned == {f"s7_smollm2/{cell}" for cell in named}
+    assert len(stage.lines()) == 3 * len(planned)
+    with pytest.raises(SystemExit):
+        main(["runs", "s7_smollm2", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "lora_qv_r8's sweep" in err and "make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'" in err
+    family = FAMILIES["gpt3_smollm2"]
+    grid = sweep_grid(family, "lora_qv_r8", tmp_path)
+    path = tmp_path / "analysis" / f"{family.analysis}.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"lower_is_better": False, "tie_tolerance": 0.0, "methods": {
+        "lora_qv_r8": {"mean_by_lr": {f"{lr:g}": 0.9 - abs(i - 1) * 0.05 for i, lr in enumerate(grid)}}}}))
+    assert main(["runs", "s7_smollm2", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == stage.lines()
