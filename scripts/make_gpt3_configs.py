@@ -277,7 +277,7 @@ def chosen_separators() -> dict:
 
 
 def render_plateau(name: str, table: str, task: str, spec: dict, separator: str | None,
-                   lr: float, lr_source: str, about: str) -> str:
+                   lr: float, lr_source: str, about: str, same_as: str | None = None) -> str:
     """A cell trained to its plateau on PLATEAU_BUDGET[task]: gpt3_smollm2's and s7_smollm2's."""
     b = PLATEAU_BUDGET[task]
     lines = ["# @package _global_",
@@ -287,6 +287,8 @@ def render_plateau(name: str, table: str, task: str, spec: dict, separator: str 
              f"  - override /method: {spec['method']}", f"  - override /task: {task}",
              "  - override /train: gpt3", select_profile(PLATEAU_PROFILE), "run:",
              f"  name: {name}", f"  table: {table}", f"  row: \"{spec['row']}\""]
+    if same_as:
+        lines.append(f"  same_as: {same_as}")
     if spec.get("args"):
         lines.append(f"method: {spec['args']}")
     lines += ["train:", f"  lr: {lr:g}  # {lr_source}", f"  batch_size: {b['batch']}",
@@ -302,11 +304,12 @@ def render_plateau(name: str, table: str, task: str, spec: dict, separator: str 
 # Section 7's ablations trained to their plateau (issue #23: the Table 5 and 6 cells claims 07
 # and 08 rest on), s7_smollm2/<task>/<cell>: gpt3_smollm2's budgets and profile, at LoRA
 # r_q=r_v=8's swept lr for every weight-type set and rank, as the paper keeps Table 12's one LoRA
-# lr across Tables 5 and 6. Wq,Wv r=8 is gpt3_smollm2's lora_qv_r8 cell itself, so it has no file
-# here; the tasks are the claims' (RTE as generation is in no claim of Section 7).
+# lr across Tables 5 and 6. Wq,Wv r=8 is gpt3_smollm2's lora_qv_r8 cell itself: its file links
+# there (run.same_as). The tasks are the claims' (RTE as generation is in no claim of Section 7).
 S7_TASKS = ("sst2_gen", "samsum")
 S7_CELLS = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} r={r}")
-            for t, r in dict.fromkeys(TABLE6_SETS + TABLE5_SETS) if (t, r) != ("qv", 8)}
+            for t, r in dict.fromkeys(TABLE6_SETS + TABLE5_SETS)}
+S7_SAME_AS = {"qv_r8": "gpt3_smollm2/{task}/lora_qv_r8"}
 
 
 def write_plateau_cells(separators: dict, written: list) -> None:
@@ -328,8 +331,10 @@ def write_plateau_cells(separators: dict, written: list) -> None:
                     about = "issue #23's converging stand-in for Tables 5 and 6"
                 path = CONF / folder / task / f"{cell}.yaml"
                 path.parent.mkdir(parents=True, exist_ok=True)
+                link = S7_SAME_AS.get(cell) if folder == "s7_smollm2" else None
                 path.write_text(render_plateau(f"{folder}/{task}/{cell}", folder, task, spec,
-                                               separators.get(task), lr, source, about))
+                                               separators.get(task), lr, source, about,
+                                               link and link.format(task=task)))
                 written.append(path)
 
 

@@ -1,5 +1,6 @@
-"""The converging SmolLM2 stand-in of Table 4 (tables/smollm2.py): cells at each seed's best
-epoch, skipped records, the budget from the records, run.same_as links, the empty table."""
+"""The converging SmolLM2 stand-ins of Table 4 and of Tables 5 and 6 (tables/smollm2.py): cells at
+each seed's best epoch, skipped records, the budget from the records, run.same_as links, the empty
+table."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import yaml
 from experiments.paper_numbers import load_table
 from experiments.tables import build, scan
 from experiments.tables.cli import main
-from experiments.tables.smollm2 import RUN_COMMAND, collect, to_json, to_markdown
+from experiments.tables.smollm2 import TABLE4, VIEWS, collect, paper_row_order, to_json, to_markdown
 
 ROWS = {"ft": "GPT-3 FT", "lora_qv_r8": "GPT-3 LoRA (37.7M)", "pre_layer": "GPT-3 PreLayer"}
 BUDGET = {"sst2_gen": (2000, {"dev": 400}, 96, 16, 8), "rte_gen": (2490, {"dev": 277}, 192, 16, 8),
@@ -26,7 +27,8 @@ def _entry(task: str, value) -> dict:
 
 
 def _record(root, cell, task, seed, history, *, rerun="", status="complete", converged=None,
-            folder="gpt3_smollm2", table="gpt3_smollm2", trainable=921_600, deployed=None):
+            folder="gpt3_smollm2", table="gpt3_smollm2", trainable=921_600, deployed=None,
+            row=None):
     """A record.json as the pipeline writes it for conf/experiment/<folder>/<task>/<cell>.yaml."""
     experiment = f"{folder}/{task}/{cell}"
     path = root / "runs" / experiment / f"seed{seed}{rerun}" / "record.json"
@@ -40,13 +42,13 @@ def _record(root, cell, task, seed, history, *, rerun="", status="complete", con
     params = {"trainable": trainable, "trainable_without_head": trainable, "head": 0,
               **({} if deployed is None else {"deployed": deployed})}
     path.write_text(json.dumps({
-        "experiment": experiment, "table": table, "row": ROWS[cell], "model": "smollm2_135m",
+        "experiment": experiment, "table": table, "row": row or ROWS[cell], "model": "smollm2_135m",
         "model_display": "SmolLM2-135M-Instruct", "profile": "standin_smollm2_plateau",
         "seed": seed, "status": status, "task": task, "method": cell.split("_q")[0],
         "metrics": entries[-1] if entries else {}, "train": train, "params": params,
         "data": {"train_examples": max_train, "eval_examples": evals},
         "config": {"data": {"max_train": max_train, "sample_seed": 0},
-                   "train": {"lr": LR[cell], "batch_size": batch, "epochs": epochs,
+                   "train": {"lr": LR.get(cell, LR["lora_qv_r8"]), "batch_size": batch, "epochs": epochs,
                              "patience": 2, "autocast": "bf16"},
                    "task": {"seq_len": seq, "splits": {"train": split,
                                                        "eval": next(iter(evals))}},
@@ -169,9 +171,51 @@ def test_with_no_records_the_table_says_so_and_names_the_command(tmp_path):
     main(["table=4_smollm2", "--results", str(tmp_path), "--out", str(tmp_path), "--no-wandb"])
     text = (tmp_path / "tables" / "table4_smollm2.md").read_text()
     assert "| (no complete run yet) | | | – | – | – | – | – |" in text
-    assert "No complete run yet" in text and f"`{RUN_COMMAND}` makes them" in text
+    assert "No complete run yet" in text and f"`{TABLE4.run_command}` makes them" in text
     assert "`python -m experiments.tables table=4_smollm2` (`make table4_smollm2`)" in text
     data = json.loads((tmp_path / "tables" / "table4_smollm2.json").read_text())
     assert data["rows"] == [] and data["table"] == "gpt3_smollm2"
     index = (tmp_path / "README.md").read_text()
     assert "`tables/table4_smollm2.md`, `tables/table4_smollm2.json`: Table 4 on" in index
+
+
+def test_the_section7_view_orders_table6s_rows_then_table5s_and_has_a_file_for_each(tmp_path):
+    view = VIEWS["s7_smollm2"]
+    order = paper_row_order(view)
+    assert order[:15] == [p.row for p in load_table(6).rows]
+    assert order[15:] == ["Wk r=8", "Wv r=8", "Wo r=8", "Wq,Wk r=4"]   # Table 5's others
+    assert collect(tmp_path, view=view).unrun_rows == []
+
+
+def test_the_section7_view_reads_its_cells_and_table4s_lora_runs_for_wq_wv_r8(tmp_path):
+    """s7_smollm2/<task>/qv_r8 links to gpt3_smollm2's lora_qv_r8 (the committed files): the
+    Table 4 stand-in's LoRA runs fill the Wq,Wv r=8 row; the table prints Tables 6 and 5."""
+    view = VIEWS["s7_smollm2"]
+    _record(tmp_path, "qv_r1", "sst2_gen", 1, [0.80, 0.84], folder="s7_smollm2",
+            table="s7_smollm2", row="Wq,Wv r=1", trainable=115_200)
+    _record(tmp_path, "qv_r1", "samsum", 1, [(40.0, 15.0, 30.0)], folder="s7_smollm2",
+            table="s7_smollm2", row="Wq,Wv r=1", trainable=115_200)
+    owner = _record(tmp_path, "lora_qv_r8", "sst2_gen", 1, [0.86])
+    built = collect(tmp_path, view=view)
+    assert [r.label for r in built.rows] == ["Wq,Wv r=1", "Wq,Wv r=8"]
+    assert [r.path for r in built.rows[1].records] == [owner]
+    assert built.rows[0].cells["SAMSum R1"].values == pytest.approx([40.0])
+    text = to_markdown(built)
+    assert text.startswith("# Tables 5 and 6 stand-in: LoRA's weight types and ranks, SST-2 and SAMSum on")
+    assert "| Wq,Wv r=1 | qv_r1 | 115.2K | 84.0 (n=1) | 40.0 (n=1) | 15.0 (n=1) | 30.0 (n=1) |" in text
+    assert "| Wq,Wv r=8 | qv_r8 | 921.6K | 86.0 (n=1) | – (n=0) |" in text
+    assert "| paper: Wq,Wv r=1 |" in text and "| paper: Wq,Wv (r=4) |" in text
+    assert "best epoch: SST-2 by dev accuracy, SAMSum by ROUGE-L" in text
+    assert "s7_smollm2/sst2_gen/qv_r8 reads gpt3_smollm2/sst2_gen/lora_qv_r8" in text
+    # Table 4's own view is unchanged by the link
+    assert [r.label for r in collect(tmp_path).rows] == ["GPT-3 LoRA (37.7M)"]
+
+
+def test_each_view_writes_its_own_files_and_the_index_lists_them(tmp_path):
+    main(["table=5_6_smollm2", "--results", str(tmp_path), "--out", str(tmp_path), "--no-wandb"])
+    assert not (tmp_path / "tables" / "table4_smollm2.md").exists()
+    text = (tmp_path / "tables" / "table5_6_smollm2.md").read_text()
+    assert f"`{VIEWS['s7_smollm2'].run_command}` makes them" in text
+    assert json.loads((tmp_path / "tables" / "table5_6_smollm2.json").read_text())["table"] == "s7_smollm2"
+    index = (tmp_path / "README.md").read_text()
+    assert "`tables/table5_6_smollm2.md`, `tables/table5_6_smollm2.json`: Tables 5 and 6 on" in index

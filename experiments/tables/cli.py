@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ..paper_numbers import PaperDataError, figure_numbers, load_figure, load_table, table_numbers
@@ -12,6 +13,7 @@ from ..paths import results_dir
 from .aggregate import BuiltTable, build
 from .collect import Skipped, scan
 from .minilm import write as write_minilm
+from .smollm2 import VIEWS as SMOLLM2_VIEWS
 from .smollm2 import write as write_smollm2
 from .figures import write_figure
 from .index import write_index
@@ -29,7 +31,8 @@ class BuildReport:
 
 # Stand-in tables the paper does not print, each written by its own module: `table=<name>`
 # (or `make table<name>`) -> its writer; `all` writes every one.
-STANDIN_WRITERS = {"2_minilm": write_minilm, "4_smollm2": write_smollm2}
+STANDIN_WRITERS = {"2_minilm": write_minilm,
+                   **{v.key: partial(write_smollm2, view=v) for v in SMOLLM2_VIEWS.values()}}
 
 # Tables measured by a benchmark or an analysis rather than rebuilt from run records' metrics:
 # never overwritten here.

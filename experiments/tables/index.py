@@ -11,8 +11,8 @@ from pathlib import Path
 from ..paper_numbers import PaperDataError, figure_numbers, load_figure, load_table
 from .minilm import FAMILIES as MINILM_FAMILIES
 from .render import COMMAND
-from .smollm2 import COMMAND as SMOLLM2_COMMAND
-from .smollm2 import NAME as SMOLLM2_NAME
+from .smollm2 import VIEWS as SMOLLM2_VIEWS
+from .smollm2 import tables_text
 
 FIGURE_COMMAND = "python -m experiments.tables figure={n}"
 
@@ -73,8 +73,9 @@ def write_index(out: Path) -> Path:
     others = [p for p in (tables_dir / "params.md", tables_dir / "params.csv") if p.exists()]
     minilm = [p for name, _ in MINILM_FAMILIES.values() for p in
               (tables_dir / f"{name}.md", tables_dir / f"{name}.json") if p.exists()]
-    smollm2 = [p for p in (tables_dir / f"{SMOLLM2_NAME}.md", tables_dir / f"{SMOLLM2_NAME}.json")
-               if p.exists()]
+    smollm2 = {v: files for v in SMOLLM2_VIEWS.values()
+               if (files := [p for p in (tables_dir / f"{v.name}.md", tables_dir / f"{v.name}.json")
+                             if p.exists()])}
     analysis = sorted((out / "analysis").glob("*.md")) + sorted((out / "analysis").glob("*.png"))
     if others or minilm or smollm2 or analysis:
         lines += ["", "## Other files", ""]
@@ -84,10 +85,10 @@ def write_index(out: Path) -> Path:
     if minilm:
         lines.append(f"- {_files(out, minilm)}: Table 2 on the offline stand-in MiniLM-L6 "
                      "(`python -m experiments.tables table=2_minilm`).")
-    if smollm2:
-        lines.append(f"- {_files(out, smollm2)}: Table 4 on the offline stand-in "
+    for view, files in smollm2.items():
+        lines.append(f"- {_files(out, files)}: {tables_text(view.paper)} on the offline stand-in "
                      "SmolLM2-135M-Instruct, trained until the dev metric stopped improving "
-                     f"(`{SMOLLM2_COMMAND}`).")
+                     f"(`{view.command}`).")
     if analysis:
         lines.append(f"- {_files(out, analysis)}: the Section 7 analyses (Figures 3, 4, 6, 7, 8, "
                      "Table 7) from LoRA adapters (`python -m experiments.analysis all`).")

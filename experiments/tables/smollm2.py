@@ -1,12 +1,15 @@
-"""The converging SmolLM2 stand-in for Table 4 (issue #23): records of `run.table: gpt3_smollm2`
--> `tables/table4_smollm2.md` + `.json` with every per-seed value; the paper's GPT-3 rows beside."""
+"""The converging SmolLM2 stand-ins (issue #23), one `View` each: records of `run.table:
+gpt3_smollm2` -> `tables/table4_smollm2.md` + `.json` (Table 4's rows), of `run.table: s7_smollm2`
+-> `tables/table5_6_smollm2.md` + `.json` (Tables 5 and 6), every per-seed value kept; the
+paper's GPT-3 rows beside."""
 from __future__ import annotations
 
 # Not built by aggregate.build: two of its five columns (SST-2 and RTE as generation) have no
 # paper value and two of the paper's (WikiSQL, MNLI-m) have no run of ours, so the paper's rows
 # are a table of their own rather than a difference per cell. The short stand-in of the same
-# rows (conf/experiment/table4_smollm2/) stays in table4.md.
+# rows (conf/experiment/table<N>_smollm2/) stays in table<N>.md.
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +25,6 @@ from .standin import (BF16, MISSING, cell_stats, cells_json, converged_lines, co
                       epochs_trained, family_of, keep_latest, mean_cell, median_cell,
                       path_family, per_label, stop_rule, trained_lines, write_pair)
 
-TABLE = "gpt3_smollm2"     # the records' run.table, and the experiment folder they come from
-NAME = "table4_smollm2"    # tables/<NAME>.md and .json
-COMMAND = "python -m experiments.tables table=4_smollm2"
-RUN_COMMAND = "scripts/converge.sh gpt3_smollm2 ft lora_qv_r8"
 MODEL = "SmolLM2-135M-Instruct"  # shown until a record names its model
 
 
@@ -45,9 +44,56 @@ class Col:
 # the offline corpus has no train split, so runs train on validation); ROUGE is already x100.
 _ACC = f"dev/{SCORERS['label_words'].main}"
 _ROUGE_BY = f"test/{SCORERS['samsum'].main}"
-COLUMNS = (Col("sst2_gen", "SST-2 (gen)", _ACC, _ACC, 100.0),
-           Col("rte_gen", "RTE (gen)", _ACC, _ACC, 100.0),
-           *(Col("samsum", f"SAMSum R{k}", f"test/ROUGE-{k}", _ROUGE_BY, 1.0) for k in "12L"))
+_SAMSUM = tuple(Col("samsum", f"SAMSum R{k}", f"test/ROUGE-{k}", _ROUGE_BY, 1.0) for k in "12L")
+_SST2 = Col("sst2_gen", "SST-2 (gen)", _ACC, _ACC, 100.0)
+
+
+@dataclass(frozen=True)
+class View:
+    """One converging stand-in table."""
+    folder: str                # conf/experiment/<folder>/, and its records' run.table
+    key: str                   # `python -m experiments.tables table=<key>`; tables/table<key>.md
+    paper: tuple[int, ...]     # the paper's tables it stands in for, rows in their order
+    columns: tuple[Col, ...]
+    title: str                 # what it holds, after "Table N stand-in: "
+    run_command: str           # what makes its runs
+    runs_note: str             # after the run command, when no run is complete yet
+    about: str                 # its tasks against the paper's columns
+    paper_note: str            # the paper's columns against ours
+
+    @property
+    def name(self) -> str:
+        return f"table{self.key}"
+
+    @property
+    def command(self) -> str:
+        return f"python -m experiments.tables table={self.key}"
+
+
+VIEWS = {
+    "gpt3_smollm2": View(
+        "gpt3_smollm2", "4_smollm2", (4,),
+        (_SST2, Col("rte_gen", "RTE (gen)", _ACC, _ACC, 100.0), *_SAMSUM),
+        "SST-2, RTE and SAMSum", "scripts/converge.sh gpt3_smollm2 ft lora_qv_r8",
+        " (the lr sweep of each cell named, then its runs seed by seed; any of these cells may be "
+        f"named: {', '.join(CONVERGE_FAMILIES['gpt3_smollm2'].base_lr)})",
+        "two columns are other tasks: SST-2 and RTE as generation (a label word after the "
+        "sentence, or after premise and hypothesis) stand in for MNLI-m, and there is no WikiSQL "
+        "(its tables are not offline)",
+        "its WikiSQL and MNLI-m have no column of ours, our SST-2 and RTE no value of the paper's"),
+    "s7_smollm2": View(
+        "s7_smollm2", "5_6_smollm2", (6, 5), (_SST2, *_SAMSUM),
+        "LoRA's weight types and ranks, SST-2 and SAMSum", "make evidence-runs-s7_smollm2",
+        " (the cells claims 07 and 08 compare, 3 seeds, once LoRA r_q=r_v=8's lr sweep has "
+        "finished: `make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'`); "
+        "`python -m experiments.run experiment=s7_smollm2/<task>/<cell>` runs any other",
+        "the columns are other tasks: SST-2 as generation (a label word after the sentence) "
+        "stands in for MultiNLI, SAMSum is a summarisation column the paper's tables do not "
+        "have, and there is no WikiSQL (its tables are not offline)",
+        "its WikiSQL and MultiNLI have no column of ours, our SST-2 and SAMSum no value of the "
+        "paper's"),
+}
+TABLE4 = VIEWS["gpt3_smollm2"]
 
 
 @dataclass
@@ -67,55 +113,64 @@ class Row:
 
 @dataclass
 class Built:
+    view: View
     rows: list[Row]
     skipped: list[Skipped]
     links: list[SameAs]           # this table's run.same_as links, read into its rows
-    unrun_rows: list[str]         # Table 4 rows with no experiment file here (BitFit)
+    unrun_rows: list[str]         # paper rows with no experiment file here (Table 4's BitFit)
 
 
-def _experiment_rows(conf: Path) -> set[str]:
-    """The run.row of every experiment file in conf/experiment/gpt3_smollm2/."""
+def _experiment_rows(conf: Path, folder: str) -> set[str]:
+    """The run.row of every experiment file in conf/experiment/<folder>/."""
     return {str(((yaml.safe_load(p.read_text(encoding="utf-8")) or {}).get("run") or {}).get("row"))
-            for p in sorted((conf / TABLE).rglob("*.yaml"))}
+            for p in sorted((conf / folder).rglob("*.yaml"))}
 
 
-def collect(results: Path, conf: Path | None = None) -> Built:
+def paper_row_order(view: View) -> list[str]:
+    """The paper's rows of the view's tables in their order, each once; Table 5's "Wq (r=8)" is
+    named as Table 6 names a cell ("Wq r=8"), as the s7_smollm2 files name theirs."""
+    rows = [re.sub(r" \(r=(\d+)\)$", r" r=\1", p.row) for n in view.paper for p in load_table(n).rows]
+    return list(dict.fromkeys(rows))
+
+
+def collect(results: Path, conf: Path | None = None, view: View = TABLE4) -> Built:
     """The rows: this table's records (and those a file of it names with run.same_as), one per
     row, task and seed; `conf` is the experiment files' folder (default conf/experiment)."""
     conf = Path(conf or EXPERIMENT_DIR)
+    folder = view.folder
     records, skipped = scan(results)
-    mine_skipped = [s for s in skipped if s.table == TABLE or path_family(s.path) == TABLE]
-    tasks = {c.task for c in COLUMNS}
+    mine_skipped = [s for s in skipped if s.table == folder or path_family(s.path) == folder]
+    tasks = {c.task for c in view.columns}
     mine = []
-    for r in records + shared_records(TABLE, records, conf):
-        if r.table != TABLE:
+    for r in records + shared_records(folder, records, conf):
+        if r.table != folder:
             continue
-        if family_of(r) != TABLE:
+        if family_of(r) != folder:
             mine_skipped.append(Skipped(r.path, f"experiment {r.data['experiment']!r} is not in "
-                                        f"conf/experiment/{TABLE}/, the only folder this table "
-                                        "reads", TABLE))
+                                        f"conf/experiment/{folder}/, the only folder this table "
+                                        "reads", folder))
         elif r.task not in tasks:
             mine_skipped.append(Skipped(r.path, f"task {r.task!r} is not a column "
-                                        f"({', '.join(sorted(tasks))})", TABLE))
+                                        f"({', '.join(sorted(tasks))})", folder))
         else:
             mine.append(r)
-    kept, replaced = keep_latest(mine, lambda r: (r.row, r.profile, r.seed, r.task), TABLE)
+    kept, replaced = keep_latest(mine, lambda r: (r.row, r.profile, r.seed, r.task), folder)
     rows: dict = {}
     for r in kept:
         label = r.row if r.profile == "paper" else f"{r.row} ({r.profile} profile)"
         rows.setdefault((r.row, r.profile), Row(r.row, r.profile, label)).records.append(r)
-    order = [p.row for p in load_table(4).rows]
+    order = paper_row_order(view)
     built = sorted(rows.values(), key=lambda x: (x.profile != "paper", x.profile,
                                                    order.index(x.key) if x.key in order else 99, x.key))
     for row in built:
-        for c in COLUMNS:
+        for c in view.columns:
             row.cells[c.label] = cell_stats([r for r in row.records if r.task == c.task],
                                             c.metric, c.select_by, c.scale)
         row.trainable = [n for n in (record_params(r, "trainable") for r in row.records)
                          if n is not None]
-    links = [s for s in same_as_links(conf) if str(s.table) == TABLE]
-    unrun = [p for p in order if p not in _experiment_rows(conf)]
-    return Built(built, sorted(mine_skipped + replaced, key=lambda s: s.path), links, unrun)
+    links = [s for s in same_as_links(conf) if str(s.table) == folder]
+    unrun = [p for p in order if p not in _experiment_rows(conf, folder)]
+    return Built(view, built, sorted(mine_skipped + replaced, key=lambda s: s.path), links, unrun)
 
 
 # ---------------------------------------------------------------------------------- text
@@ -123,15 +178,13 @@ def _joined(values: set) -> str:
     return "/".join(str(v) for v in sorted(values, key=str))
 
 
-def budget_lines(rows: list[Row]) -> list[str]:
+def budget_lines(rows: list[Row], view: View = TABLE4) -> list[str]:
     """The training budget, read from the records' resolved configs: one line per task, one for
     what every run shares, how many converged, the lr per row."""
     records = [r for row in rows for r in row.records]
     if not records:
-        cells = ", ".join(CONVERGE_FAMILIES[TABLE].base_lr)
         return [f"No complete run yet: the budget is in the experiment files named above. "
-                f"`{RUN_COMMAND}` makes them (the lr sweep of each cell named, then its runs "
-                f"seed by seed; any of these cells may be named: {cells})."]
+                f"`{view.run_command}` makes them{view.runs_note}."]
     per_task: dict = {}
     common: dict = {"seed": set(), "patience": set(), "autocast": set(), "beams": set()}
     lrs: dict = {}
@@ -159,7 +212,7 @@ def budget_lines(rows: list[Row]) -> list[str]:
             common["beams"].add(decode.get("num_beams"))
             lrs.setdefault(row.label, set()).add(train.get("lr"))
             trained.setdefault(row.label, []).append(epochs_trained(r))
-    labels = {c.task: c.label.split(" ")[0] for c in COLUMNS}
+    labels = {c.task: c.label.split(" ")[0] for c in view.columns}
     lines = [f"{labels[task]}: {_joined(t['train'])} training examples of its "
              f"{_joined(t['split'])} split, up to {_joined(t['epochs'])} epochs, batch "
              f"{_joined(t['batch'])}, sequences cut at {_joined(t['seq'])} tokens; scored on "
@@ -183,17 +236,23 @@ def budget_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
-def _paper_table() -> list[str]:
-    t4 = load_table(4)
-    columns = [c for c in t4.value_columns if c.kind == "metric"
-               and any(p.cells.get(c.key) for p in t4.rows)]
+def _paper_table(number: int) -> list[str]:
+    table = load_table(number)
+    columns = [c for c in table.value_columns if c.kind == "metric"
+               and any(p.cells.get(c.key) for p in table.rows)]
     lines = ["| Row | # trainable | " + " | ".join(c.label for c in columns) + " |",
              "|---|---:|" + "---:|" * len(columns)]
-    for p in t4.rows:
+    for p in table.rows:
         cells = [p.cells[c.key].printed if p.cells.get(c.key) else MISSING for c in columns]
         params = p.params.printed if p.params else MISSING
         lines.append(f"| paper: {p.label} | {params} | " + " | ".join(cells) + " |")
     return lines
+
+
+def tables_text(numbers) -> str:
+    """(6, 5) -> "Tables 5 and 6"."""
+    ns = sorted(numbers)
+    return f"Table {ns[0]}" if len(ns) == 1 else f"Tables {', '.join(map(str, ns[:-1]))} and {ns[-1]}"
 
 
 def _link_note(links: list[SameAs]) -> list[str]:
@@ -205,39 +264,40 @@ def _link_note(links: list[SameAs]) -> list[str]:
 
 
 def to_markdown(built: Built) -> str:
-    rows = built.rows
+    rows, view = built.rows, built.view
     model = next((r.records[0].model_display for r in rows if r.records), MODEL)
-    labels = [c.label for c in COLUMNS]
-    lines = [f"# Table 4 stand-in: SST-2, RTE and SAMSum on {model} (not GPT-3)", "",
-             f"Runs: `conf/experiment/{TABLE}/`, trained until the dev metric stopped improving "
-             "(issue #23). The short, under-trained stand-in of the same rows "
-             "(`conf/experiment/table4_smollm2/`) is in `table4.md`.", "",
-             f"Model: {model}, the suite's offline stand-in for GPT-3 175B, with real pretrained "
+    labels = [c.label for c in view.columns]
+    accuracy = " and ".join(c.label.split(" ")[0] for c in view.columns if c.metric == _ACC)
+    shorts = " and ".join(f"`conf/experiment/table{n}_smollm2/` in `table{n}.md`"
+                          for n in sorted(view.paper))
+    lines = [f"# {tables_text(view.paper)} stand-in: {view.title} on {model} (not GPT-3)", "",
+             f"Runs: `conf/experiment/{view.folder}/`, trained until the dev metric stopped "
+             f"improving (issue #23). The short, under-trained stand-in of the same rows: {shorts}.",
+             "", f"Model: {model}, the suite's offline stand-in for GPT-3 175B, with real pretrained "
              "weights, fine-tuned on a CPU budget far below the paper's. These are not GPT-3 "
-             "numbers, and two columns are other tasks: SST-2 and RTE as generation (a label "
-             "word after the sentence, or after premise and hypothesis) stand in for MNLI-m, and "
-             "there is no WikiSQL (its tables are not offline). The paper's rows are printed "
-             "below ours for orientation only, not as targets.", "", *budget_lines(rows), "",
-             "Each cell: median over seeds, each seed at its best epoch: SST-2 and RTE by dev "
+             f"numbers, and {view.about}. The paper's rows are printed below ours for orientation "
+             "only, not as targets.", "", *budget_lines(rows, view), "",
+             f"Each cell: median over seeds, each seed at its best epoch: {accuracy} by dev "
              "accuracy, SAMSum by ROUGE-L (the metric its runs stop and keep predictions by), "
              "its three ROUGE columns read at that one epoch; n = seeds present. Accuracy x100; "
              "SAMSum: ROUGE-1/2/L F1 on the first dialogues of its test split (the offline corpus "
-             "has no train split: runs train on validation). The paper's Table 4 gives means: "
-             "ours are in the second table. # trainable: as deployed (PreLayer's prefixes "
-             "folded, as the paper counts).", "",
-             "| Row | Cell | # trainable | " + " | ".join(labels) + " |",
+             "has no train split: runs train on validation). Means over seeds are in the second "
+             "table. # trainable: as deployed (PreLayer's prefixes folded, as the paper counts).",
+             "", "| Row | Cell | # trainable | " + " | ".join(labels) + " |",
              "|---|---|---:|" + "---:|" * len(labels)]
     for row in rows:
         lines.append(f"| {row.label} | {', '.join(row.cell_names)} | {count_text(row.trainable)} "
                      "| " + " | ".join(median_cell(row.cells.get(c)) for c in labels) + " |")
     if not rows:
         lines.append("| (no complete run yet) | | | " + " | ".join(MISSING for _ in labels) + " |")
-    lines += ["", "The paper's Table 4 (GPT-3 175B; experiments/paper/table4.yaml), for "
-              "orientation: its WikiSQL and MNLI-m have no column of ours, our SST-2 and RTE no "
-              "value of the paper's.", "", *_paper_table()]
+    for n in view.paper:
+        lines += ["", f"The paper's Table {n} (GPT-3 175B; experiments/paper/table{n}.yaml), for "
+                  f"orientation: {view.paper_note}.", "", *_paper_table(n)]
     if built.unrun_rows:
-        lines += ["", f"No experiment file in conf/experiment/{TABLE}/ for: "
-                  f"{', '.join(built.unrun_rows)} (`table4.md` says why)."]
+        lines += ["", f"No experiment file in conf/experiment/{view.folder}/ for: "
+                  f"{', '.join(built.unrun_rows)} ("
+                  + " and ".join(f"`table{n}.md`" for n in sorted(view.paper))
+                  + (" says why)." if len(view.paper) == 1 else " say why).")]
     if rows:
         lines += ["", "Mean ± sample std over seeds (n = seeds present):", "",
                   "| Row | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
@@ -249,26 +309,28 @@ def to_markdown(built: Built) -> str:
     if built.skipped:
         lines += ["", "Skipped records (not averaged):"]
         lines += [f"- `{s.path}`: {s.reason}" for s in built.skipped]
-    lines += ["", f"Per-seed values and epochs: `{NAME}.json`. "
-              f"Rebuild: `{COMMAND}` (`make {NAME}`)."]
+    lines += ["", f"Per-seed values and epochs: `{view.name}.json`. "
+              f"Rebuild: `{view.command}` (`make {view.name}`)."]
     return "\n".join(lines) + "\n"
 
 
 def to_json(built: Built) -> dict:
-    return {"table": TABLE, "experiments": f"conf/experiment/{TABLE}", "statistic": "median",
+    view = built.view
+    return {"table": view.folder, "experiments": f"conf/experiment/{view.folder}",
+            "statistic": "median",
             "columns": [{"label": c.label, "task": c.task, "metric": c.metric,
-                         "best_epoch_by": c.select_by, "scale": c.scale} for c in COLUMNS],
+                         "best_epoch_by": c.select_by, "scale": c.scale} for c in view.columns],
             "rows": [{"row": r.key, "label": r.label, "profile": r.profile,
                       "cells_of": r.cell_names, "trainable": sorted(set(r.trainable)),
                       "records": [x.path for x in r.records],
                       "converged": {x.path: (x.data.get("train") or {}).get("converged")
                                     for x in r.records},
                       "cells": cells_json(r.cells)} for r in built.rows],
-            "budget": budget_lines(built.rows),
+            "budget": budget_lines(built.rows, view),
             "same_as": {s.experiment: s.owner for s in built.links},
             "skipped": [{"path": s.path, "reason": s.reason} for s in built.skipped]}
 
 
-def write(results: Path, out: Path, conf: Path | None = None) -> list[Path]:
-    built = collect(results, conf)
-    return write_pair(Path(out) / "tables", NAME, to_markdown(built), to_json(built))
+def write(results: Path, out: Path, conf: Path | None = None, view: View = TABLE4) -> list[Path]:
+    built = collect(results, conf, view)
+    return write_pair(Path(out) / "tables", view.name, to_markdown(built), to_json(built))
