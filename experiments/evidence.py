@@ -98,8 +98,9 @@ class Stage:
     sweeps: bool = False
     # (family, method): another stage's lr sweep whose pick its cells train at; they wait for it
     needs_sweep: tuple[str, str] | None = None
-    # what its runs feed, for a stage whose claims still read other runs
-    feeds: str = ""
+    # claims its runs are made for while the ledger still reads shorter runs in their place
+    # (the claim's file switches to these once they exist)
+    prepares: tuple[str, ...] = ()
 
 
 STAGES = (
@@ -122,16 +123,17 @@ STAGES = (
     Stage("batch_size", ("lwr_large_batch_penalty",), "make beyond-runs-batch_size",
           _grid("beyond_smollm2/batch_size")),
     # Table 4's converging stand-in (tables/table4_smollm2.md): the ledger's SmolLM2 claims read
-    # the 25-50-step table<N>_smollm2 runs until these exist, so no claim is listed yet.
+    # the 25-50-step table<N>_smollm2 runs until these exist (`prepares`, not `claims`).
     Stage("gpt3_smollm2_ft_lora", (), "make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'",
-          _converge("gpt3_smollm2", "ft", "lora_qv_r8"), sweeps=True, feeds="(table4_smollm2.md)"),
-    # Tables 5 and 6 trained to their plateau: claims 07 and 08 read the 25-50-step
-    # table5/6_smollm2 runs until these exist, so no claim is listed yet either.
+          _converge("gpt3_smollm2", "ft", "lora_qv_r8"), sweeps=True,
+          prepares=("gpt3_lora_vs_others", "fine_tuning_beats_few_shot")),
+    # Tables 5 and 6 trained to their plateau (tables/table5_6_smollm2.md): claims 07 and 08
+    # read the 25-50-step table5/6_smollm2 runs until these exist.
     Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2", s7_smollm2_lines,
-          needs_sweep=S7_SMOLLM2_SWEEP, feeds="(claims 07 and 08, once run)"),
+          needs_sweep=S7_SMOLLM2_SWEEP, prepares=("multiple_weight_types", "small_rank_suffices")),
     Stage("gpt3_smollm2_others", (), "make gpt3-smollm2",
           _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr), sweeps=True,
-          feeds="(table4_smollm2.md)"),
+          prepares=("gpt3_lora_vs_others",)),
 )
 
 
@@ -183,6 +185,20 @@ def stage_named(name: str) -> Stage:
     raise SystemExit(f"no evidence stage {name!r}: choose from {[s.name for s in STAGES]}")
 
 
+def _claims_text(stage: Stage) -> str:
+    later = f"made for {', '.join(stage.prepares)} (read once complete)" if stage.prepares else ""
+    return "; ".join(x for x in (", ".join(stage.claims), later) if x)
+
+
+def plan_for(claim_id: str, results: Path) -> list[dict]:
+    """The stages whose runs a claim reads or is waiting for, each with its runs complete of
+    planned and its command: what settles an inconclusive claim (results/CLAIMS.md)."""
+    return [{"stage": st.stage.name, "command": st.stage.command, "complete": st.complete,
+             "planned": st.planned, "read_now": claim_id in st.stage.claims}
+            for st in (status(s, results) for s in STAGES
+                       if claim_id in s.claims or claim_id in s.prepares)]
+
+
 def status_table(results: Path) -> str:
     rows = ["| # | stage | runs complete | hours run | hours left (est.) | claims | command |",
             "|---|---|---|---|---|---|---|"]
@@ -190,7 +206,7 @@ def status_table(results: Path) -> str:
         left = " + ".join(([f"{st.estimate:.1f}"] if st.estimate or not st.untimed else []) +
                           ([f"{st.untimed} runs not yet timed"] if st.untimed else []))
         rows.append(f"| {i} | {st.stage.name} | {st.complete} of {st.planned} | {st.hours:.1f} | "
-                    f"{left} | {', '.join(st.stage.claims) or st.stage.feeds} | `{st.stage.command}` |")
+                    f"{left} | {_claims_text(st.stage)} | `{st.stage.command}` |")
     return "\n".join(rows) + ("\n\nHours are wall hours on the machine that ran them. A run left "
                               "is estimated at the mean of the complete runs of its configuration "
                               "(its other seeds); one whose configuration has none is counted apart.")

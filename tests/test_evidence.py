@@ -21,7 +21,8 @@ def _record(root, run_dir, status_="complete", wall_s=3600.0):
 def test_every_stage_feeds_claims_of_the_ledger_and_plans_runs_of_existing_experiments():
     ids = {c.id for c in load_ledger().claims}
     for stage in STAGES:
-        assert set(stage.claims) <= ids, stage.name
+        assert set(stage.claims) | set(stage.prepares) <= ids, stage.name
+        assert not set(stage.claims) & set(stage.prepares), stage.name
         lines = stage.lines()
         assert lines, stage.name
         for line in lines:
@@ -143,3 +144,22 @@ def test_s7_smollm2_plans_the_cells_claims_07_and_08_compare_and_waits_for_loras
         "lora_qv_r8": {"mean_by_lr": {f"{lr:g}": 0.9 - abs(i - 1) * 0.05 for i, lr in enumerate(grid)}}}}))
     assert main(["runs", "s7_smollm2", "--results", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == stage.lines()
+
+
+def test_a_claim_names_the_stages_it_reads_or_waits_for_with_their_progress(tmp_path):
+    [plan] = evidence.plan_for("multiple_weight_types", tmp_path)
+    assert plan == {"stage": "s7_smollm2", "command": "make evidence-runs-s7_smollm2",
+                    "complete": 0, "planned": 48, "read_now": False}
+    _record(tmp_path, "s7_smollm2/sst2_gen/qv_r4/seed1")
+    assert evidence.plan_for("multiple_weight_types", tmp_path)[0]["complete"] == 1
+    assert [(p["stage"], p["read_now"]) for p in evidence.plan_for("glue_lora_vs_ft", tmp_path)] \
+        == [("glue_minilm_ft_lora", True)]
+    assert evidence.plan_for("no_inference_latency", tmp_path) == []   # a benchmark, no stage
+    # CLAIMS.md says it under the claim
+    from experiments.claims.report import _details
+    claim = {"id": "x", "statement": "s", "where": "w", "stand_in": None, "verdict": "inconclusive",
+             "reason": "under-trained", "comparisons": [], "paper_scale": [], "notes": [],
+             "evidence_plan": [plan]}
+    assert ("Evidence plan (`make evidence-status`): stage s7_smollm2, 0 of 48 runs complete, "
+            "read once complete, in place of the shorter runs above "
+            "(`make evidence-runs-s7_smollm2`).") in _details(claim)

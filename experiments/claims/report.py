@@ -9,6 +9,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from ..evidence import plan_for
 from .evaluate import ClaimResult, ComparisonResult
 from .evidence import Evidence, _dotted
 from .spec import PaperRef, Rules
@@ -117,7 +118,8 @@ def to_json(results_list: list[ClaimResult], rules: Rules, results: Path) -> dic
                         "source": r.claim.path.name if r.claim.path else None,
                         "section": LATER if r.claim.source else PAPER,
                         "later_work": r.claim.source,
-                        "comparisons": [_comparison(c, results) for c in r.comparisons]}
+                        "comparisons": [_comparison(c, results) for c in r.comparisons],
+                        "evidence_plan": plan_for(r.claim.id, results)}
                        for r in results_list]}
 
 
@@ -228,4 +230,9 @@ def _details(c: dict) -> list[str]:
                   "; ".join(f"`{cmd}`" for cmd in c["paper_scale"])]
     for note in c["notes"]:
         lines += ["", f"Note: {note}"]
+    plan = [f"stage {p['stage']}, {p['complete']} of {p['planned']} runs complete, "
+            + ("read by this claim" if p["read_now"] else "read once complete, in place of "
+               "the shorter runs above") + f" (`{p['command']}`)" for p in c.get("evidence_plan", [])]
+    if plan:
+        lines += ["", "Evidence plan (`make evidence-status`): " + "; ".join(plan) + "."]
     return lines
