@@ -316,26 +316,29 @@ def write_plateau_cells(separators: dict, written: list) -> None:
     """gpt3_smollm2/<task>/<cell> (Table 4's rows, each at its own swept lr) and
     s7_smollm2/<task>/<cell> (Tables 5 and 6, at LoRA r_q=r_v=8's)."""
     family = FAMILIES["gpt3_smollm2"]
-    lora_lr, lora_source = chosen_lr(family, "lora_qv_r8")
-    for folder, tasks, cells in (("gpt3_smollm2", PLATEAU_BUDGET, TABLE4), ("s7_smollm2", S7_TASKS, S7_CELLS)):
+
+    def put(folder: str, task: str, cell: str, spec: dict, lr: float, source: str, about: str,
+            same_as: str | None = None) -> None:
+        path = CONF / folder / task / f"{cell}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_plateau(f"{folder}/{task}/{cell}", folder, task, spec,
+                                       separators.get(task), lr, source, about, same_as))
+        written.append(path)
+
+    for folder in ("gpt3_smollm2", "s7_smollm2"):
         shutil.rmtree(CONF / folder, ignore_errors=True)
-        for task in tasks:
-            for cell, spec in cells.items():
-                if cell in STANDIN_SKIP:
-                    continue
-                if folder == "gpt3_smollm2":
-                    lr, source = chosen_lr(family, cell)
-                    about = "issue #23's converging stand-in for Table 4"
-                else:
-                    lr, source = lora_lr, f"LoRA r_q=r_v=8's (gpt3_smollm2): {lora_source}"
-                    about = "issue #23's converging stand-in for Tables 5 and 6"
-                path = CONF / folder / task / f"{cell}.yaml"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                link = S7_SAME_AS.get(cell) if folder == "s7_smollm2" else None
-                path.write_text(render_plateau(f"{folder}/{task}/{cell}", folder, task, spec,
-                                               separators.get(task), lr, source, about,
-                                               link and link.format(task=task)))
-                written.append(path)
+    for task in PLATEAU_BUDGET:
+        for cell, spec in TABLE4.items():
+            if cell not in STANDIN_SKIP:
+                put("gpt3_smollm2", task, cell, spec, *chosen_lr(family, cell),
+                    "issue #23's converging stand-in for Table 4")
+    lora_lr, lora_source = chosen_lr(family, "lora_qv_r8")
+    for task in S7_TASKS:
+        for cell, spec in S7_CELLS.items():
+            link = S7_SAME_AS.get(cell)
+            put("s7_smollm2", task, cell, spec, lora_lr,
+                f"LoRA r_q=r_v=8's (gpt3_smollm2): {lora_source}",
+                "issue #23's converging stand-in for Tables 5 and 6", link and link.format(task=task))
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ gpt3_smollm2` -> `tables/table4_smollm2.md` + `.json` (Table 4's rows), of `run.
 paper's GPT-3 rows beside."""
 from __future__ import annotations
 
-# Not built by aggregate.build: two of its five columns (SST-2 and RTE as generation) have no
-# paper value and two of the paper's (WikiSQL, MNLI-m) have no run of ours, so the paper's rows
-# are a table of their own rather than a difference per cell. The short stand-in of the same
+# Not built by aggregate.build: most of their columns (SST-2 and RTE as generation) have no
+# paper value and the paper's WikiSQL and MNLI have no run of ours, so the paper's rows are a
+# table of their own rather than a difference per cell. The short stand-in of the same
 # rows (conf/experiment/table<N>_smollm2/) stays in table<N>.md.
 
 import re
@@ -72,25 +72,26 @@ class View:
 
 VIEWS = {
     "gpt3_smollm2": View(
-        "gpt3_smollm2", "4_smollm2", (4,),
-        (_SST2, Col("rte_gen", "RTE (gen)", _ACC, _ACC, 100.0), *_SAMSUM),
-        "SST-2, RTE and SAMSum", "scripts/converge.sh gpt3_smollm2 ft lora_qv_r8",
-        " (the lr sweep of each cell named, then its runs seed by seed; any of these cells may be "
+        folder="gpt3_smollm2", key="4_smollm2", paper=(4,),
+        columns=(_SST2, Col("rte_gen", "RTE (gen)", _ACC, _ACC, 100.0), *_SAMSUM),
+        title="SST-2, RTE and SAMSum", run_command="scripts/converge.sh gpt3_smollm2 ft lora_qv_r8",
+        runs_note=" (the lr sweep of each cell named, then its runs seed by seed; any of these cells may be "
         f"named: {', '.join(CONVERGE_FAMILIES['gpt3_smollm2'].base_lr)})",
-        "two columns are other tasks: SST-2 and RTE as generation (a label word after the "
+        about="two columns are other tasks: SST-2 and RTE as generation (a label word after the "
         "sentence, or after premise and hypothesis) stand in for MNLI-m, and there is no WikiSQL "
         "(its tables are not offline)",
-        "its WikiSQL and MNLI-m have no column of ours, our SST-2 and RTE no value of the paper's"),
+        paper_note="its WikiSQL and MNLI-m have no column of ours, our SST-2 and RTE no value of the paper's"),
     "s7_smollm2": View(
-        "s7_smollm2", "5_6_smollm2", (6, 5), (_SST2, *_SAMSUM),
-        "LoRA's weight types and ranks, SST-2 and SAMSum", "make evidence-runs-s7_smollm2",
-        " (the cells claims 07 and 08 compare, 3 seeds, once LoRA r_q=r_v=8's lr sweep has "
+        folder="s7_smollm2", key="5_6_smollm2", paper=(6, 5), columns=(_SST2, *_SAMSUM),
+        title="LoRA's weight types and ranks, SST-2 and SAMSum",
+        run_command="make evidence-runs-s7_smollm2",
+        runs_note=" (the cells claims 07 and 08 compare, 3 seeds, once LoRA r_q=r_v=8's lr sweep has "
         "finished: `make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'`); "
         "`python -m experiments.run experiment=s7_smollm2/<task>/<cell>` runs any other",
-        "the columns are other tasks: SST-2 as generation (a label word after the sentence) "
+        about="the columns are other tasks: SST-2 as generation (a label word after the sentence) "
         "stands in for MultiNLI, SAMSum is a summarisation column the paper's tables do not "
         "have, and there is no WikiSQL (its tables are not offline)",
-        "its WikiSQL and MultiNLI have no column of ours, our SST-2 and SAMSum no value of the "
+        paper_note="its WikiSQL and MultiNLI have no column of ours, our SST-2 and SAMSum no value of the "
         "paper's"),
 }
 TABLE4 = VIEWS["gpt3_smollm2"]
@@ -107,7 +108,7 @@ class Row:
 
     @property
     def cell_names(self) -> list[str]:
-        """The experiment files (`gpt3_smollm2/<task>/<cell>`) of its runs, by cell name."""
+        """The experiment files (`<folder>/<task>/<cell>`) of its runs, by cell name."""
         return sorted({str(r.data["experiment"]).rsplit("/", 1)[-1] for r in self.records})
 
 
