@@ -74,12 +74,18 @@ def rank_curves_lines() -> list[str]:
 # that sweep (stage gpt3_smollm2_ft_lora): made before it, they would train at the short-budget
 # lr, and the sweep's pick would leave them stale.
 S7_SMOLLM2_CELLS = ("qv_r4", "qkvo_r2", "q_r8", "k_r8", "qv_r1", "qv_r64", "qkvo_r1", "qkvo_r64")
-S7_SMOLLM2_SWEEP = ("gpt3_smollm2", "lora_qv_r8")
+S7_SMOLLM2_SWEEPS = (("gpt3_smollm2", "lora_qv_r8"),)
+# Claim 13 on Table 16's n = 100 trained to its plateau (conf/experiment/s16_smollm2): its four
+# methods on SST-2 and RTE, 3 seeds; each trains at its gpt3_smollm2 sweep's pick scaled by Table
+# 17 (scripts/make_gpt3_configs.py: s16_lr), so it waits for all four sweeps, which its command
+# runs first. 100 examples an epoch: the cheapest claim to settle, so it comes first of them.
+S16_SMOLLM2_CELLS = ("lora_n100", "ft_n100", "pre_embed_n100", "pre_layer_n100")
+S16_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("ft", "lora_qv_r8", "pre_embed", "pre_layer"))
 
 
-def s7_smollm2_lines() -> list[str]:
-    return [f"s7_smollm2/{task}/{cell}/seed{s} experiment=s7_smollm2/{task}/{cell} seed={s} logger=none"
-            for s in BEYOND_SEEDS for task in ("sst2_gen", "samsum") for cell in S7_SMOLLM2_CELLS]
+def _cells(folder: str, tasks: tuple[str, ...], cells: tuple[str, ...]) -> Callable[[], list[str]]:
+    return lambda: [f"{folder}/{task}/{cell}/seed{s} experiment={folder}/{task}/{cell} seed={s} "
+                    "logger=none" for s in BEYOND_SEEDS for task in tasks for cell in cells]
 
 
 def s7_minilm_lines() -> list[str]:
@@ -96,8 +102,8 @@ class Stage:
     # an lr sweep first, whose picks its command writes into the cells' configs before the
     # cells run (scripts/converge.sh): its lines are a plan, not one list to run
     sweeps: bool = False
-    # (family, method): another stage's lr sweep whose pick its cells train at; they wait for it
-    needs_sweep: tuple[str, str] | None = None
+    # (family, method) pairs: lr sweeps whose picks its cells train at; they wait for them
+    needs_sweeps: tuple[tuple[str, str], ...] = ()
     # claims its runs are made for while the ledger still reads shorter runs in their place
     # (the claim's file switches to these once they exist)
     prepares: tuple[str, ...] = ()
@@ -129,8 +135,14 @@ STAGES = (
           prepares=("gpt3_lora_vs_others", "fine_tuning_beats_few_shot")),
     # Tables 5 and 6 trained to their plateau (tables/table5_6_smollm2.md): claims 07 and 08
     # read the 25-50-step table5/6_smollm2 runs until these exist.
-    Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2", s7_smollm2_lines,
-          needs_sweep=S7_SMOLLM2_SWEEP, prepares=("multiple_weight_types", "small_rank_suffices")),
+    # Table 16 at n = 100 trained to its plateau (tables/table16_smollm2.md): claim 13 reads the
+    # 60-step table16_smollm2 runs until these exist.
+    Stage("s16_smollm2", (), "make s16-smollm2",
+          _cells("s16_smollm2", ("sst2_gen", "rte_gen"), S16_SMOLLM2_CELLS),
+          needs_sweeps=S16_SMOLLM2_SWEEPS, prepares=("sample_efficiency",)),
+    Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2",
+          _cells("s7_smollm2", ("sst2_gen", "samsum"), S7_SMOLLM2_CELLS),
+          needs_sweeps=S7_SMOLLM2_SWEEPS, prepares=("multiple_weight_types", "small_rank_suffices")),
     Stage("gpt3_smollm2_others", (), "make gpt3-smollm2",
           _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr), sweeps=True,
           prepares=("gpt3_lora_vs_others",)),
@@ -230,15 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             # one list cannot hold it: the cells' configs change once the sweep has run
             p.error(f"stage {stage.name} runs an lr sweep, then writes the chosen lrs into its "
                     f"cells' configs, then the cells: run `{stage.command}`")
-        if stage.needs_sweep and not sweep_finished(FAMILIES[stage.needs_sweep[0]],
-                                                    stage.needs_sweep[1], results):
-            family, method = stage.needs_sweep
-            sweep_run = f"{FAMILIES[family].analysis}/{method}/"
-            waits_for = next(s for s in STAGES if s.sweeps
-                             and any(line.startswith(sweep_run) for line in s.lines()))
-            p.error(f"stage {stage.name} trains at the lr that {family} {method}'s sweep picks, "
-                    f"which has not finished (python -m experiments.converge status {family}): "
-                    f"run `{waits_for.command}` first")
+        unswept = [(f, m) for f, m in stage.needs_sweeps
+                   if not sweep_finished(FAMILIES[f], m, results)]
+        if unswept:
+            family = unswept[0][0]
+            methods = " ".join(m for f, m in unswept if f == family)
+            p.error(f"stage {stage.name} trains at the lrs that {family}'s sweeps of {methods} "
+                    f"pick, which have not finished (python -m experiments.converge status "
+                    f"{family}): run `CONVERGE_SEEDS= scripts/converge.sh {family} {methods}` "
+                    "(the sweeps alone) first")
         print("\n".join(stage.lines()))
     else:
         for s in STAGES:

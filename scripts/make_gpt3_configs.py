@@ -277,9 +277,11 @@ def chosen_separators() -> dict:
 
 
 def render_plateau(name: str, table: str, task: str, spec: dict, separator: str | None,
-                   lr: float, lr_source: str, about: str, same_as: str | None = None) -> str:
-    """A cell trained to its plateau on PLATEAU_BUDGET[task]: gpt3_smollm2's and s7_smollm2's."""
-    b = PLATEAU_BUDGET[task]
+                   lr: float, lr_source: str, about: str, same_as: str | None = None,
+                   budget: dict | None = None, decode_every: int | None = None) -> str:
+    """A cell trained to its plateau on `budget` (default PLATEAU_BUDGET[task]): gpt3_smollm2's,
+    s7_smollm2's and s16_smollm2's."""
+    b = budget or PLATEAU_BUDGET[task]
     lines = ["# @package _global_",
              f"# {spec['row']} on {task}, SmolLM2-135M trained until the dev metric stops improving",
              f"# ({about}). Written by scripts/make_gpt3_configs.py.",
@@ -294,6 +296,8 @@ def render_plateau(name: str, table: str, task: str, spec: dict, separator: str 
     lines += ["train:", f"  lr: {lr:g}  # {lr_source}", f"  batch_size: {b['batch']}",
               f"  epochs: {b['epochs']}", "task:", f"  seq_len: {b['seq_len']}",
               "decode:", f"  max_context_tokens: {b['seq_len'] - NEW_TOKENS[task]}"]
+    if decode_every:
+        lines.append(f"  every_epochs: {decode_every}")
     if separator is not None:
         lines += ["prompt:", f"  separator: {json.dumps(separator)}  # results/bench/prompt_choice.json"]
     lines += ["data:", f"  max_train: {'null' if b['max_train'] is None else b['max_train']}",
@@ -312,20 +316,49 @@ S7_CELLS = {f"{t}_r{r}": dict(lora(t, r), row=f"{weights(t)} r={r}")
 S7_SAME_AS = {"qv_r8": "gpt3_smollm2/{task}/lora_qv_r8"}
 
 
+# Table 16's low-data regime trained to its plateau (issue #23: the cells claim 13 compares),
+# s16_smollm2/<task>/<method>_n100: 100 training examples (data seed 0), Table 17's batch and
+# epoch cap for MNLI-100, decoded every S16_DECODE_EVERY epochs (an epoch is 5 steps, a decode
+# of the dev set costs several) and stopped by the plateau profile's patience, in decodes. The lr
+# of each method: its gpt3_smollm2 sweep's pick times Table 17's ratio of its MNLI-100 lr to its
+# MNLI-392K lr (FT and LoRA 1, PrefixEmbed 0.4, PrefixLayer 0.5), the paper's own change of lr
+# with n, one rule for every method.
+S16_TASKS = ("sst2_gen", "rte_gen")
+S16_N = "n100"
+S16_DECODE_EVERY = 4
+# Table 16's method -> the gpt3_smollm2 cell whose swept lr it scales
+S16_SWEPT_CELL = {"ft": "ft", "pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
+
+
+def s16_budget(task: str) -> dict:
+    s = TABLE17[S16_N]
+    return dict(PLATEAU_BUDGET[task], max_train=s["n"], batch=s["batch"], epochs=s["epochs"])
+
+
+def s16_lr(method: str, results: Path | None = None) -> tuple[float, str]:
+    """(lr, where it comes from) of a Table 16 method at n = 100 (the rule above)."""
+    cell = S16_SWEPT_CELL[method]
+    lr, source = chosen_lr(FAMILIES["gpt3_smollm2"], cell, results)
+    ratio = TABLE17[S16_N]["lr"][method] / TABLE17["full"]["lr"][method]
+    return float(f"{lr * ratio:.3g}"), (f"gpt3_smollm2 {cell}'s lr ({source}) x {ratio:g}, "
+                                        "Table 17's MNLI-100 / MNLI-392K")
+
+
 def write_plateau_cells(separators: dict, written: list) -> None:
-    """gpt3_smollm2/<task>/<cell> (Table 4's rows, each at its own swept lr) and
-    s7_smollm2/<task>/<cell> (Tables 5 and 6, at LoRA r_q=r_v=8's)."""
+    """gpt3_smollm2/<task>/<cell> (Table 4's rows, each at its own swept lr),
+    s7_smollm2/<task>/<cell> (Tables 5 and 6, at LoRA r_q=r_v=8's) and
+    s16_smollm2/<task>/<cell> (Table 16 at n = 100, s16_lr)."""
     family = FAMILIES["gpt3_smollm2"]
 
     def put(folder: str, task: str, cell: str, spec: dict, lr: float, source: str, about: str,
-            same_as: str | None = None) -> None:
+            same_as: str | None = None, **budget) -> None:
         path = CONF / folder / task / f"{cell}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_plateau(f"{folder}/{task}/{cell}", folder, task, spec,
-                                       separators.get(task), lr, source, about, same_as))
+                                       separators.get(task), lr, source, about, same_as, **budget))
         written.append(path)
 
-    for folder in ("gpt3_smollm2", "s7_smollm2"):
+    for folder in ("gpt3_smollm2", "s7_smollm2", "s16_smollm2"):
         shutil.rmtree(CONF / folder, ignore_errors=True)
     for task in PLATEAU_BUDGET:
         for cell, spec in TABLE4.items():
@@ -339,6 +372,13 @@ def write_plateau_cells(separators: dict, written: list) -> None:
             put("s7_smollm2", task, cell, spec, lora_lr,
                 f"LoRA r_q=r_v=8's (gpt3_smollm2): {lora_source}",
                 "issue #23's converging stand-in for Tables 5 and 6", link and link.format(task=task))
+    for task in S16_TASKS:
+        for cell, spec, _ in table16_cells():
+            method, n_key = cell.rsplit("_", 1)
+            if n_key == S16_N:
+                put("s16_smollm2", task, cell, spec, *s16_lr(method),
+                    "issue #23's converging stand-in for Table 16 at n = 100",
+                    budget=s16_budget(task), decode_every=S16_DECODE_EVERY)
 
 
 def main() -> None:
@@ -388,10 +428,10 @@ def main() -> None:
         "differs by task or table (examples, batch, epochs, sequence length, lr).",
         "make_gpt3_configs.py", STANDIN_SHARED))
     written.append(write_profile(
-        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-ins of Tables 4-6 (conf/experiment/gpt3_smollm2\n"
-        "and s7_smollm2): trained until the dev metric stops improving (train.patience), bf16\n"
-        "autocast. Each file keeps what differs by task (examples, batch, epochs, sequence length)\n"
-        "and its lr.",
+        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-ins of Tables 4-6 and 16 (conf/experiment/\n"
+        "gpt3_smollm2, s7_smollm2 and s16_smollm2): trained until the dev metric stops improving\n"
+        "(train.patience), bf16 autocast. Each file keeps what differs by task (examples, batch,\n"
+        "epochs, sequence length, how often it decodes) and its lr.",
         "make_gpt3_configs.py", PLATEAU_SHARED))
     print(f"wrote {len(written)} files under {CONF.parent}")
 

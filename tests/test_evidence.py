@@ -135,7 +135,7 @@ def test_s7_smollm2_plans_the_cells_claims_07_and_08_compare_and_waits_for_loras
     with pytest.raises(SystemExit):
         main(["runs", "s7_smollm2", "--results", str(tmp_path)])
     err = capsys.readouterr().err
-    assert "lora_qv_r8's sweep" in err and "make gpt3-smollm2 GPT3_SMOLLM2_METHODS='ft lora_qv_r8'" in err
+    assert "sweeps of lora_qv_r8" in err and "CONVERGE_SEEDS= scripts/converge.sh gpt3_smollm2 lora_qv_r8" in err
     family = FAMILIES["gpt3_smollm2"]
     grid = sweep_grid(family, "lora_qv_r8", tmp_path)
     path = tmp_path / "analysis" / f"{family.analysis}.json"
@@ -143,6 +143,39 @@ def test_s7_smollm2_plans_the_cells_claims_07_and_08_compare_and_waits_for_loras
     path.write_text(json.dumps({"lower_is_better": False, "tie_tolerance": 0.0, "methods": {
         "lora_qv_r8": {"mean_by_lr": {f"{lr:g}": 0.9 - abs(i - 1) * 0.05 for i, lr in enumerate(grid)}}}}))
     assert main(["runs", "s7_smollm2", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == stage.lines()
+
+
+def _finished_sweeps(results, methods):
+    """An lr sweep analysis in which each method's whole grid ran, the best lr inside it."""
+    from experiments.converge import FAMILIES, sweep_grid
+    family = FAMILIES["gpt3_smollm2"]
+    doc = {"lower_is_better": False, "tie_tolerance": 0.0, "methods": {
+        m: {"mean_by_lr": {f"{lr:g}": 0.9 - abs(i - 1) * 0.05
+                           for i, lr in enumerate(sweep_grid(family, m, results))}} for m in methods}}
+    path = results / "analysis" / f"{family.analysis}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def test_s16_smollm2_plans_claim_13s_cells_and_waits_for_all_four_sweeps(tmp_path, capsys):
+    """Its cells are the Table 16 cells claim 13 compares (n = 100, on the plateau budget), 3
+    seeds; `runs` refuses, naming the unfinished sweeps, until FT's, LoRA's and both prefix
+    methods' have run, as each cell trains at its method's pick."""
+    ledger = {c.id: c for c in load_ledger().claims}
+    named = {side.experiment.split("/", 1)[1]
+             for c in ledger["sample_efficiency"].comparisons for side in (c.a, c.b)}
+    stage = evidence.stage_named("s16_smollm2")
+    planned = {line.split()[1].split("=", 1)[1] for line in stage.lines()}
+    assert planned == {f"s16_smollm2/{cell}" for cell in named} and len(named) == 8
+    assert len(stage.lines()) == 24 and stage.prepares == ("sample_efficiency",)
+    _finished_sweeps(tmp_path, ["ft", "lora_qv_r8", "pre_layer"])
+    with pytest.raises(SystemExit):
+        main(["runs", "s16_smollm2", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "CONVERGE_SEEDS= scripts/converge.sh gpt3_smollm2 pre_embed`" in err
+    _finished_sweeps(tmp_path, ["ft", "lora_qv_r8", "pre_layer", "pre_embed"])
+    assert main(["runs", "s16_smollm2", "--results", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == stage.lines()
 
 

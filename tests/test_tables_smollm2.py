@@ -219,3 +219,24 @@ def test_each_view_writes_its_own_files_and_the_index_lists_them(tmp_path):
     assert json.loads((tmp_path / "tables" / "table5_6_smollm2.json").read_text())["table"] == "s7_smollm2"
     index = (tmp_path / "README.md").read_text()
     assert "`tables/table5_6_smollm2.md`, `tables/table5_6_smollm2.json`: Tables 5 and 6 on" in index
+
+
+def test_the_table16_view_reads_sst2_and_rte_at_n100_in_table16s_row_order(tmp_path):
+    """s16_smollm2: Table 16's four rows in its order, SST-2 and RTE columns only, and no word
+    of SAMSum in how a cell is read."""
+    view = VIEWS["s16_smollm2"]
+    kw = dict(folder="s16_smollm2", table="s16_smollm2")
+    _record(tmp_path, "lora_n100", "sst2_gen", 1, [0.70, 0.80, 0.78], row="GPT-3 LoRA", **kw)
+    _record(tmp_path, "lora_n100", "rte_gen", 1, [0.50, 0.56, 0.55], row="GPT-3 LoRA", **kw)
+    _record(tmp_path, "ft_n100", "sst2_gen", 1, [0.75, 0.74, 0.73], row="GPT-3 Fine-Tune",
+            trainable=134_515_008, **kw)
+    built = collect(tmp_path, view=view)
+    assert [r.label for r in built.rows] == ["GPT-3 Fine-Tune", "GPT-3 LoRA"]
+    assert built.rows[1].cells["RTE (gen)"].values == pytest.approx([56.0])
+    assert built.rows[0].cells["SST-2 (gen)"].epochs == [1]
+    text = to_markdown(built)
+    assert text.startswith("# Table 16 stand-in: 100 training examples, SST-2 and RTE on")
+    assert "| GPT-3 LoRA | lora_n100 | 921.6K | 80.0 (n=1) | 56.0 (n=1) |" in text
+    assert "| paper: GPT-3 LoRA | – | 63.8 | 85.6 | 89.2 | 91.7 |" in text
+    assert "SST-2 and RTE by dev accuracy" in text and "SAMSum" not in text
+    assert collect(tmp_path, view=view).unrun_rows == []

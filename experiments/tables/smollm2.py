@@ -1,6 +1,7 @@
 """The converging SmolLM2 stand-ins (issue #23), one `View` each: records of `run.table:
 gpt3_smollm2` -> `tables/table4_smollm2.md` + `.json` (Table 4's rows), of `run.table: s7_smollm2`
--> `tables/table5_6_smollm2.md` + `.json` (Tables 5 and 6), every per-seed value kept; the
+-> `tables/table5_6_smollm2.md` + `.json` (Tables 5 and 6), of `run.table: s16_smollm2` ->
+`tables/table16_smollm2.md` + `.json` (Table 16 at n = 100), every per-seed value kept; the
 paper's GPT-3 rows beside."""
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ _ACC = f"dev/{SCORERS['label_words'].main}"
 _ROUGE_BY = f"test/{SCORERS['samsum'].main}"
 _SAMSUM = tuple(Col("samsum", f"SAMSum R{k}", f"test/ROUGE-{k}", _ROUGE_BY, 1.0) for k in "12L")
 _SST2 = Col("sst2_gen", "SST-2 (gen)", _ACC, _ACC, 100.0)
+_RTE = Col("rte_gen", "RTE (gen)", _ACC, _ACC, 100.0)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class View:
 VIEWS = {
     "gpt3_smollm2": View(
         folder="gpt3_smollm2", key="4_smollm2", paper=(4,),
-        columns=(_SST2, Col("rte_gen", "RTE (gen)", _ACC, _ACC, 100.0), *_SAMSUM),
+        columns=(_SST2, _RTE, *_SAMSUM),
         title="SST-2, RTE and SAMSum", run_command="scripts/converge.sh gpt3_smollm2 ft lora_qv_r8",
         runs_note=" (the lr sweep of each cell named, then its runs seed by seed; any of these cells may be "
         f"named: {', '.join(CONVERGE_FAMILIES['gpt3_smollm2'].base_lr)})",
@@ -93,6 +95,17 @@ VIEWS = {
         "have, and there is no WikiSQL (its tables are not offline)",
         paper_note="its WikiSQL and MultiNLI have no column of ours, our SST-2 and SAMSum no value of the "
         "paper's"),
+    "s16_smollm2": View(
+        folder="s16_smollm2", key="16_smollm2", paper=(16,), columns=(_SST2, _RTE),
+        title="100 training examples, SST-2 and RTE",
+        run_command="make s16-smollm2",
+        runs_note=" (the lr sweeps of its four methods on gpt3_smollm2 first, skipping those "
+        "finished, then its cells, 3 seeds); `python -m experiments.run "
+        "experiment=s16_smollm2/<task>/<cell>` runs one",
+        about="the columns are other tasks at the same n: 100 examples of SST-2 and of RTE as "
+        "generation (a label word after the sentence, or after premise and hypothesis) stand in "
+        "for MNLI-100",
+        paper_note="its MNLI-n have no column of ours; its MNLI-100 is the column ours compare with"),
 }
 TABLE4 = VIEWS["gpt3_smollm2"]
 
@@ -264,6 +277,20 @@ def _link_note(links: list[SameAs]) -> list[str]:
             "record path: " + "; ".join(f"{s.experiment} reads {s.owner}" for s in links) + "."]
 
 
+def _cell_note(view: View, accuracy: str) -> list[str]:
+    """How a cell is read, for the view's columns (SAMSum's sentences only where it has them)."""
+    samsum = any(c.task == "samsum" for c in view.columns)
+    by = (f"{accuracy} by dev accuracy, SAMSum by ROUGE-L (the metric its runs stop and keep "
+          "predictions by), its three ROUGE columns read at that one epoch" if samsum else
+          f"{accuracy} by dev accuracy (the metric its runs stop and keep predictions by)")
+    scale = ("Accuracy x100; SAMSum: ROUGE-1/2/L F1 on the first dialogues of its test split (the "
+             "offline corpus has no train split: runs train on validation)." if samsum else
+             "Accuracy x100.")
+    return [f"Each cell: median over seeds, each seed at its best epoch: {by}; n = seeds present. "
+            f"{scale} Means over seeds are in the second table. # trainable: as deployed "
+            "(PreLayer's prefixes folded, as the paper counts)."]
+
+
 def to_markdown(built: Built) -> str:
     rows, view = built.rows, built.view
     model = next((r.records[0].model_display for r in rows if r.records), MODEL)
@@ -278,12 +305,7 @@ def to_markdown(built: Built) -> str:
              "weights, fine-tuned on a CPU budget far below the paper's. These are not GPT-3 "
              f"numbers, and {view.about}. The paper's rows are printed below ours for orientation "
              "only, not as targets.", "", *budget_lines(rows, view), "",
-             f"Each cell: median over seeds, each seed at its best epoch: {accuracy} by dev "
-             "accuracy, SAMSum by ROUGE-L (the metric its runs stop and keep predictions by), "
-             "its three ROUGE columns read at that one epoch; n = seeds present. Accuracy x100; "
-             "SAMSum: ROUGE-1/2/L F1 on the first dialogues of its test split (the offline corpus "
-             "has no train split: runs train on validation). Means over seeds are in the second "
-             "table. # trainable: as deployed (PreLayer's prefixes folded, as the paper counts).",
+             *_cell_note(view, accuracy),
              "", "| Row | Cell | # trainable | " + " | ".join(labels) + " |",
              "|---|---|---:|" + "---:|" * len(labels)]
     for row in rows:
