@@ -310,3 +310,30 @@ def test_cli_writes_the_ledger_files(tmp_path):
     assert len(comp["a"]["records"]) == 3
     md = (tmp_path / "CLAIMS.md").read_text()
     assert "LoRA beats FT" in md and "**reproduced**" in md
+
+
+def test_a_comparison_reads_its_plateau_runs_once_both_sides_have_one(tmp_path):
+    """`plateau`: the short runs until both converging experiments have a run, then those
+    alone (never one side of each), under a label that says so."""
+    long_a, long_b = "glue_minilm/lora_sst2", "glue_minilm/ft_sst2"
+    c = claim("greater", plateau={"a": long_a, "b": long_b})
+    seeds(tmp_path, LORA, [0.80, 0.81, 0.82])      # short: LoRA below FT
+    seeds(tmp_path, FT, [0.85, 0.86, 0.87])
+    short = judge(tmp_path, c).comparisons[0]
+    assert (short.verdict, short.comparison.label) == (REFUTED, "SST-2")
+    seeds(tmp_path, long_a, [0.90, 0.91, 0.92])      # one side alone does not switch
+    assert judge(tmp_path, c).comparisons[0].comparison.a.experiment == LORA
+    seeds(tmp_path, long_b, [0.84, 0.85, 0.86])
+    result = judge(tmp_path, c)
+    comp = result.comparisons[0]
+    assert comp.comparison.label == "SST-2, trained to a plateau"
+    assert (comp.comparison.a.experiment, comp.comparison.b.experiment) == (long_a, long_b)
+    assert result.verdict == REPRODUCED and comp.a.values == pytest.approx([90.0, 91.0, 92.0])
+    assert all(p.startswith(("runs/glue_minilm/",)) for p in comp.a.records + comp.b.records)
+
+
+def test_a_plateau_naming_no_experiment_file_is_refused_with_the_fix():
+    with pytest.raises(LedgerError, match=r"plateau.b 'glue_minilm/nothing' has no file"):
+        claim("greater", plateau={"a": "glue_minilm/lora_sst2", "b": "glue_minilm/nothing"})
+    with pytest.raises(LedgerError, match=r"plateau: give \{a: EXPERIMENT, b: EXPERIMENT\}"):
+        claim("greater", plateau="glue_minilm/lora_sst2")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..tables.collect import RunRecord
-from .evidence import Evidence, MissingEvidence, gather
+from .evidence import Evidence, MissingEvidence, gather, select_records
 from .per_example import CorpusOutputs
 from .spec import Claim, Comparison, Rules
 from .stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval, one_sample_difference,
@@ -101,8 +101,24 @@ def choose_interval(a: Evidence, b: Evidence, rules: Rules,
         f"fewer than two seeds a side and no paired per-example scores ({why})"
 
 
+# The label a comparison carries once it reads the runs trained to a plateau.
+ON_PLATEAU = ", trained to a plateau"
+
+
+def as_read(comp: Comparison, records: list[RunRecord]) -> Comparison:
+    """The comparison the ledger reads: on the sides' runs trained to a plateau (`plateau`) once
+    both have one, on the shorter runs until then, so no comparison mixes the two budgets."""
+    if comp.plateau is None:
+        return comp
+    a, b = (replace(sel, experiment=name) for sel, name in zip((comp.a, comp.b), comp.plateau))
+    if not (select_records(a, records) and select_records(b, records)):
+        return comp
+    return replace(comp, label=comp.label + ON_PLATEAU, a=a, b=b, plateau=None)
+
+
 def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Path,
                         rules: Rules) -> ComparisonResult:
+    comp = as_read(comp, records)
     sides, missing = {}, []
     for name, sel in (("a", comp.a), ("b", comp.b)):
         try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 #             {experiment, field}           a record field (peak_memory_mb, train.tokens_per_s)
 #   artifact  {file, key, command}          a number or list in a results JSON (bench, analysis)
 #   constant  {value}                       a threshold
+# `plateau: {a: EXPERIMENT, b: EXPERIMENT}` on a comparison names the same sides trained to a
+# plateau: read in place of a's and b's experiments once both have a run (evaluate.as_read).
 # The paper's numbers are referenced, never retyped: {table, row, column} reads
 # experiments/paper/tableN.yaml; {file, key} reads the `paper` block an analysis JSON carries.
 
@@ -30,7 +32,7 @@ _CLAIM_KEYS = {"id", "statement", "where", "stand_in", "comparisons", "paper_sca
 # A claim of later work (issue #27) names its source; a claim without one is the paper's.
 _SOURCE_KEYS = {"work", "authors", "year", "url", "finding"}
 _COMPARISON_KEYS = {"label", "a", "b", "relation", "margin", "relative_margin", "paper",
-                    "trained_floor", "floor_sides", "point_decides", "paired"}
+                    "trained_floor", "floor_sides", "point_decides", "paired", "plateau"}
 _SELECTOR_KEYS = {"experiment", "table", "column", "metric", "scale", "better", "field", "file",
                   "key", "command", "runs_key", "value", "n_train", "converges", "caveat_key"}
 
@@ -98,6 +100,10 @@ class Comparison:
     # timing trials): the interval is over the differences a_i − b_i, so the machine's drift
     # between rounds, which hits both sides alike, cancels.
     paired: bool = False
+    # (a, b): the experiments of the same two sides trained to a plateau (issue #23's converging
+    # stand-ins); the ledger reads them in place of a's and b's once both have a run
+    # (evaluate.as_read), the shorter runs until then.
+    plateau: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,7 @@ def parse_comparison(data, where: str) -> Comparison:
     if "floor_sides" in data and data.get("trained_floor") is None:
         raise LedgerError(f"{where}: floor_sides without trained_floor; add the floor or "
                           "remove floor_sides")
+    plateau = _plateau(data.get("plateau"), a, b, where)
     return Comparison(label=str(data["label"]), a=a, b=b, relation=data["relation"],
                       margin=margin, relative_margin=float(relative) if relative is not None
                       else None, paper_a=parse_paper_ref(paper.get("a"), f"{where} paper.a"),
@@ -246,7 +253,26 @@ def parse_comparison(data, where: str) -> Comparison:
                       trained_floor=float(data["trained_floor"])
                       if data.get("trained_floor") is not None else None,
                       floor_sides=tuple(sides),
-                      point_decides=bool(data.get("point_decides", False)), paired=paired)
+                      point_decides=bool(data.get("point_decides", False)), paired=paired,
+                      plateau=plateau)
+
+
+def _plateau(data, a: Selector, b: Selector, where: str) -> tuple[str, str] | None:
+    """`plateau: {a: EXPERIMENT, b: EXPERIMENT}`, both files present, both sides run records."""
+    if data is None:
+        return None
+    if not (isinstance(data, dict) and set(data) == {"a", "b"}):
+        raise LedgerError(f"{where}: plateau: give {{a: EXPERIMENT, b: EXPERIMENT}}, the two "
+                          "sides' experiments trained to a plateau")
+    if a.experiment is None or b.experiment is None:
+        raise LedgerError(f"{where}: plateau replaces the experiments of both sides; both must "
+                          "select records (`experiment: ...`)")
+    for side in ("a", "b"):
+        name = str(data[side])
+        if not (CONF_DIR / "experiment" / f"{name}.yaml").is_file():
+            raise LedgerError(f"{where}: plateau.{side} {name!r} has no file "
+                              f"conf/experiment/{name}.yaml; name an existing experiment")
+    return str(data["a"]), str(data["b"])
 
 
 def parse_claim(data, path: Path) -> Claim:
