@@ -3,6 +3,7 @@ claims a CPU hour settles, each stage one resumable command. Owns `STAGES` and t
 
     python -m experiments.evidence status          # per stage: runs complete of planned, hours, claims
     python -m experiments.evidence runs s7_minilm  # a stage's run list, for scripts/run_grid.sh
+    python -m experiments.evidence sweeps s16_smollm2  # the gpt3_smollm2 sweeps a stage waits for
     python -m experiments.evidence pending         # the commands of the unfinished stages, in order
     make evidence                                  # runs them (scripts/evidence.sh), then make claims
 
@@ -83,6 +84,12 @@ S16_SMOLLM2_CELLS = ("lora_n100", "ft_n100", "pre_embed_n100", "pre_layer_n100")
 S16_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("ft", "lora_qv_r8", "pre_embed", "pre_layer"))
 
 
+# Claims 06 and 16 on Table 15's cells trained to their plateau (conf/experiment/s15_smollm2, all
+# of them the claims': the grid runs a linked cell's owner in gpt3_smollm2 or s7_smollm2), each at
+# its method's gpt3_smollm2 pick, so it waits for those sweeps, which its command runs first.
+S15_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("lora_qv_r8", "pre_embed", "pre_layer"))
+
+
 def _cells(folder: str, tasks: tuple[str, ...], cells: tuple[str, ...]) -> Callable[[], list[str]]:
     return lambda: [f"{folder}/{task}/{cell}/seed{s} experiment={folder}/{task}/{cell} seed={s} "
                     "logger=none" for s in BEYOND_SEEDS for task in tasks for cell in cells]
@@ -140,6 +147,11 @@ STAGES = (
     Stage("s16_smollm2", (), "make s16-smollm2",
           _cells("s16_smollm2", ("sst2_gen", "rte_gen"), S16_SMOLLM2_CELLS),
           needs_sweeps=S16_SMOLLM2_SWEEPS, prepares=("sample_efficiency",)),
+    # Table 15's cells of claims 06 and 16 trained to their plateau (tables/table15_smollm2.md):
+    # the claims read the 25-50-step table15_smollm2 runs until these exist.
+    Stage("s15_smollm2", (), "make s15-smollm2", _grid("s15_smollm2"),
+          needs_sweeps=S15_SMOLLM2_SWEEPS,
+          prepares=("prefix_degrades_lora_scales", "lora_plus_prefix")),
     Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2",
           _cells("s7_smollm2", ("sst2_gen", "samsum"), S7_SMOLLM2_CELLS),
           needs_sweeps=S7_SMOLLM2_SWEEPS, prepares=("multiple_weight_types", "small_rank_suffices")),
@@ -198,7 +210,8 @@ def stage_named(name: str) -> Stage:
 
 
 def _claims_text(stage: Stage) -> str:
-    later = f"made for {', '.join(stage.prepares)} (read once complete)" if stage.prepares else ""
+    later = (f"made for {', '.join(stage.prepares)} (read comparison by comparison as both "
+             "sides have runs)" if stage.prepares else "")
     return "; ".join(x for x in (", ".join(stage.claims), later) if x)
 
 
@@ -227,13 +240,17 @@ def status_table(results: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.evidence", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["status", "runs", "pending"])
-    p.add_argument("stage", nargs="?", help="for `runs`: the stage's name")
+    p.add_argument("what", choices=["status", "runs", "pending", "sweeps"])
+    p.add_argument("stage", nargs="?", help="for `runs` and `sweeps`: the stage's name")
     p.add_argument("--results", type=Path, default=None)
     args = p.parse_args(argv)
     results = args.results or results_dir()
     if args.what == "status":
         print(status_table(results))
+    elif args.what == "sweeps":  # the methods whose lr sweeps the stage waits for (Makefile)
+        if not args.stage:
+            p.error("`sweeps` needs a stage name")
+        print(" ".join(m for _, m in stage_named(args.stage).needs_sweeps))
     elif args.what == "runs":
         if not args.stage:
             p.error("`runs` needs a stage name")

@@ -344,10 +344,27 @@ def s16_lr(method: str, results: Path | None = None) -> tuple[float, str]:
                                         "Table 17's MNLI-100 / MNLI-392K")
 
 
+# Table 15's cells claims 06 and 16 compare, trained to their plateau (issue #23),
+# s15_smollm2/sst2_gen/<cell>: the prefix methods either side of their turning point, LoRA at
+# r = 8 and 64, LoRA with a prefix (App. E). Each at its method's gpt3_smollm2 sweep pick, LoRA
+# with a prefix at LoRA r_q=r_v=8's (App. E gives no lr of its own); a cell whose configuration
+# gpt3_smollm2 or s7_smollm2 already has links there (run.same_as), so it is never run twice.
+S15_TASK = "sst2_gen"
+S15_CELLS = ("pre_embed_lp256", "pre_embed_lp512", "pre_layer_lp8_li8", "pre_layer_lp64_li0",
+             "lora_qv_r8", "lora_qv_r64", "lora_pe_qv_r8", "lora_pl_qv_r8")
+# Table 15's method -> the gpt3_smollm2 cell whose swept lr it takes
+S15_SWEPT_CELL = {"pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8",
+                  "lora_pre_embed": "lora_qv_r8", "lora_pre_layer": "lora_qv_r8"}
+S15_SAME_AS = {"pre_embed_lp256": "gpt3_smollm2/{task}/pre_embed",
+               "pre_layer_lp8_li8": "gpt3_smollm2/{task}/pre_layer",
+               "lora_qv_r8": "gpt3_smollm2/{task}/lora_qv_r8", "lora_qv_r64": "s7_smollm2/{task}/qv_r64"}
+
+
 def write_plateau_cells(separators: dict, written: list) -> None:
     """gpt3_smollm2/<task>/<cell> (Table 4's rows, each at its own swept lr),
     s7_smollm2/<task>/<cell> (Tables 5 and 6, at LoRA r_q=r_v=8's) and
-    s16_smollm2/<task>/<cell> (Table 16 at n = 100, s16_lr)."""
+    s15_smollm2/sst2_gen/<cell> (Table 15's, at their methods') and s16_smollm2/<task>/<cell>
+    (Table 16 at n = 100, s16_lr)."""
     family = FAMILIES["gpt3_smollm2"]
 
     def put(folder: str, task: str, cell: str, spec: dict, lr: float, source: str, about: str,
@@ -358,7 +375,7 @@ def write_plateau_cells(separators: dict, written: list) -> None:
                                        separators.get(task), lr, source, about, same_as, **budget))
         written.append(path)
 
-    for folder in ("gpt3_smollm2", "s7_smollm2", "s16_smollm2"):
+    for folder in ("gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2"):
         shutil.rmtree(CONF / folder, ignore_errors=True)
     for task in PLATEAU_BUDGET:
         for cell, spec in TABLE4.items():
@@ -372,6 +389,12 @@ def write_plateau_cells(separators: dict, written: list) -> None:
             put("s7_smollm2", task, cell, spec, lora_lr,
                 f"LoRA r_q=r_v=8's (gpt3_smollm2): {lora_source}",
                 "issue #23's converging stand-in for Tables 5 and 6", link and link.format(task=task))
+    for cell in S15_CELLS:
+        spec, link = TABLE15[cell], S15_SAME_AS.get(cell)
+        lr, source = chosen_lr(family, S15_SWEPT_CELL[spec["method"]])
+        put("s15_smollm2", S15_TASK, cell, spec, lr,
+            f"gpt3_smollm2 {S15_SWEPT_CELL[spec['method']]}'s: {source}",
+            "issue #23's converging stand-in for Table 15", link and link.format(task=S15_TASK))
     for task in S16_TASKS:
         for cell, spec, _ in table16_cells():
             method, n_key = cell.rsplit("_", 1)
@@ -428,10 +451,10 @@ def main() -> None:
         "differs by task or table (examples, batch, epochs, sequence length, lr).",
         "make_gpt3_configs.py", STANDIN_SHARED))
     written.append(write_profile(
-        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-ins of Tables 4-6 and 16 (conf/experiment/\n"
-        "gpt3_smollm2, s7_smollm2 and s16_smollm2): trained until the dev metric stops improving\n"
-        "(train.patience), bf16 autocast. Each file keeps what differs by task (examples, batch,\n"
-        "epochs, sequence length, how often it decodes) and its lr.",
+        PLATEAU_PROFILE, "The converging SmolLM2-135M stand-ins of Tables 4-6, 15 and 16 (conf/experiment/\n"
+        "gpt3_smollm2, s7_smollm2, s15_smollm2 and s16_smollm2): trained until the dev metric stops\n"
+        "improving (train.patience), bf16 autocast. Each file keeps what differs by task (examples,\n"
+        "batch, epochs, sequence length, how often it decodes) and its lr.",
         "make_gpt3_configs.py", PLATEAU_SHARED))
     print(f"wrote {len(written)} files under {CONF.parent}")
 

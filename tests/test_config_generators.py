@@ -18,7 +18,7 @@ PROFILES = REPO / "conf" / "profile"
 GENERATORS = {
     "make_glue_configs.py": ["table2", "table2_minilm", "glue_minilm", "s7_minilm"],
     "make_gpt3_configs.py": [f"table{n}{s}" for n in (4, 5, 6, 8, 15, 16) for s in ("", "_smollm2")]
-                            + ["gpt3_smollm2", "s7_smollm2", "s16_smollm2"],
+                            + ["gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2"],
     "make_beyond_configs.py": ["beyond_smollm2"],
 }
 # script -> the stand-in profiles it writes (conf/profile/<name>.yaml)
@@ -59,7 +59,8 @@ def test_ledger_judges_convergence_by_the_runs_own_patience():
     # SmolLM2's converging stand-in holds its patience in its profile, every file selects it
     assert yaml.safe_load((PROFILES / "standin_smollm2_plateau.yaml").read_text())["train"][
         "patience"] == PLATEAU_PATIENCE
-    for path in [p for f in ("gpt3_smollm2", "s7_smollm2", "s16_smollm2") for p in (CONF / f).rglob("*.yaml")]:
+    for path in [p for f in ("gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2")
+                 for p in (CONF / f).rglob("*.yaml")]:
         assert "override /experiment_profile: standin_smollm2_plateau\n" in path.read_text(), path
     # MiniLM's files each hold theirs: the ledger's patience, more on the small train splits
     patience = {p.stem: yaml.safe_load(p.read_text())["train"]["patience"]

@@ -179,6 +179,28 @@ def test_s16_smollm2_plans_claim_13s_cells_and_waits_for_all_four_sweeps(tmp_pat
     assert capsys.readouterr().out.splitlines() == stage.lines()
 
 
+def test_s15_smollm2_runs_each_cell_of_claims_06_and_16_once_and_names_its_sweeps(tmp_path, capsys):
+    """Its cells are the Table 15 cells the two claims name; a cell whose configuration
+    gpt3_smollm2 or s7_smollm2 already has is run as that owner, never twice; `sweeps` prints the
+    methods whose lr sweeps it waits for (the Makefile runs them first)."""
+    from experiments.same_as import owner_of
+    ledger = {c.id: c for c in load_ledger().claims}
+    named = {e for claim in ("prefix_degrades_lora_scales", "lora_plus_prefix")
+             for c in ledger[claim].comparisons for e in c.plateau}
+    stage = evidence.stage_named("s15_smollm2")
+    planned = {line.split()[1].split("=", 1)[1] for line in stage.lines()}
+    assert planned == {owner_of(e) for e in named}
+    assert owner_of("s15_smollm2/sst2_gen/lora_qv_r8") == "gpt3_smollm2/sst2_gen/lora_qv_r8"
+    assert owner_of("s15_smollm2/sst2_gen/lora_qv_r64") == "s7_smollm2/sst2_gen/qv_r64"
+    assert len(stage.lines()) == 3 * len(planned) == 24
+    assert main(["sweeps", "s15_smollm2"]) == 0
+    assert capsys.readouterr().out.split() == ["lora_qv_r8", "pre_embed", "pre_layer"]
+    _finished_sweeps(tmp_path, ["lora_qv_r8"])
+    with pytest.raises(SystemExit):
+        main(["runs", "s15_smollm2", "--results", str(tmp_path)])
+    assert "scripts/converge.sh gpt3_smollm2 pre_embed pre_layer`" in capsys.readouterr().err
+
+
 def test_a_claim_names_the_stages_it_reads_or_waits_for_with_their_progress(tmp_path):
     [plan] = evidence.plan_for("multiple_weight_types", tmp_path)
     assert plan == {"stage": "s7_smollm2", "command": "make evidence-runs-s7_smollm2",
@@ -194,5 +216,5 @@ def test_a_claim_names_the_stages_it_reads_or_waits_for_with_their_progress(tmp_
              "reason": "under-trained", "comparisons": [], "paper_scale": [], "notes": [],
              "evidence_plan": [plan]}
     assert ("Evidence plan (`make evidence-status`): stage s7_smollm2, 0 of 48 runs complete, "
-            "read once complete, in place of the shorter runs above "
+            "read by each comparison once both its sides have a run, in place of the shorter runs "
             "(`make evidence-runs-s7_smollm2`).") in _details(claim)

@@ -231,8 +231,9 @@ def _details(c: dict) -> list[str]:
     for note in c["notes"]:
         lines += ["", f"Note: {note}"]
     plan = [f"stage {p['stage']}, {p['complete']} of {p['planned']} runs complete, "
-            + ("read by this claim" if p["read_now"] else "read once complete, in place of "
-               "the shorter runs above") + f" (`{p['command']}`)" for p in c.get("evidence_plan", [])]
+            + ("read by this claim" if p["read_now"] else "read by each comparison once both "
+               "its sides have a run, in place of the shorter runs") + f" (`{p['command']}`)"
+            for p in c.get("evidence_plan", [])]
     if plan:
         lines += ["", "Evidence plan (`make evidence-status`): " + "; ".join(plan) + "."]
     return lines
