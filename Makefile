@@ -152,7 +152,7 @@ bench-adapters: setup
 # chosen lrs until the dev metric stops improving (scripts/converge.sh; resumable; hours).
 #   make glue-minilm GLUE_MINILM_METHODS="ft lora"    the MiniLM Table 2 stand-in
 #   make gpt3-smollm2                                  SmolLM2 on SST-2, RTE, SAMSum (Table 4)
-.PHONY: glue-minilm gpt3-smollm2 s15-smollm2 s16-smollm2 configs evidence evidence-status
+.PHONY: glue-minilm gpt3-smollm2 scaling-smollm2 lowdata-smollm2 configs evidence evidence-status
 # every run the ledger reads, stage by stage, then `make claims` (experiments/evidence.py;
 # resumable; days on 2 cores); evidence-status: what has run and what is left, per stage
 evidence: setup
@@ -171,7 +171,7 @@ gpt3-smollm2: setup
 	PY=$(PY) scripts/converge.sh gpt3_smollm2 $(GPT3_SMOLLM2_METHODS)
 # Tables 15 and 16 trained to their plateau (claims 06, 16 and 13): the gpt3_smollm2 lr sweeps
 # their cells wait for (the sweeps alone; complete ones are skipped), then the cells, 3 seeds
-s15-smollm2 s16-smollm2: setup
+scaling-smollm2 lowdata-smollm2: setup
 	CONVERGE_SEEDS= PY=$(PY) scripts/converge.sh gpt3_smollm2 \
 	  $$($(PY) -m experiments.evidence sweeps $(subst -,_,$@))
 	$(MAKE) evidence-runs-$(subst -,_,$@)

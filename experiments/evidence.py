@@ -3,7 +3,7 @@ claims a CPU hour settles, each stage one resumable command. Owns `STAGES` and t
 
     python -m experiments.evidence status          # per stage: runs complete of planned, hours, claims
     python -m experiments.evidence runs s7_minilm  # a stage's run list, for scripts/run_grid.sh
-    python -m experiments.evidence sweeps s16_smollm2  # the gpt3_smollm2 sweeps a stage waits for
+    python -m experiments.evidence sweeps lowdata_smollm2  # the gpt3_smollm2 sweeps a stage waits for
     python -m experiments.evidence pending         # the commands of the unfinished stages, in order
     make evidence                                  # runs them (scripts/evidence.sh), then make claims
 
@@ -76,18 +76,18 @@ def rank_curves_lines() -> list[str]:
 # lr, and the sweep's pick would leave them stale.
 S7_SMOLLM2_CELLS = ("qv_r4", "qkvo_r2", "q_r8", "k_r8", "qv_r1", "qv_r64", "qkvo_r1", "qkvo_r64")
 S7_SMOLLM2_SWEEPS = (("gpt3_smollm2", "lora_qv_r8"),)
-# Claim 13 on Table 16's n = 100 trained to its plateau (conf/experiment/s16_smollm2): its four
+# Claim 13 on Table 16's n = 100 trained to its plateau (conf/experiment/lowdata_smollm2): its four
 # methods on SST-2 and RTE, 3 seeds; each trains at its gpt3_smollm2 sweep's pick scaled by Table
-# 17 (scripts/make_gpt3_configs.py: s16_lr), so it waits for all four sweeps, which its command
+# 17 (scripts/make_gpt3_configs.py: lowdata_lr), so it waits for all four sweeps, which its command
 # runs first. 100 examples an epoch: the cheapest claim to settle, so it comes first of them.
-S16_SMOLLM2_CELLS = ("lora_n100", "ft_n100", "pre_embed_n100", "pre_layer_n100")
-S16_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("ft", "lora_qv_r8", "pre_embed", "pre_layer"))
+LOWDATA_SMOLLM2_CELLS = ("lora_n100", "ft_n100", "pre_embed_n100", "pre_layer_n100")
+LOWDATA_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("ft", "lora_qv_r8", "pre_embed", "pre_layer"))
 
 
-# Claims 06 and 16 on Table 15's cells trained to their plateau (conf/experiment/s15_smollm2, all
+# Claims 06 and 16 on Table 15's cells trained to their plateau (conf/experiment/scaling_smollm2, all
 # of them the claims': the grid runs a linked cell's owner in gpt3_smollm2 or s7_smollm2), each at
 # its method's gpt3_smollm2 pick, so it waits for those sweeps, which its command runs first.
-S15_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("lora_qv_r8", "pre_embed", "pre_layer"))
+SCALING_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("lora_qv_r8", "pre_embed", "pre_layer"))
 
 
 def _cells(folder: str, tasks: tuple[str, ...], cells: tuple[str, ...]) -> Callable[[], list[str]]:
@@ -144,13 +144,13 @@ STAGES = (
     # read the 25-50-step table5/6_smollm2 runs until these exist.
     # Table 16 at n = 100 trained to its plateau (tables/table16_smollm2.md): claim 13 reads the
     # 60-step table16_smollm2 runs until these exist.
-    Stage("s16_smollm2", (), "make s16-smollm2",
-          _cells("s16_smollm2", ("sst2_gen", "rte_gen"), S16_SMOLLM2_CELLS),
-          needs_sweeps=S16_SMOLLM2_SWEEPS, prepares=("sample_efficiency",)),
+    Stage("lowdata_smollm2", (), "make lowdata-smollm2",
+          _cells("lowdata_smollm2", ("sst2_gen", "rte_gen"), LOWDATA_SMOLLM2_CELLS),
+          needs_sweeps=LOWDATA_SMOLLM2_SWEEPS, prepares=("sample_efficiency",)),
     # Table 15's cells of claims 06 and 16 trained to their plateau (tables/table15_smollm2.md):
     # the claims read the 25-50-step table15_smollm2 runs until these exist.
-    Stage("s15_smollm2", (), "make s15-smollm2", _grid("s15_smollm2"),
-          needs_sweeps=S15_SMOLLM2_SWEEPS,
+    Stage("scaling_smollm2", (), "make scaling-smollm2", _grid("scaling_smollm2"),
+          needs_sweeps=SCALING_SMOLLM2_SWEEPS,
           prepares=("prefix_degrades_lora_scales", "lora_plus_prefix")),
     Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2",
           _cells("s7_smollm2", ("sst2_gen", "samsum"), S7_SMOLLM2_CELLS),

@@ -16,8 +16,8 @@ from pathlib import Path
 from .paths import CONF_DIR, results_dir
 
 # the families whose lr a sweep picks and writes into their experiment files
-SWEPT = ("glue_minilm/", "gpt3_smollm2/", "s7_minilm/", "s7_smollm2/", "s15_smollm2/",
-         "s16_smollm2/")
+SWEPT = ("glue_minilm/", "gpt3_smollm2/", "s7_minilm/", "s7_smollm2/", "scaling_smollm2/",
+         "lowdata_smollm2/")
 
 
 def stale_records(records: list[Path]) -> list[tuple[Path, float, float]]:

@@ -280,7 +280,7 @@ def render_plateau(name: str, table: str, task: str, spec: dict, separator: str 
                    lr: float, lr_source: str, about: str, same_as: str | None = None,
                    budget: dict | None = None, decode_every: int | None = None) -> str:
     """A cell trained to its plateau on `budget` (default PLATEAU_BUDGET[task]): gpt3_smollm2's,
-    s7_smollm2's and s16_smollm2's."""
+    s7_smollm2's and lowdata_smollm2's."""
     b = budget or PLATEAU_BUDGET[task]
     lines = ["# @package _global_",
              f"# {spec['row']} on {task}, SmolLM2-135M trained until the dev metric stops improving",
@@ -317,45 +317,45 @@ S7_SAME_AS = {"qv_r8": "gpt3_smollm2/{task}/lora_qv_r8"}
 
 
 # Table 16's low-data regime trained to its plateau (issue #23: the cells claim 13 compares),
-# s16_smollm2/<task>/<method>_n100: 100 training examples (data seed 0), Table 17's batch and
-# epoch cap for MNLI-100, decoded every S16_DECODE_EVERY epochs (an epoch is 5 steps, a decode
+# lowdata_smollm2/<task>/<method>_n100: 100 training examples (data seed 0), Table 17's batch and
+# epoch cap for MNLI-100, decoded every LOWDATA_DECODE_EVERY epochs (an epoch is 5 steps, a decode
 # of the dev set costs several) and stopped by the plateau profile's patience, in decodes. The lr
 # of each method: its gpt3_smollm2 sweep's pick times Table 17's ratio of its MNLI-100 lr to its
 # MNLI-392K lr (FT and LoRA 1, PrefixEmbed 0.4, PrefixLayer 0.5), the paper's own change of lr
 # with n, one rule for every method.
-S16_TASKS = ("sst2_gen", "rte_gen")
-S16_N = "n100"
-S16_DECODE_EVERY = 4
+LOWDATA_TASKS = ("sst2_gen", "rte_gen")
+LOWDATA_N = "n100"
+LOWDATA_DECODE_EVERY = 4
 # Table 16's method -> the gpt3_smollm2 cell whose swept lr it scales
-S16_SWEPT_CELL = {"ft": "ft", "pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
+LOWDATA_SWEPT_CELL = {"ft": "ft", "pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
 
 
-def s16_budget(task: str) -> dict:
-    s = TABLE17[S16_N]
+def lowdata_budget(task: str) -> dict:
+    s = TABLE17[LOWDATA_N]
     return dict(PLATEAU_BUDGET[task], max_train=s["n"], batch=s["batch"], epochs=s["epochs"])
 
 
-def s16_lr(method: str, results: Path | None = None) -> tuple[float, str]:
+def lowdata_lr(method: str, results: Path | None = None) -> tuple[float, str]:
     """(lr, where it comes from) of a Table 16 method at n = 100 (the rule above)."""
-    cell = S16_SWEPT_CELL[method]
+    cell = LOWDATA_SWEPT_CELL[method]
     lr, source = chosen_lr(FAMILIES["gpt3_smollm2"], cell, results)
-    ratio = TABLE17[S16_N]["lr"][method] / TABLE17["full"]["lr"][method]
+    ratio = TABLE17[LOWDATA_N]["lr"][method] / TABLE17["full"]["lr"][method]
     return float(f"{lr * ratio:.3g}"), (f"gpt3_smollm2 {cell}'s lr ({source}) x {ratio:g}, "
                                         "Table 17's MNLI-100 / MNLI-392K")
 
 
 # Table 15's cells claims 06 and 16 compare, trained to their plateau (issue #23),
-# s15_smollm2/sst2_gen/<cell>: the prefix methods either side of their turning point, LoRA at
+# scaling_smollm2/sst2_gen/<cell>: the prefix methods either side of their turning point, LoRA at
 # r = 8 and 64, LoRA with a prefix (App. E). Each at its method's gpt3_smollm2 sweep pick, LoRA
 # with a prefix at LoRA r_q=r_v=8's (App. E gives no lr of its own); a cell whose configuration
 # gpt3_smollm2 or s7_smollm2 already has links there (run.same_as), so it is never run twice.
-S15_TASK = "sst2_gen"
-S15_CELLS = ("pre_embed_lp256", "pre_embed_lp512", "pre_layer_lp8_li8", "pre_layer_lp64_li0",
+SCALING_TASK = "sst2_gen"
+SCALING_CELLS = ("pre_embed_lp256", "pre_embed_lp512", "pre_layer_lp8_li8", "pre_layer_lp64_li0",
              "lora_qv_r8", "lora_qv_r64", "lora_pe_qv_r8", "lora_pl_qv_r8")
 # Table 15's method -> the gpt3_smollm2 cell whose swept lr it takes
-S15_SWEPT_CELL = {"pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8",
+SCALING_SWEPT_CELL = {"pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8",
                   "lora_pre_embed": "lora_qv_r8", "lora_pre_layer": "lora_qv_r8"}
-S15_SAME_AS = {"pre_embed_lp256": "gpt3_smollm2/{task}/pre_embed",
+SCALING_SAME_AS = {"pre_embed_lp256": "gpt3_smollm2/{task}/pre_embed",
                "pre_layer_lp8_li8": "gpt3_smollm2/{task}/pre_layer",
                "lora_qv_r8": "gpt3_smollm2/{task}/lora_qv_r8", "lora_qv_r64": "s7_smollm2/{task}/qv_r64"}
 
@@ -363,8 +363,8 @@ S15_SAME_AS = {"pre_embed_lp256": "gpt3_smollm2/{task}/pre_embed",
 def write_plateau_cells(separators: dict, written: list) -> None:
     """gpt3_smollm2/<task>/<cell> (Table 4's rows, each at its own swept lr),
     s7_smollm2/<task>/<cell> (Tables 5 and 6, at LoRA r_q=r_v=8's) and
-    s15_smollm2/sst2_gen/<cell> (Table 15's, at their methods') and s16_smollm2/<task>/<cell>
-    (Table 16 at n = 100, s16_lr)."""
+    scaling_smollm2/sst2_gen/<cell> (Table 15's, at their methods') and lowdata_smollm2/<task>/<cell>
+    (Table 16 at n = 100, lowdata_lr)."""
     family = FAMILIES["gpt3_smollm2"]
 
     def put(folder: str, task: str, cell: str, spec: dict, lr: float, source: str, about: str,
@@ -375,7 +375,7 @@ def write_plateau_cells(separators: dict, written: list) -> None:
                                        separators.get(task), lr, source, about, same_as, **budget))
         written.append(path)
 
-    for folder in ("gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2"):
+    for folder in ("gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "lowdata_smollm2"):
         shutil.rmtree(CONF / folder, ignore_errors=True)
     for task in PLATEAU_BUDGET:
         for cell, spec in TABLE4.items():
@@ -389,19 +389,19 @@ def write_plateau_cells(separators: dict, written: list) -> None:
             put("s7_smollm2", task, cell, spec, lora_lr,
                 f"LoRA r_q=r_v=8's (gpt3_smollm2): {lora_source}",
                 "issue #23's converging stand-in for Tables 5 and 6", link and link.format(task=task))
-    for cell in S15_CELLS:
-        spec, link = TABLE15[cell], S15_SAME_AS.get(cell)
-        lr, source = chosen_lr(family, S15_SWEPT_CELL[spec["method"]])
-        put("s15_smollm2", S15_TASK, cell, spec, lr,
-            f"gpt3_smollm2 {S15_SWEPT_CELL[spec['method']]}'s: {source}",
-            "issue #23's converging stand-in for Table 15", link and link.format(task=S15_TASK))
-    for task in S16_TASKS:
+    for cell in SCALING_CELLS:
+        spec, link = TABLE15[cell], SCALING_SAME_AS.get(cell)
+        lr, source = chosen_lr(family, SCALING_SWEPT_CELL[spec["method"]])
+        put("scaling_smollm2", SCALING_TASK, cell, spec, lr,
+            f"gpt3_smollm2 {SCALING_SWEPT_CELL[spec['method']]}'s: {source}",
+            "issue #23's converging stand-in for Table 15", link and link.format(task=SCALING_TASK))
+    for task in LOWDATA_TASKS:
         for cell, spec, _ in table16_cells():
             method, n_key = cell.rsplit("_", 1)
-            if n_key == S16_N:
-                put("s16_smollm2", task, cell, spec, *s16_lr(method),
+            if n_key == LOWDATA_N:
+                put("lowdata_smollm2", task, cell, spec, *lowdata_lr(method),
                     "issue #23's converging stand-in for Table 16 at n = 100",
-                    budget=s16_budget(task), decode_every=S16_DECODE_EVERY)
+                    budget=lowdata_budget(task), decode_every=LOWDATA_DECODE_EVERY)
 
 
 def main() -> None:
@@ -452,7 +452,7 @@ def main() -> None:
         "make_gpt3_configs.py", STANDIN_SHARED))
     written.append(write_profile(
         PLATEAU_PROFILE, "The converging SmolLM2-135M stand-ins of Tables 4-6, 15 and 16 (conf/experiment/\n"
-        "gpt3_smollm2, s7_smollm2, s15_smollm2 and s16_smollm2): trained until the dev metric stops\n"
+        "gpt3_smollm2, s7_smollm2, scaling_smollm2 and lowdata_smollm2): trained until the dev metric stops\n"
         "improving (train.patience), bf16 autocast. Each file keeps what differs by task (examples,\n"
         "batch, epochs, sequence length, how often it decodes) and its lr.",
         "make_gpt3_configs.py", PLATEAU_SHARED))

@@ -18,7 +18,7 @@ PROFILES = REPO / "conf" / "profile"
 GENERATORS = {
     "make_glue_configs.py": ["table2", "table2_minilm", "glue_minilm", "s7_minilm"],
     "make_gpt3_configs.py": [f"table{n}{s}" for n in (4, 5, 6, 8, 15, 16) for s in ("", "_smollm2")]
-                            + ["gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2"],
+                            + ["gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "lowdata_smollm2"],
     "make_beyond_configs.py": ["beyond_smollm2"],
 }
 # script -> the stand-in profiles it writes (conf/profile/<name>.yaml)
@@ -59,7 +59,7 @@ def test_ledger_judges_convergence_by_the_runs_own_patience():
     # SmolLM2's converging stand-in holds its patience in its profile, every file selects it
     assert yaml.safe_load((PROFILES / "standin_smollm2_plateau.yaml").read_text())["train"][
         "patience"] == PLATEAU_PATIENCE
-    for path in [p for f in ("gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2")
+    for path in [p for f in ("gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "lowdata_smollm2")
                  for p in (CONF / f).rglob("*.yaml")]:
         assert "override /experiment_profile: standin_smollm2_plateau\n" in path.read_text(), path
     # MiniLM's files each hold theirs: the ledger's patience, more on the small train splits
@@ -111,7 +111,7 @@ def test_each_standin_lr_has_one_home():
 
 
 def test_table16_at_n100_trains_each_method_at_its_swept_lr_scaled_as_table17_scales_it(tmp_path):
-    """s16_smollm2: FT and LoRA at their gpt3_smollm2 picks, PrefixEmbed at 0.4x and
+    """lowdata_smollm2: FT and LoRA at their gpt3_smollm2 picks, PrefixEmbed at 0.4x and
     PrefixLayer at 0.5x theirs (Table 17's MNLI-100 over MNLI-392K lr), 100 examples, Table 17's
     batch and epoch cap; a finished sweep's pick moves the scaled lr with it."""
     sys.path.insert(0, str(REPO / "scripts"))
@@ -120,19 +120,19 @@ def test_table16_at_n100_trains_each_method_at_its_swept_lr_scaled_as_table17_sc
     family = FAMILIES["gpt3_smollm2"]
     ratios = {"ft": 1.0, "lora": 1.0, "pre_embed": 0.4, "pre_layer": 0.5}
     for method, ratio in ratios.items():
-        base, _ = chosen_lr(family, gpt3.S16_SWEPT_CELL[method])
-        for task in gpt3.S16_TASKS:
-            cfg = yaml.safe_load((CONF / "s16_smollm2" / task / f"{method}_n100.yaml").read_text())
+        base, _ = chosen_lr(family, gpt3.LOWDATA_SWEPT_CELL[method])
+        for task in gpt3.LOWDATA_TASKS:
+            cfg = yaml.safe_load((CONF / "lowdata_smollm2" / task / f"{method}_n100.yaml").read_text())
             assert float(cfg["train"]["lr"]) == pytest.approx(base * ratio)  # "5e-05": a str to PyYAML
             assert (cfg["train"]["batch_size"], cfg["train"]["epochs"], cfg["data"]["max_train"]) \
                 == (20, 40, 100)
-            assert cfg["decode"]["every_epochs"] == gpt3.S16_DECODE_EVERY
+            assert cfg["decode"]["every_epochs"] == gpt3.LOWDATA_DECODE_EVERY
     # a finished sweep (its whole grid run, the best inside it) replaces the base lr
     lrs = sweep_grid(family, "pre_embed", tmp_path)
     doc = {"lower_is_better": False, "tie_tolerance": 0.0, "methods": {"pre_embed": {
         "mean_by_lr": {f"{lr:g}": 0.9 - abs(i - 1) * 0.05 for i, lr in enumerate(lrs)}}}}
     (tmp_path / "analysis").mkdir()
     (tmp_path / "analysis" / f"{family.analysis}.json").write_text(json.dumps(doc))
-    lr, source = gpt3.s16_lr("pre_embed", tmp_path)
+    lr, source = gpt3.lowdata_lr("pre_embed", tmp_path)
     assert lr == pytest.approx(float(f"{lrs[1] * 0.4:.3g}")) and lr != pytest.approx(lrs[2] * 0.4)
     assert "x 0.4" in source and family.analysis in source

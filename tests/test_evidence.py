@@ -158,28 +158,28 @@ def _finished_sweeps(results, methods):
     path.write_text(json.dumps(doc))
 
 
-def test_s16_smollm2_plans_claim_13s_cells_and_waits_for_all_four_sweeps(tmp_path, capsys):
+def test_lowdata_smollm2_plans_claim_13s_cells_and_waits_for_all_four_sweeps(tmp_path, capsys):
     """Its cells are the Table 16 cells claim 13 compares (n = 100, on the plateau budget), 3
     seeds; `runs` refuses, naming the unfinished sweeps, until FT's, LoRA's and both prefix
     methods' have run, as each cell trains at its method's pick."""
     ledger = {c.id: c for c in load_ledger().claims}
     named = {side.experiment.split("/", 1)[1]
              for c in ledger["sample_efficiency"].comparisons for side in (c.a, c.b)}
-    stage = evidence.stage_named("s16_smollm2")
+    stage = evidence.stage_named("lowdata_smollm2")
     planned = {line.split()[1].split("=", 1)[1] for line in stage.lines()}
-    assert planned == {f"s16_smollm2/{cell}" for cell in named} and len(named) == 8
+    assert planned == {f"lowdata_smollm2/{cell}" for cell in named} and len(named) == 8
     assert len(stage.lines()) == 24 and stage.prepares == ("sample_efficiency",)
     _finished_sweeps(tmp_path, ["ft", "lora_qv_r8", "pre_layer"])
     with pytest.raises(SystemExit):
-        main(["runs", "s16_smollm2", "--results", str(tmp_path)])
+        main(["runs", "lowdata_smollm2", "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert "CONVERGE_SEEDS= scripts/converge.sh gpt3_smollm2 pre_embed`" in err
     _finished_sweeps(tmp_path, ["ft", "lora_qv_r8", "pre_layer", "pre_embed"])
-    assert main(["runs", "s16_smollm2", "--results", str(tmp_path)]) == 0
+    assert main(["runs", "lowdata_smollm2", "--results", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == stage.lines()
 
 
-def test_s15_smollm2_runs_each_cell_of_claims_06_and_16_once_and_names_its_sweeps(tmp_path, capsys):
+def test_scaling_smollm2_runs_each_cell_of_claims_06_and_16_once_and_names_its_sweeps(tmp_path, capsys):
     """Its cells are the Table 15 cells the two claims name; a cell whose configuration
     gpt3_smollm2 or s7_smollm2 already has is run as that owner, never twice; `sweeps` prints the
     methods whose lr sweeps it waits for (the Makefile runs them first)."""
@@ -187,17 +187,17 @@ def test_s15_smollm2_runs_each_cell_of_claims_06_and_16_once_and_names_its_sweep
     ledger = {c.id: c for c in load_ledger().claims}
     named = {e for claim in ("prefix_degrades_lora_scales", "lora_plus_prefix")
              for c in ledger[claim].comparisons for e in c.plateau}
-    stage = evidence.stage_named("s15_smollm2")
+    stage = evidence.stage_named("scaling_smollm2")
     planned = {line.split()[1].split("=", 1)[1] for line in stage.lines()}
     assert planned == {owner_of(e) for e in named}
-    assert owner_of("s15_smollm2/sst2_gen/lora_qv_r8") == "gpt3_smollm2/sst2_gen/lora_qv_r8"
-    assert owner_of("s15_smollm2/sst2_gen/lora_qv_r64") == "s7_smollm2/sst2_gen/qv_r64"
+    assert owner_of("scaling_smollm2/sst2_gen/lora_qv_r8") == "gpt3_smollm2/sst2_gen/lora_qv_r8"
+    assert owner_of("scaling_smollm2/sst2_gen/lora_qv_r64") == "s7_smollm2/sst2_gen/qv_r64"
     assert len(stage.lines()) == 3 * len(planned) == 24
-    assert main(["sweeps", "s15_smollm2"]) == 0
+    assert main(["sweeps", "scaling_smollm2"]) == 0
     assert capsys.readouterr().out.split() == ["lora_qv_r8", "pre_embed", "pre_layer"]
     _finished_sweeps(tmp_path, ["lora_qv_r8"])
     with pytest.raises(SystemExit):
-        main(["runs", "s15_smollm2", "--results", str(tmp_path)])
+        main(["runs", "scaling_smollm2", "--results", str(tmp_path)])
     assert "scripts/converge.sh gpt3_smollm2 pre_embed pre_layer`" in capsys.readouterr().err
 
 

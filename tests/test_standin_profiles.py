@@ -20,7 +20,7 @@ EXPERIMENT_DIR = CONF_DIR / "experiment"
 STANDIN_PROFILES = {
     **{f"table{n}_smollm2": "standin_smollm2" for n in (4, 5, 6, 8, 15, 16)},
     "gpt3_smollm2": "standin_smollm2_plateau", "s7_smollm2": "standin_smollm2_plateau",
-    "s15_smollm2": "standin_smollm2_plateau", "s16_smollm2": "standin_smollm2_plateau",
+    "scaling_smollm2": "standin_smollm2_plateau", "lowdata_smollm2": "standin_smollm2_plateau",
     "e2e_smollm2": "standin_smollm2_e2e",
     "beyond_smollm2": "standin_smollm2_beyond", "table2_minilm": "standin_minilm",
     "glue_minilm": "standin_minilm_plateau", "s7_minilm": "standin_minilm_plateau"}

@@ -222,10 +222,10 @@ def test_each_view_writes_its_own_files_and_the_index_lists_them(tmp_path):
 
 
 def test_the_table16_view_reads_sst2_and_rte_at_n100_in_table16s_row_order(tmp_path):
-    """s16_smollm2: Table 16's four rows in its order, SST-2 and RTE columns only, and no word
+    """lowdata_smollm2: Table 16's four rows in its order, SST-2 and RTE columns only, and no word
     of SAMSum in how a cell is read."""
-    view = VIEWS["s16_smollm2"]
-    kw = dict(folder="s16_smollm2", table="s16_smollm2")
+    view = VIEWS["lowdata_smollm2"]
+    kw = dict(folder="lowdata_smollm2", table="lowdata_smollm2")
     _record(tmp_path, "lora_n100", "sst2_gen", 1, [0.70, 0.80, 0.78], row="GPT-3 LoRA", **kw)
     _record(tmp_path, "lora_n100", "rte_gen", 1, [0.50, 0.56, 0.55], row="GPT-3 LoRA", **kw)
     _record(tmp_path, "ft_n100", "sst2_gen", 1, [0.75, 0.74, 0.73], row="GPT-3 Fine-Tune",
@@ -243,15 +243,15 @@ def test_the_table16_view_reads_sst2_and_rte_at_n100_in_table16s_row_order(tmp_p
 
 
 def test_the_table15_view_reads_its_cells_and_the_runs_of_the_cells_it_links_to(tmp_path):
-    """s15_smollm2's LoRA r_q=r_v=8 cell is gpt3_smollm2's (run.same_as): its runs fill the row,
-    beside the cells s15_smollm2 runs itself, in Table 15's row order."""
-    view = VIEWS["s15_smollm2"]
-    _record(tmp_path, "lora_pe_qv_r8", "sst2_gen", 1, [0.85, 0.88], folder="s15_smollm2",
-            table="s15_smollm2", row="LoRA+PE r_q=r_v=8, l_p=8, l_i=4")
+    """scaling_smollm2's LoRA r_q=r_v=8 cell is gpt3_smollm2's (run.same_as): its runs fill the row,
+    beside the cells scaling_smollm2 runs itself, in Table 15's row order."""
+    view = VIEWS["scaling_smollm2"]
+    _record(tmp_path, "lora_pe_qv_r8", "sst2_gen", 1, [0.85, 0.88], folder="scaling_smollm2",
+            table="scaling_smollm2", row="LoRA+PE r_q=r_v=8, l_p=8, l_i=4")
     owner = _record(tmp_path, "lora_qv_r8", "sst2_gen", 1, [0.86, 0.87])
     built = collect(tmp_path, view=view)
     assert [r.label for r in built.rows] == ["LoRA r_q=r_v=8", "LoRA+PE r_q=r_v=8, l_p=8, l_i=4"]
     assert [r.path for r in built.rows[0].records] == [owner]
     text = to_markdown(built)
     assert "| LoRA+PE r_q=r_v=8, l_p=8, l_i=4 | lora_pe_qv_r8 | 921.6K | 88.0 (n=1) |" in text
-    assert "s15_smollm2/sst2_gen/lora_qv_r8 reads gpt3_smollm2/sst2_gen/lora_qv_r8" in text
+    assert "scaling_smollm2/sst2_gen/lora_qv_r8 reads gpt3_smollm2/sst2_gen/lora_qv_r8" in text

@@ -87,7 +87,7 @@ def table_from_experiment(experiment: str) -> int | None:
 
 # The run.table of stand-in tables the paper does not have, each read by its own module
 # (tables/minilm.py, tables/smollm2.py), never by aggregate.build, which takes numbers only.
-STANDIN_TABLES = ("2_minilm", "gpt3_smollm2", "s7_smollm2", "s15_smollm2", "s16_smollm2")
+STANDIN_TABLES = ("2_minilm", "gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "lowdata_smollm2")
 # Record groups no table build reads: the converging stand-ins' lr sweeps (experiments/
 # converge.py) and the Section 7 MiniLM runs, read by the analyses and the claims ledger.
 UNTABLED_GROUPS = ("lr_sweep_minilm", "lr_sweep_glue_minilm", "lr_sweep_smollm2", "s7_minilm")

@@ -1,7 +1,7 @@
 """The converging SmolLM2 stand-ins (issue #23), one `View` each: records of `run.table:
 gpt3_smollm2` -> `tables/table4_smollm2.md` + `.json` (Table 4's rows), of `run.table: s7_smollm2`
--> `tables/table5_6_smollm2.md` + `.json` (Tables 5 and 6), of `run.table: s16_smollm2` ->
-`tables/table16_smollm2.md` + `.json` (Table 16 at n = 100), of `run.table: s15_smollm2` ->
+-> `tables/table5_6_smollm2.md` + `.json` (Tables 5 and 6), of `run.table: lowdata_smollm2` ->
+`tables/table16_smollm2.md` + `.json` (Table 16 at n = 100), of `run.table: scaling_smollm2` ->
 `tables/table15_smollm2.md` + `.json` (Table 15's cells of claims 06 and 16), every per-seed value
 kept; the paper's GPT-3 rows beside."""
 from __future__ import annotations
@@ -96,23 +96,23 @@ VIEWS = {
         "have, and there is no WikiSQL (its tables are not offline)",
         paper_note="its WikiSQL and MultiNLI have no column of ours, our SST-2 and SAMSum no value of the "
         "paper's"),
-    "s15_smollm2": View(
-        folder="s15_smollm2", key="15_smollm2", paper=(15,), columns=(_SST2,),
+    "scaling_smollm2": View(
+        folder="scaling_smollm2", key="15_smollm2", paper=(15,), columns=(_SST2,),
         title="the cells of claims 06 and 16, SST-2",
-        run_command="make s15-smollm2",
+        run_command="make scaling-smollm2",
         runs_note=" (the lr sweeps of its methods on gpt3_smollm2 first, skipping those finished, "
-        "then its cells, 3 seeds); `python -m experiments.run experiment=s15_smollm2/sst2_gen/<cell>` "
+        "then its cells, 3 seeds); `python -m experiments.run experiment=scaling_smollm2/sst2_gen/<cell>` "
         "runs one",
         about="the column is another task: SST-2 as generation (a label word after the sentence) "
         "stands in for MultiNLI, and there is no WikiSQL (its tables are not offline)",
         paper_note="its WikiSQL and MultiNLI have no column of ours, our SST-2 no value of the paper's"),
-    "s16_smollm2": View(
-        folder="s16_smollm2", key="16_smollm2", paper=(16,), columns=(_SST2, _RTE),
+    "lowdata_smollm2": View(
+        folder="lowdata_smollm2", key="16_smollm2", paper=(16,), columns=(_SST2, _RTE),
         title="100 training examples, SST-2 and RTE",
-        run_command="make s16-smollm2",
+        run_command="make lowdata-smollm2",
         runs_note=" (the lr sweeps of its four methods on gpt3_smollm2 first, skipping those "
         "finished, then its cells, 3 seeds); `python -m experiments.run "
-        "experiment=s16_smollm2/<task>/<cell>` runs one",
+        "experiment=lowdata_smollm2/<task>/<cell>` runs one",
         about="the columns are other tasks at the same n: 100 examples of SST-2 and of RTE as "
         "generation (a label word after the sentence, or after premise and hypothesis) stand in "
         "for MNLI-100",
