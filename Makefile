@@ -152,7 +152,7 @@ bench-adapters: setup
 # chosen lrs until the dev metric stops improving (scripts/converge.sh; resumable; hours).
 #   make glue-minilm GLUE_MINILM_METHODS="ft lora"    the MiniLM Table 2 stand-in
 #   make gpt3-smollm2                                  SmolLM2 on SST-2, RTE, SAMSum (Table 4)
-.PHONY: glue-minilm gpt3-smollm2 scaling-smollm2 lowdata-smollm2 configs evidence evidence-status
+.PHONY: glue-minilm gpt3-smollm2 gpt2-smollm2 scaling-smollm2 lowdata-smollm2 configs evidence evidence-status
 # every run the ledger reads, stage by stage, then `make claims` (experiments/evidence.py;
 # resumable; days on 2 cores); evidence-status: what has run and what is left, per stage
 evidence: setup
@@ -162,13 +162,17 @@ evidence-status: setup
 # every generated experiment file, from its script (tests/test_config_generators.py: no diff)
 configs: setup
 	$(PY) scripts/make_glue_configs.py && $(PY) scripts/make_gpt3_configs.py \
-	  && $(PY) scripts/make_beyond_configs.py
+	  && $(PY) scripts/make_beyond_configs.py && $(PY) scripts/make_gpt2_configs.py
 GLUE_MINILM_METHODS ?=
 GPT3_SMOLLM2_METHODS ?=
 glue-minilm: setup
 	PY=$(PY) scripts/converge.sh glue_minilm $(GLUE_MINILM_METHODS)
 gpt3-smollm2: setup
 	PY=$(PY) scripts/converge.sh gpt3_smollm2 $(GPT3_SMOLLM2_METHODS)
+# Table 3 on E2E trained to a plateau (claim 03): LoRA's and FT's lr sweeps by the valid loss
+# after one epoch, then 3 seeds of each until the valid loss stops improving (hours a run)
+gpt2-smollm2: setup
+	PY=$(PY) scripts/converge.sh gpt2_smollm2
 # Tables 15 and 16 trained to their plateau (claims 06, 16 and 13): the gpt3_smollm2 lr sweeps
 # their cells wait for (the sweeps alone; complete ones are skipped), then the cells, 3 seeds
 scaling-smollm2 lowdata-smollm2: setup

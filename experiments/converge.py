@@ -80,6 +80,9 @@ MINILM_LR = {"ft": 1e-4, "bitfit": 5e-3, "adapter_h": 2e-3, "lora": 2e-3}
 # keeps the comparison even-handed (tests/test_config_generators.py checks the factors).
 SMOLLM2_LR = {"ft": 5e-5, "pre_embed": 2.5e-3, "pre_layer": 5e-4, "bitfit": 8e-3,
               "adapter_h": 5e-4, "lora": 1e-3, "lora_pre_embed": 1e-3, "lora_pre_layer": 1e-3}
+# The Table 3 stand-in's short-budget lrs (conf/experiment/e2e_smollm2, 400 steps, untuned): FT
+# 5e-5, LoRA (r = 4, alpha = 32) 5e-4; the converging stand-in's sweep (gpt2_smollm2) starts there.
+E2E_SMOLLM2_LR = {"ft": 5e-5, "lora": 5e-4}
 # gpt3_smollm2's cells (Table 4's stand-in rows) and the method each trains
 GPT3_SMOLLM2_CELLS = {"lora_qv_r8": "lora", "ft": "ft", "lora_qv_r1": "lora",
                       "adapter_h_r8": "adapter_h", "adapter_h_r1": "adapter_h",
@@ -101,6 +104,9 @@ class Family:
     # pick holds for a method until this sweep has finished for it, so the runs made at it
     # stay the runs their configs describe until the new pick replaces them
     previous: str | None = None
+    # overrides every sweep run takes besides its lr and epochs (E2E: decode one test source,
+    # as the sweep reads the valid loss, not the BLEU of a decode that takes longer than training)
+    sweep_overrides: str = ""
 
 
 FAMILIES = {
@@ -117,6 +123,11 @@ FAMILIES = {
         tuple(f"gpt3_smollm2/{t}/{{method}}" for t in ("sst2_gen", "rte_gen", "samsum")),
         {cell: SMOLLM2_LR[method] for cell, method in GPT3_SMOLLM2_CELLS.items()},
         "dev/accuracy", "lr_sweep_smollm2"),
+    # Table 3 on E2E: swept by the valid loss after the first epoch of the cell's schedule
+    "gpt2_smollm2": Family(
+        "gpt2_smollm2", "gpt2_smollm2/e2e/{method}", ("gpt2_smollm2/e2e/{method}",),
+        dict(E2E_SMOLLM2_LR), "valid_loss", "lr_sweep_gpt2_smollm2", sweep_epochs=1,
+        sweep_overrides="data.max_eval_sources=1"),
 }
 
 
@@ -181,6 +192,7 @@ def sweep_lines(family: Family, methods: list[str], results: Path | None = None)
             name = f"{family.analysis}/{m}/lr_{lr:g}"
             budget = (f" train.run_epochs={family.sweep_epochs} train.patience=null"
                       if family.sweep_epochs else "")
+            budget += f" {family.sweep_overrides}" if family.sweep_overrides else ""
             lines.append(f"{name}/seed1 experiment={family.sweep_cell.format(method=m)} seed=1 "
                          f"logger=none train.lr={lr:g}{budget} run.name={name} "
                          f"run.table={family.analysis}")

@@ -155,6 +155,10 @@ STAGES = (
     Stage("s7_smollm2", (), "make evidence-runs-s7_smollm2",
           _cells("s7_smollm2", ("sst2_gen", "samsum"), S7_SMOLLM2_CELLS),
           needs_sweeps=S7_SMOLLM2_SWEEPS, prepares=("multiple_weight_types", "small_rank_suffices")),
+    # Table 3 on E2E trained to a plateau: claim 03 reads the 400-step e2e_smollm2 runs until
+    # these exist. Last: a run takes about an hour on 2 cores, FT more.
+    Stage("gpt2_smollm2", (), "make gpt2-smollm2", _converge("gpt2_smollm2", "ft", "lora"),
+          sweeps=True, prepares=("e2e_lora_best",)),
     Stage("gpt3_smollm2_others", (), "make gpt3-smollm2",
           _converge("gpt3_smollm2", *FAMILIES["gpt3_smollm2"].base_lr), sweeps=True,
           prepares=("gpt3_lora_vs_others",)),

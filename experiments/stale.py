@@ -16,7 +16,7 @@ from pathlib import Path
 from .paths import CONF_DIR, results_dir
 
 # the families whose lr a sweep picks and writes into their experiment files
-SWEPT = ("glue_minilm/", "gpt3_smollm2/", "s7_minilm/", "s7_smollm2/", "scaling_smollm2/",
+SWEPT = ("glue_minilm/", "gpt3_smollm2/", "gpt2_smollm2/", "s7_minilm/", "s7_smollm2/", "scaling_smollm2/",
          "lowdata_smollm2/")
 
 

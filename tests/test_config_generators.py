@@ -20,12 +20,14 @@ GENERATORS = {
     "make_gpt3_configs.py": [f"table{n}{s}" for n in (4, 5, 6, 8, 15, 16) for s in ("", "_smollm2")]
                             + ["gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "lowdata_smollm2"],
     "make_beyond_configs.py": ["beyond_smollm2"],
+    "make_gpt2_configs.py": ["gpt2_smollm2"],
 }
 # script -> the stand-in profiles it writes (conf/profile/<name>.yaml)
 GENERATED_PROFILES = {
     "make_glue_configs.py": ["standin_minilm", "standin_minilm_plateau"],
     "make_gpt3_configs.py": ["standin_smollm2", "standin_smollm2_plateau"],
     "make_beyond_configs.py": ["standin_smollm2_beyond"],
+    "make_gpt2_configs.py": ["standin_smollm2_e2e_plateau"],
 }
 
 

@@ -103,3 +103,30 @@ def test_status_shows_each_lr_run_so_far_and_the_lr_the_configs_take(tmp_path):
     row = sweep_status(family, ["adapter_h"], tmp_path).splitlines()[-1]
     assert row.startswith("| adapter_h | 0.0005: 0.291, 0.001: 0.307, 0.002: - | 0.002 |")
     assert "has not run yet" in row
+
+
+def test_e2e_sweeps_by_the_valid_loss_lower_is_better_and_skips_the_long_decode(tmp_path):
+    """gpt2_smollm2 sweeps each method over one epoch of its cell's schedule, decoding a single
+    test source (the sweep reads the valid loss, not BLEU), and picks the lr of the lowest loss."""
+    from experiments.analysis import lr_sweep
+    family = FAMILIES["gpt2_smollm2"]
+    lines = sweep_lines(family, ["lora"], tmp_path)
+    assert all("train.run_epochs=1 " in ln and " data.max_eval_sources=1 " in ln for ln in lines)
+    grid = sweep_grid(family, "lora", tmp_path)
+    losses = dict(zip(grid, (2.10, 1.95, 2.05)))        # the middle lr lowest
+    for lr, loss in losses.items():
+        name = f"{family.analysis}/lora/lr_{lr:g}"
+        run = tmp_path / "runs" / name / "seed1"
+        run.mkdir(parents=True)
+        (run / "record.json").write_text(json.dumps({
+            "experiment": name, "table": family.analysis, "row": "lora", "model": "smollm2_135m",
+            "model_display": "SmolLM2-135M-Instruct", "profile": "standin_smollm2_e2e_plateau",
+            "seed": 1, "status": "complete", "task": "e2e", "method": "lora",
+            "config": {"train": {"lr": lr}}, "metrics": {"BLEU": 0.1 + loss},   # BLEU: 1 source
+            "train": {"steps": 400, "history": [{"epoch": 1, "step": 400, "valid_loss": loss}]}}))
+    lr_sweep.build(tmp_path, tmp_path / "analysis", tmp_path / "figures", metric=family.metric,
+                   folder=family.analysis, name=family.analysis)
+    doc = json.loads((tmp_path / "analysis" / f"{family.analysis}.json").read_text())
+    assert doc["lower_is_better"] is True
+    lr, source = chosen_lr(family, "lora", tmp_path)
+    assert lr == grid[1] and "best of the lr sweep" in source

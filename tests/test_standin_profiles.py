@@ -21,7 +21,7 @@ STANDIN_PROFILES = {
     **{f"table{n}_smollm2": "standin_smollm2" for n in (4, 5, 6, 8, 15, 16)},
     "gpt3_smollm2": "standin_smollm2_plateau", "s7_smollm2": "standin_smollm2_plateau",
     "scaling_smollm2": "standin_smollm2_plateau", "lowdata_smollm2": "standin_smollm2_plateau",
-    "e2e_smollm2": "standin_smollm2_e2e",
+    "e2e_smollm2": "standin_smollm2_e2e", "gpt2_smollm2": "standin_smollm2_e2e_plateau",
     "beyond_smollm2": "standin_smollm2_beyond", "table2_minilm": "standin_minilm",
     "glue_minilm": "standin_minilm_plateau", "s7_minilm": "standin_minilm_plateau"}
 SELECT = re.compile(r"^  - override /experiment_profile: (\S+)$", re.M)
