@@ -173,9 +173,9 @@ gpt3-smollm2: setup
 # after one epoch, then 3 seeds of each until the valid loss stops improving (hours a run)
 gpt2-smollm2: setup
 	PY=$(PY) scripts/converge.sh gpt2_smollm2
-# Tables 15 and 16 trained to their plateau (claims 06, 16 and 13): the gpt3_smollm2 lr sweeps
-# their cells wait for (the sweeps alone; complete ones are skipped), then the cells, 3 seeds
+# Tables 15 and 16 trained to their plateau (claims 06, 16 and 13): the lr sweeps their cells
+# wait for, family by family (the sweeps alone; complete ones are skipped), then the cells, 3 seeds
 scaling-smollm2 lowdata-smollm2: setup
-	CONVERGE_SEEDS= PY=$(PY) scripts/converge.sh gpt3_smollm2 \
-	  $$($(PY) -m experiments.evidence sweeps $(subst -,_,$@))
+	$(PY) -m experiments.evidence sweeps $(subst -,_,$@) | while read -r family methods; do \
+	  CONVERGE_SEEDS= PY=$(PY) scripts/converge.sh $$family $$methods || exit 1; done
 	$(MAKE) evidence-runs-$(subst -,_,$@)

@@ -83,6 +83,8 @@ SMOLLM2_LR = {"ft": 5e-5, "pre_embed": 2.5e-3, "pre_layer": 5e-4, "bitfit": 8e-3
 # The Table 3 stand-in's short-budget lrs (conf/experiment/e2e_smollm2, 400 steps, untuned): FT
 # 5e-5, LoRA (r = 4, alpha = 32) 5e-4; the converging stand-in's sweep (gpt2_smollm2) starts there.
 E2E_SMOLLM2_LR = {"ft": 5e-5, "lora": 5e-4}
+# scaling_smollm2's cells swept on their own (LoRA with a prefix) and the method each trains
+SCALING_SMOLLM2_SWEPT = {"lora_pe_qv_r8": "lora_pre_embed", "lora_pl_qv_r8": "lora_pre_layer"}
 # gpt3_smollm2's cells (Table 4's stand-in rows) and the method each trains
 GPT3_SMOLLM2_CELLS = {"lora_qv_r8": "lora", "ft": "ft", "lora_qv_r1": "lora",
                       "adapter_h_r8": "adapter_h", "adapter_h_r1": "adapter_h",
@@ -123,6 +125,12 @@ FAMILIES = {
         tuple(f"gpt3_smollm2/{t}/{{method}}" for t in ("sst2_gen", "rte_gen", "samsum")),
         {cell: SMOLLM2_LR[method] for cell, method in GPT3_SMOLLM2_CELLS.items()},
         "dev/accuracy", "lr_sweep_smollm2"),
+    # App. E's LoRA with a prefix (Table 15's cells of claim 16): methods of their own, so an lr
+    # sweep of their own, as every other method has (issue #23: one rule for every method)
+    "scaling_smollm2": Family(
+        "scaling_smollm2", "scaling_smollm2/sst2_gen/{method}", ("scaling_smollm2/sst2_gen/{method}",),
+        {cell: SMOLLM2_LR[m] for cell, m in SCALING_SMOLLM2_SWEPT.items()}, "dev/accuracy",
+        "lr_sweep_scaling_smollm2"),
     # Table 3 on E2E: swept by the valid loss after the first epoch of the cell's schedule
     "gpt2_smollm2": Family(
         "gpt2_smollm2", "gpt2_smollm2/e2e/{method}", ("gpt2_smollm2/e2e/{method}",),

@@ -3,7 +3,7 @@ claims a CPU hour settles, each stage one resumable command. Owns `STAGES` and t
 
     python -m experiments.evidence status          # per stage: runs complete of planned, hours, claims
     python -m experiments.evidence runs s7_minilm  # a stage's run list, for scripts/run_grid.sh
-    python -m experiments.evidence sweeps lowdata_smollm2  # the gpt3_smollm2 sweeps a stage waits for
+    python -m experiments.evidence sweeps lowdata_smollm2  # the lr sweeps a stage waits for, by family
     python -m experiments.evidence pending         # the commands of the unfinished stages, in order
     make evidence                                  # runs them (scripts/evidence.sh), then make claims
 
@@ -86,8 +86,10 @@ LOWDATA_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("ft", "lora_qv_r8",
 
 # Claims 06 and 16 on Table 15's cells trained to their plateau (conf/experiment/scaling_smollm2, all
 # of them the claims': the grid runs a linked cell's owner in gpt3_smollm2 or s7_smollm2), each at
-# its method's gpt3_smollm2 pick, so it waits for those sweeps, which its command runs first.
-SCALING_SMOLLM2_SWEEPS = tuple(("gpt3_smollm2", m) for m in ("lora_qv_r8", "pre_embed", "pre_layer"))
+# its method's gpt3_smollm2 pick, LoRA with a prefix at its own sweep's, so it waits for those
+# sweeps, which its command runs first.
+SCALING_SMOLLM2_SWEEPS = (tuple(("gpt3_smollm2", m) for m in ("lora_qv_r8", "pre_embed", "pre_layer"))
+                          + tuple(("scaling_smollm2", c) for c in FAMILIES["scaling_smollm2"].base_lr))
 
 
 def _cells(folder: str, tasks: tuple[str, ...], cells: tuple[str, ...]) -> Callable[[], list[str]]:
@@ -206,6 +208,14 @@ def status(stage: Stage, results: Path) -> StageStatus:
                        estimate, sum(e not in walls for e in left))
 
 
+def sweeps_by_family(pairs) -> dict[str, list[str]]:
+    """(family, method) pairs -> family -> its methods, in order."""
+    out: dict[str, list[str]] = {}
+    for family, method in pairs:
+        out.setdefault(family, []).append(method)
+    return out
+
+
 def stage_named(name: str) -> Stage:
     for s in STAGES:
         if s.name == name:
@@ -251,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results or results_dir()
     if args.what == "status":
         print(status_table(results))
-    elif args.what == "sweeps":  # the methods whose lr sweeps the stage waits for (Makefile)
+    elif args.what == "sweeps":  # a line per family: FAMILY METHOD... it waits for (Makefile)
         if not args.stage:
             p.error("`sweeps` needs a stage name")
-        print(" ".join(m for _, m in stage_named(args.stage).needs_sweeps))
+        for family, methods in sweeps_by_family(stage_named(args.stage).needs_sweeps).items():
+            print(family, *methods)
     elif args.what == "runs":
         if not args.stage:
             p.error("`runs` needs a stage name")
@@ -263,15 +274,15 @@ def main(argv: list[str] | None = None) -> int:
             # one list cannot hold it: the cells' configs change once the sweep has run
             p.error(f"stage {stage.name} runs an lr sweep, then writes the chosen lrs into its "
                     f"cells' configs, then the cells: run `{stage.command}`")
-        unswept = [(f, m) for f, m in stage.needs_sweeps
-                   if not sweep_finished(FAMILIES[f], m, results)]
+        unswept = sweeps_by_family([(f, m) for f, m in stage.needs_sweeps
+                                    if not sweep_finished(FAMILIES[f], m, results)])
         if unswept:
-            family = unswept[0][0]
-            methods = " ".join(m for f, m in unswept if f == family)
-            p.error(f"stage {stage.name} trains at the lrs that {family}'s sweeps of {methods} "
-                    f"pick, which have not finished (python -m experiments.converge status "
-                    f"{family}): run `CONVERGE_SEEDS= scripts/converge.sh {family} {methods}` "
-                    "(the sweeps alone) first")
+            which = "; ".join(f"{f}: {' '.join(ms)}" for f, ms in unswept.items())
+            run = " && ".join(f"CONVERGE_SEEDS= scripts/converge.sh {f} {' '.join(ms)}"
+                              for f, ms in unswept.items())
+            p.error(f"stage {stage.name} trains at the lrs its sweeps pick ({which}), which have "
+                    "not finished (python -m experiments.converge status FAMILY): run "
+                    f"`{run}` (the sweeps alone) first")
         print("\n".join(stage.lines()))
     else:
         for s in STAGES:

@@ -5,7 +5,7 @@
 #   2. the best lr per method (results/analysis/<sweep>.json) written into the family's
 #      configs by its generator script;
 #   3. every cell of those methods for each seed, seed by seed.
-#   scripts/converge.sh FAMILY [METHOD ...]      FAMILY: glue_minilm | gpt3_smollm2 | gpt2_smollm2
+#   scripts/converge.sh FAMILY [METHOD ...]      FAMILY: glue_minilm | gpt3_smollm2 | gpt2_smollm2 | scaling_smollm2
 #   CONVERGE_SEEDS="1 2 3" (default); CONVERGE_SEEDS= runs the sweep only.
 set -eu
 py=${PY:-.venv/bin/python}
@@ -30,7 +30,7 @@ while :; do
 done
 case $family in
   glue_minilm) $py scripts/make_glue_configs.py ;;
-  gpt3_smollm2) $py scripts/make_gpt3_configs.py ;;
+  gpt3_smollm2|scaling_smollm2) $py scripts/make_gpt3_configs.py ;;
   gpt2_smollm2) $py scripts/make_gpt2_configs.py ;;
 esac
 [[ -z "$seeds" ]] && exit 0

@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conf_out import EXPERIMENTS as CONF, select_profile, write_profile  # noqa: E402
-from experiments.converge import FAMILIES, PLATEAU_PATIENCE, SMOLLM2_LR, chosen_lr  # noqa: E402
+from experiments.converge import (FAMILIES, PLATEAU_PATIENCE, SCALING_SMOLLM2_SWEPT,  # noqa: E402
+                                  SMOLLM2_LR, chosen_lr)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -346,15 +347,15 @@ def lowdata_lr(method: str, results: Path | None = None) -> tuple[float, str]:
 
 # Table 15's cells claims 06 and 16 compare, trained to their plateau (issue #23),
 # scaling_smollm2/sst2_gen/<cell>: the prefix methods either side of their turning point, LoRA at
-# r = 8 and 64, LoRA with a prefix (App. E). Each at its method's gpt3_smollm2 sweep pick, LoRA
-# with a prefix at LoRA r_q=r_v=8's (App. E gives no lr of its own); a cell whose configuration
+# r = 8 and 64, LoRA with a prefix (App. E). Each at its method's gpt3_smollm2 sweep pick; LoRA
+# with a prefix, for which App. E gives no lr, at its own sweep's (family scaling_smollm2: at
+# LoRA's lr, LoRA+PL's seed 1 never left the majority class); a cell whose configuration
 # gpt3_smollm2 or s7_smollm2 already has links there (run.same_as), so it is never run twice.
 SCALING_TASK = "sst2_gen"
 SCALING_CELLS = ("pre_embed_lp256", "pre_embed_lp512", "pre_layer_lp8_li8", "pre_layer_lp64_li0",
              "lora_qv_r8", "lora_qv_r64", "lora_pe_qv_r8", "lora_pl_qv_r8")
-# Table 15's method -> the gpt3_smollm2 cell whose swept lr it takes
-SCALING_SWEPT_CELL = {"pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8",
-                  "lora_pre_embed": "lora_qv_r8", "lora_pre_layer": "lora_qv_r8"}
+# Table 15's method -> the gpt3_smollm2 cell whose swept lr it takes (LoRA with a prefix: its own)
+SCALING_SWEPT_CELL = {"pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
 SCALING_SAME_AS = {"pre_embed_lp256": "gpt3_smollm2/{task}/pre_embed",
                "pre_layer_lp8_li8": "gpt3_smollm2/{task}/pre_layer",
                "lora_qv_r8": "gpt3_smollm2/{task}/lora_qv_r8", "lora_qv_r64": "s7_smollm2/{task}/qv_r64"}
@@ -391,9 +392,12 @@ def write_plateau_cells(separators: dict, written: list) -> None:
                 "issue #23's converging stand-in for Tables 5 and 6", link and link.format(task=task))
     for cell in SCALING_CELLS:
         spec, link = TABLE15[cell], SCALING_SAME_AS.get(cell)
-        lr, source = chosen_lr(family, SCALING_SWEPT_CELL[spec["method"]])
-        put("scaling_smollm2", SCALING_TASK, cell, spec, lr,
-            f"gpt3_smollm2 {SCALING_SWEPT_CELL[spec['method']]}'s: {source}",
+        if cell in SCALING_SMOLLM2_SWEPT:
+            lr, source = chosen_lr(FAMILIES["scaling_smollm2"], cell)
+        else:
+            lr, source = chosen_lr(family, SCALING_SWEPT_CELL[spec["method"]])
+            source = f"gpt3_smollm2 {SCALING_SWEPT_CELL[spec['method']]}'s: {source}"
+        put("scaling_smollm2", SCALING_TASK, cell, spec, lr, source,
             "issue #23's converging stand-in for Table 15", link and link.format(task=SCALING_TASK))
     for task in LOWDATA_TASKS:
         for cell, spec, _ in table16_cells():

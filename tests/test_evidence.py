@@ -135,7 +135,7 @@ def test_s7_smollm2_plans_the_cells_claims_07_and_08_compare_and_waits_for_loras
     with pytest.raises(SystemExit):
         main(["runs", "s7_smollm2", "--results", str(tmp_path)])
     err = capsys.readouterr().err
-    assert "sweeps of lora_qv_r8" in err and "CONVERGE_SEEDS= scripts/converge.sh gpt3_smollm2 lora_qv_r8" in err
+    assert "(gpt3_smollm2: lora_qv_r8)" in err and "`CONVERGE_SEEDS= scripts/converge.sh gpt3_smollm2 lora_qv_r8`" in err
     family = FAMILIES["gpt3_smollm2"]
     grid = sweep_grid(family, "lora_qv_r8", tmp_path)
     path = tmp_path / "analysis" / f"{family.analysis}.json"
@@ -182,7 +182,7 @@ def test_lowdata_smollm2_plans_claim_13s_cells_and_waits_for_all_four_sweeps(tmp
 def test_scaling_smollm2_runs_each_cell_of_claims_06_and_16_once_and_names_its_sweeps(tmp_path, capsys):
     """Its cells are the Table 15 cells the two claims name; a cell whose configuration
     gpt3_smollm2 or s7_smollm2 already has is run as that owner, never twice; `sweeps` prints the
-    methods whose lr sweeps it waits for (the Makefile runs them first)."""
+    lr sweeps it waits for, a line per family (the Makefile runs them first)."""
     from experiments.same_as import owner_of
     ledger = {c.id: c for c in load_ledger().claims}
     named = {e for claim in ("prefix_degrades_lora_scales", "lora_plus_prefix")
@@ -194,11 +194,15 @@ def test_scaling_smollm2_runs_each_cell_of_claims_06_and_16_once_and_names_its_s
     assert owner_of("scaling_smollm2/sst2_gen/lora_qv_r64") == "s7_smollm2/sst2_gen/qv_r64"
     assert len(stage.lines()) == 3 * len(planned) == 24
     assert main(["sweeps", "scaling_smollm2"]) == 0
-    assert capsys.readouterr().out.split() == ["lora_qv_r8", "pre_embed", "pre_layer"]
+    assert capsys.readouterr().out.splitlines() == [
+        "gpt3_smollm2 lora_qv_r8 pre_embed pre_layer",
+        "scaling_smollm2 lora_pe_qv_r8 lora_pl_qv_r8"]   # LoRA with a prefix: its own sweep
     _finished_sweeps(tmp_path, ["lora_qv_r8"])
     with pytest.raises(SystemExit):
         main(["runs", "scaling_smollm2", "--results", str(tmp_path)])
-    assert "scripts/converge.sh gpt3_smollm2 pre_embed pre_layer`" in capsys.readouterr().err
+    assert ("`CONVERGE_SEEDS= scripts/converge.sh gpt3_smollm2 pre_embed pre_layer && "
+            "CONVERGE_SEEDS= scripts/converge.sh scaling_smollm2 lora_pe_qv_r8 lora_pl_qv_r8`"
+            ) in capsys.readouterr().err
 
 
 def test_a_claim_names_the_stages_it_reads_or_waits_for_with_their_progress(tmp_path):

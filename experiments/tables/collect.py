@@ -91,7 +91,7 @@ STANDIN_TABLES = ("2_minilm", "gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "
 # Record groups no table build reads: the converging stand-ins' lr sweeps (experiments/
 # converge.py) and the Section 7 MiniLM runs, read by the analyses and the claims ledger.
 UNTABLED_GROUPS = ("lr_sweep_minilm", "lr_sweep_glue_minilm", "lr_sweep_smollm2",
-                   "lr_sweep_gpt2_smollm2", "s7_minilm")
+                   "lr_sweep_gpt2_smollm2", "lr_sweep_scaling_smollm2", "s7_minilm")
 
 
 def _table_field(value) -> int | str | None:
