@@ -100,9 +100,9 @@ VIEWS = {
         folder="scaling_smollm2", key="15_smollm2", paper=(15,), columns=(_SST2,),
         title="the cells of claims 06 and 16, SST-2",
         run_command="make scaling-smollm2",
-        runs_note=" (the lr sweeps of its methods on gpt3_smollm2 first, skipping those finished, "
-        "then its cells, 3 seeds); `python -m experiments.run experiment=scaling_smollm2/sst2_gen/<cell>` "
-        "runs one",
+        runs_note=" (the lr sweeps its cells train at first, gpt3_smollm2's and LoRA with a "
+        "prefix's own, skipping those finished, then its cells, 3 seeds); `python -m "
+        "experiments.run experiment=scaling_smollm2/sst2_gen/<cell>` runs one",
         about="the column is another task: SST-2 as generation (a label word after the sentence) "
         "stands in for MultiNLI, and there is no WikiSQL (its tables are not offline)",
         paper_note="its WikiSQL and MultiNLI have no column of ours, our SST-2 no value of the paper's"),
