@@ -327,8 +327,9 @@ S7_SAME_AS = {"qv_r8": "gpt3_smollm2/{task}/lora_qv_r8"}
 LOWDATA_TASKS = ("sst2_gen", "rte_gen")
 LOWDATA_N = "n100"
 LOWDATA_DECODE_EVERY = 4
-# Table 16's method -> the gpt3_smollm2 cell whose swept lr it scales
-LOWDATA_SWEPT_CELL = {"ft": "ft", "pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
+# a method -> the gpt3_smollm2 cell whose swept lr the Table 15 and 16 cells take (Table 16's
+# scaled as above); LoRA with a prefix has a sweep of its own (family scaling_smollm2)
+SWEPT_CELL = {"ft": "ft", "pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
 
 
 def lowdata_budget(task: str) -> dict:
@@ -338,7 +339,7 @@ def lowdata_budget(task: str) -> dict:
 
 def lowdata_lr(method: str, results: Path | None = None) -> tuple[float, str]:
     """(lr, where it comes from) of a Table 16 method at n = 100 (the rule above)."""
-    cell = LOWDATA_SWEPT_CELL[method]
+    cell = SWEPT_CELL[method]
     lr, source = chosen_lr(FAMILIES["gpt3_smollm2"], cell, results)
     ratio = TABLE17[LOWDATA_N]["lr"][method] / TABLE17["full"]["lr"][method]
     return float(f"{lr * ratio:.3g}"), (f"gpt3_smollm2 {cell}'s lr ({source}) x {ratio:g}, "
@@ -353,12 +354,11 @@ def lowdata_lr(method: str, results: Path | None = None) -> tuple[float, str]:
 # gpt3_smollm2 or s7_smollm2 already has links there (run.same_as), so it is never run twice.
 SCALING_TASK = "sst2_gen"
 SCALING_CELLS = ("pre_embed_lp256", "pre_embed_lp512", "pre_layer_lp8_li8", "pre_layer_lp64_li0",
-             "lora_qv_r8", "lora_qv_r64", "lora_pe_qv_r8", "lora_pl_qv_r8")
-# Table 15's method -> the gpt3_smollm2 cell whose swept lr it takes (LoRA with a prefix: its own)
-SCALING_SWEPT_CELL = {"pre_embed": "pre_embed", "pre_layer": "pre_layer", "lora": "lora_qv_r8"}
+                 "lora_qv_r8", "lora_qv_r64", "lora_pe_qv_r8", "lora_pl_qv_r8")
 SCALING_SAME_AS = {"pre_embed_lp256": "gpt3_smollm2/{task}/pre_embed",
-               "pre_layer_lp8_li8": "gpt3_smollm2/{task}/pre_layer",
-               "lora_qv_r8": "gpt3_smollm2/{task}/lora_qv_r8", "lora_qv_r64": "s7_smollm2/{task}/qv_r64"}
+                   "pre_layer_lp8_li8": "gpt3_smollm2/{task}/pre_layer",
+                   "lora_qv_r8": "gpt3_smollm2/{task}/lora_qv_r8",
+                   "lora_qv_r64": "s7_smollm2/{task}/qv_r64"}
 
 
 def write_plateau_cells(separators: dict, written: list) -> None:
@@ -395,8 +395,8 @@ def write_plateau_cells(separators: dict, written: list) -> None:
         if cell in SCALING_SMOLLM2_SWEPT:
             lr, source = chosen_lr(FAMILIES["scaling_smollm2"], cell)
         else:
-            lr, source = chosen_lr(family, SCALING_SWEPT_CELL[spec["method"]])
-            source = f"gpt3_smollm2 {SCALING_SWEPT_CELL[spec['method']]}'s: {source}"
+            lr, source = chosen_lr(family, SWEPT_CELL[spec["method"]])
+            source = f"gpt3_smollm2 {SWEPT_CELL[spec['method']]}'s: {source}"
         put("scaling_smollm2", SCALING_TASK, cell, spec, lr, source,
             "issue #23's converging stand-in for Table 15", link and link.format(task=SCALING_TASK))
     for task in LOWDATA_TASKS:

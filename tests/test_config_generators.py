@@ -122,7 +122,7 @@ def test_table16_at_n100_trains_each_method_at_its_swept_lr_scaled_as_table17_sc
     family = FAMILIES["gpt3_smollm2"]
     ratios = {"ft": 1.0, "lora": 1.0, "pre_embed": 0.4, "pre_layer": 0.5}
     for method, ratio in ratios.items():
-        base, _ = chosen_lr(family, gpt3.LOWDATA_SWEPT_CELL[method])
+        base, _ = chosen_lr(family, gpt3.SWEPT_CELL[method])
         for task in gpt3.LOWDATA_TASKS:
             cfg = yaml.safe_load((CONF / "lowdata_smollm2" / task / f"{method}_n100.yaml").read_text())
             assert float(cfg["train"]["lr"]) == pytest.approx(base * ratio)  # "5e-05": a str to PyYAML

@@ -26,6 +26,7 @@ import torch
 
 from ..batch_order import epoch_batches
 from ..paths import results_dir
+from .report import write_report
 from .speed_common import peak_rss_gb, reset_peak_rss
 from .train_cases import SEED, Case, _plain_loss, _prepared, minilm_cases, smollm2_cases
 
@@ -159,10 +160,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                                   "memory": memory_repeats(name, args.repeats, args.steps,
                                                            args.autocast)}
     out = args.out or results_dir() / "bench" / "method_cost.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    print("wrote " + " and ".join(map(str, write_report(out, report, markdown(report), indent=1))))
     return report
 
 

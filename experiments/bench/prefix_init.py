@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 from pathlib import Path
 
@@ -23,11 +22,12 @@ import torch
 
 from lora_core import apply_method
 
-from ..batching import collate_causal, encode_examples
-from ..engine import causal_lm_loss, configure_threads, evaluate_loss
+from ..engine import configure_threads
 from ..models import load_model, model_spec
 from ..paths import results_dir
 from ..tasks import load_examples
+from .prompt_choice import step0_loss
+from .report import write_report
 
 MODEL = "smollm2_135m"
 SEPARATOR = "\nSentiment:"   # results/bench/prompt_choice.json's choice for sst2_gen
@@ -46,13 +46,12 @@ def measure(items: int, seed: int = 0) -> dict:
     loaded = load_model(model_spec(MODEL), init="pretrained")
     base, tokenizer = loaded.model.eval(), loaded.tokenizer
     examples = load_examples("sst2_gen", "dev", limit=items, label_words=["negative", "positive"])
-    encoded = encode_examples(tokenizer, examples, 96, "context_start", SEPARATOR)  # the stand-ins' length
     rows = []
     with torch.no_grad():
         for cell, method, args in CELLS:
             torch.manual_seed(seed)  # each cell's random init from the same state
             model = apply_method(copy.deepcopy(base), method, **args).eval()
-            loss = evaluate_loss(model, encoded, collate_causal, causal_lm_loss(0.0), batch_size=8)
+            loss = step0_loss(model, tokenizer, examples, 96, SEPARATOR)  # the stand-ins' length
             rows.append({"cell": cell, "method": method, "step0_loss": round(loss, 4)})
             print(f"[prefix_init] {cell}: {loss:.3f}", flush=True)
     return {"model": MODEL, "task": "sst2_gen", "split": "dev", "items": len(examples),
@@ -78,9 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     threads = configure_threads(0)
     result = {**measure(args.items), "threads": threads}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(to_markdown(result), encoding="utf-8")
+    write_report(args.out, result, to_markdown(result))
     print(to_markdown(result))
 
 

@@ -29,6 +29,7 @@ from ..models import load_model, model_spec
 from ..paths import results_dir
 from ..tasks import load_examples
 from ..tasks.base import DataMissingError
+from .report import write_report
 
 MODEL = "smollm2_135m"
 # task -> (eval split, label words or None, the task's own verbal cue)
@@ -41,6 +42,12 @@ TASKS = {
 GENERIC = [None, "\n", "\nAnswer:"]
 
 
+def step0_loss(model, tokenizer, examples, seq_len: int, separator: str | None) -> float:
+    """Mean NLL per completion token with no training and no label smoothing."""
+    items = encode_examples(tokenizer, examples, seq_len, "context_start", separator)
+    return evaluate_loss(model, items, collate_causal, causal_lm_loss(0.0), batch_size=8)
+
+
 def measure(model, tokenizer, task: str, n: int) -> dict:
     split, label_words, cue = TASKS[task]
     options = {"label_words": label_words} if label_words else {}
@@ -48,9 +55,8 @@ def measure(model, tokenizer, task: str, n: int) -> dict:
     seq_len = 768 if task != "e2e" else 512
     rows = []
     for separator in GENERIC + [cue]:
-        items = encode_examples(tokenizer, examples, seq_len, "context_start", separator)
         started = time.perf_counter()
-        loss = evaluate_loss(model, items, collate_causal, causal_lm_loss(0.0), batch_size=8)
+        loss = step0_loss(model, tokenizer, examples, seq_len, separator)
         row = {"separator": separator, "step0_loss": round(loss, 4)}
         if label_words:
             cfg = DecodeConfig(num_beams=1, no_repeat_ngram_size=0, max_new_tokens=8,
@@ -107,9 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                 result["tasks"][task] = measure(model, tokenizer, task, args.items)
             except DataMissingError as err:
                 result["tasks"][task] = {"missing": str(err).splitlines()[1].strip()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(to_markdown(result), encoding="utf-8")
+    write_report(args.out, result, to_markdown(result))
     print(to_markdown(result))
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..converge import FAMILIES as CONVERGE_FAMILIES
 from ..paper_numbers import table_numbers
 from ..record_migrations import RecordVersionError, migrate
 from ..records import RECORD
@@ -88,10 +89,11 @@ def table_from_experiment(experiment: str) -> int | None:
 # The run.table of stand-in tables the paper does not have, each read by its own module
 # (tables/minilm.py, tables/smollm2.py), never by aggregate.build, which takes numbers only.
 STANDIN_TABLES = ("2_minilm", "gpt3_smollm2", "s7_smollm2", "scaling_smollm2", "lowdata_smollm2")
-# Record groups no table build reads: the converging stand-ins' lr sweeps (experiments/
-# converge.py) and the Section 7 MiniLM runs, read by the analyses and the claims ledger.
-UNTABLED_GROUPS = ("lr_sweep_minilm", "lr_sweep_glue_minilm", "lr_sweep_smollm2",
-                   "lr_sweep_gpt2_smollm2", "lr_sweep_scaling_smollm2", "s7_minilm")
+# Record groups no table build reads: the converging stand-ins' lr sweeps, this one's and any
+# superseded one's (experiments/converge.py), and the Section 7 MiniLM runs, read by the
+# analyses and the claims ledger.
+UNTABLED_GROUPS = (*dict.fromkeys(name for f in CONVERGE_FAMILIES.values()
+                                  for name in (f.previous, f.analysis) if name), "s7_minilm")
 
 
 def _table_field(value) -> int | str | None:
