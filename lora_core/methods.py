@@ -140,10 +140,12 @@ def _pre_embed(model: nn.Module, head_modules: list[str], family: str | None,
 @register_method("pre_layer")
 def _pre_layer(model: nn.Module, head_modules: list[str], family: str | None,
                prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
-               reparam: bool = True, reparam_hidden: int = 512) -> nn.Module:
-    """PreLayer: trainable slot activations at every block (MLP-reparameterised if `reparam`)."""
+               reparam: bool = True, reparam_hidden: int = 512,
+               init: str = "real_tokens") -> nn.Module:
+    """PreLayer: trainable slot activations at every block (MLP-reparameterised if `reparam`),
+    starting from real tokens' activations (`init`, see apply_prefix_layer)."""
     return apply_prefix_layer(model, prefix_length, infix_length, infix_after_token, reparam,
-                              reparam_hidden, family, head_modules)
+                              reparam_hidden, family, head_modules, init)
 
 
 def lora_adapter_config(model: nn.Module) -> LoRAConfig | None:
@@ -175,11 +177,12 @@ def _lora_pre_embed(model: nn.Module, head_modules: list[str], family: str | Non
 def _lora_pre_layer(model: nn.Module, head_modules: list[str], family: str | None, targets,
                     prefix_length: int, infix_length: int = 0, infix_after_token: int | None = None,
                     alpha: float = 1.0, dropout: float = 0.0, reparam: bool = True,
-                    reparam_hidden: int = 512, r: int | None = None) -> nn.Module:
+                    reparam_hidden: int = 512, r: int | None = None,
+                    init: str = "real_tokens") -> nn.Module:
     """LoRA+PL (App. E, Table 15): LoRA on `targets` and PreLayer's slot activations (through
     their reparameterisation) train together."""
     _pre_layer(model, head_modules, family, prefix_length, infix_length, infix_after_token,
-               reparam, reparam_hidden)
+               reparam, reparam_hidden, init)
     _lora(model, [*head_modules, PREFIX_ATTRIBUTE], family, targets, r, alpha, dropout)
     return _without_adapter_file(model)
 

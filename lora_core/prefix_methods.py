@@ -1,5 +1,9 @@
 """The prefix baselines of the paper's §5.1: PreEmbed (trainable embeddings of l_p prefix and
 l_i infix tokens) and PreLayer (trainable activations of those tokens at every layer).
+
+Both start from real tokens: PreEmbed from the embeddings of random vocabulary tokens, PreLayer
+(by default) from the activations the frozen model computes for such tokens at every block's
+input, so at step 0 the model sees a prefix of real tokens, in the range it was trained on.
 """
 from __future__ import annotations
 
@@ -45,6 +49,12 @@ class PrefixLayer(PrefixTuning):
     more stably; `fold()` computes P once, keeps it as the parameter and drops the MLP, with
     the same outputs. Trainable with the MLP: l·d + d·h + h + h·L·d + L·d.
 
+    Init (`init`): "real_tokens" starts P at the block inputs the model computes for random
+    vocabulary tokens (`init_activations`; Li & Liang's §7 initialises with real words' activations
+    too); "random" keeps Li & Liang's default, P' ~ N(0, 1) through a fresh MLP (N(0, init_std)
+    without it), whose small vectors replace the large activations a decoder keeps at its first
+    position and wreck a modern one (results/bench/prefix_init.md).
+
     Each block gets a forward pre-hook that writes the slot activations into its input, so no
     family-specific attention code is touched; the cost is the l extra positions. (Li & Liang
     train past keys and values instead, 2·L·d per slot; the paper's count and §5.1 wording
@@ -77,6 +87,25 @@ class PrefixLayer(PrefixTuning):
         self._layout: SlotLayout | None = None
         self._values: torch.Tensor | None = None
         self._index: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def init_activations(self, values: torch.Tensor) -> None:
+        """Start from P = `values` (L, l_p + l_i, d). Through the MLP, its output layer is solved
+        by least squares on the hidden features of P': exact while l_p + l_i <= hidden + 1 (the
+        slots' features are then independent), the closest fit beyond."""
+        if values.shape != (self.n_layers, self.n_slots, self.d_model):
+            raise ValueError(f"initial activations of shape {tuple(values.shape)}; PreLayer "
+                             f"needs (L, l_p + l_i, d) = {(self.n_layers, self.n_slots, self.d_model)}")
+        if self.reparam is None:
+            self.activations.copy_(values)
+            return
+        first, _, out = self.reparam
+        hidden = torch.tanh(first(self.reparam_input)).double()  # (l, h)
+        features = torch.cat([hidden, hidden.new_ones(self.n_slots, 1)], dim=1)
+        target = values.transpose(0, 1).reshape(self.n_slots, -1).double()  # (l, L·d)
+        solution = torch.linalg.pinv(features) @ target  # min-norm: (h + 1, L·d)
+        out.weight.copy_(solution[:-1].T)
+        out.bias.copy_(solution[-1])
 
     def layer_activations(self) -> torch.Tensor:
         """P as (L, l_p + l_i, d): row ℓ is written into the input of block ℓ."""
@@ -135,12 +164,41 @@ def apply_prefix_embedding(model: nn.Module, prefix_length: int, infix_length: i
     return install_prefix(model, module, fam, trainable_modules)
 
 
+@torch.no_grad()
+def block_inputs(model: nn.Module, blocks: Iterable[nn.Module], input_ids: torch.Tensor) -> torch.Tensor:
+    """What each block receives when the model (in eval mode) reads `input_ids` (n,): (L, n, d)."""
+    seen: list[torch.Tensor] = []
+
+    def grab(module, args, kwargs):
+        seen.append((args[0] if args else kwargs["hidden_states"])[0])
+
+    handles = [block.register_forward_pre_hook(grab, with_kwargs=True) for block in blocks]
+    training = model.training
+    try:
+        model.eval()
+        model(input_ids=input_ids[None])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(training)
+    return torch.stack(seen)
+
+
+PRELAYER_INITS = ("real_tokens", "random")
+
+
 def apply_prefix_layer(model: nn.Module, prefix_length: int, infix_length: int = 0,
                        infix_after_token: int | None = None, reparam: bool = True,
                        reparam_hidden: int = 512, family: str | None = None,
-                       trainable_modules: Iterable[str] = ()) -> nn.Module:
+                       trainable_modules: Iterable[str] = (),
+                       init: str = "real_tokens") -> nn.Module:
     """PreLayer on `model` in place: only the slot activations (or, before `fold`, their
-    reparameterisation) and the heads train. `model.prefix_tuning.fold()` after training."""
+    reparameterisation) and the heads train. `model.prefix_tuning.fold()` after training.
+    `init`: "real_tokens" (the block inputs of l_p + l_i random vocabulary tokens, drawn from
+    torch's global RNG, read by the model in one sequence) or "random" (see PrefixLayer)."""
+    if init not in PRELAYER_INITS:
+        raise ValueError(f"PreLayer init={init!r}: choose one of {PRELAYER_INITS} (the method "
+                         "config's `init` field)")
     fam = family_of(model, family)
     _, blocks = find_blocks(model, fam)
     ref = model.get_input_embeddings().weight
@@ -149,6 +207,10 @@ def apply_prefix_layer(model: nn.Module, prefix_length: int, infix_length: int =
                          infix_after_token=infix_after_token,
                          init_std=getattr(getattr(model, "config", None), "initializer_range", 0.02),
                          device=ref.device, dtype=ref.dtype)
+    if init == "real_tokens" and not ref.is_meta:
+        tokens = torch.randint(0, ref.shape[0], (module.n_slots,), device=ref.device)
+        module.init_activations(block_inputs(model, blocks, tokens))
+        module.init_tokens = tokens.tolist()  # prefix's, then infix's: what P started as
     install_prefix(model, module, fam, trainable_modules)
     for i, block in enumerate(blocks):
         # functools.partial of a bound method, so a deepcopy of the model hooks its own copy

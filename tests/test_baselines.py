@@ -233,6 +233,36 @@ def test_prelayer_same_outputs_before_and_after_fold(family):
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("reparam", [False, True])
+def test_prelayer_starts_as_a_prefix_of_real_tokens(family, reparam):
+    """init=real_tokens: at step 0 the decoder reads its input exactly as after the l_p real
+    tokens the activations came from (through the MLP too: its output layer is solved for them),
+    where init=random reads something else."""
+    base, x = tiny(family), batch(pad_row=False)["input_ids"][:1]
+    model = apply_method(tiny(family), "pre_layer", prefix_length=L_P, reparam=reparam,
+                         reparam_hidden=16)
+    tokens = torch.tensor([model.prefix_tuning.init_tokens])
+    with torch.no_grad():
+        ref = base(input_ids=torch.cat([tokens, x], dim=1)).logits[:, L_P:]
+        out = model(input_ids=x).logits
+        torch.manual_seed(0)
+        random = apply_method(tiny(family), "pre_layer", prefix_length=L_P, reparam=reparam,
+                              reparam_hidden=16, init="random")(input_ids=x).logits
+    assert tokens.shape == (1, L_P)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    assert (random - ref).abs().max() > 100 * (out - ref).abs().max()
+
+
+def test_prelayer_init_beyond_the_mlp_width_is_a_least_squares_fit():
+    """More slots than MLP features: no exact solution, the closest one, still finite."""
+    model = apply_method(tiny("llama"), "pre_layer", prefix_length=12, reparam_hidden=4)
+    start = model.prefix_tuning.layer_activations()
+    assert start.shape == (L, 12, D) and torch.isfinite(start).all()
+    with pytest.raises(ValueError, match="choose one of"):
+        apply_method(tiny("llama"), "pre_layer", prefix_length=2, init="zeros")
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 @pytest.mark.parametrize("method", ["pre_embed", "pre_layer"])
 def test_prefix_changes_output_and_respects_padding(family, method):

@@ -2,7 +2,8 @@
 
 PreEmbed adds trainable input embeddings (initialised as copies of real tokens' embeddings);
 PreLayer writes trainable activations into the input of every block (lora_core/prefix_methods.py,
-§5.1), whose initial values are an MLP's output, on no scale the model was trained on. This
+§5.1), initialised either as the block inputs of real tokens (init=real_tokens, the default) or
+as Li & Liang's random MLP output (init=random, on no scale the model was trained on). This
 measures, with SmolLM2-135M-Instruct's pretrained weights and no training, the step-0 loss (mean
 negative log-likelihood per completion token, no label smoothing) on the first N SST-2 dev
 items as the stand-ins see them (the label word after "\\nSentiment:"), for the base model and
@@ -31,15 +32,19 @@ from .report import write_report
 
 MODEL = "smollm2_135m"
 SEPARATOR = "\nSentiment:"   # results/bench/prompt_choice.json's choice for sst2_gen
-# (cell, method, arguments): the prefix cells of gpt3_smollm2 and scaling_smollm2
+LORA = dict(targets=["q", "v"], r=8, alpha=8, dropout=0.0)
+# (cell, method, arguments): the prefix cells of gpt3_smollm2 and scaling_smollm2, PreLayer's
+# with both of its inits
 CELLS = (("base", "none", {}),
          ("pre_embed l_p=256, l_i=8", "pre_embed", dict(prefix_length=256, infix_length=8)),
-         ("pre_layer l_p=8, l_i=8", "pre_layer", dict(prefix_length=8, infix_length=8)),
-         ("pre_layer l_p=64, l_i=0", "pre_layer", dict(prefix_length=64, infix_length=0)),
-         ("lora+pe r=8, l_p=8, l_i=4", "lora_pre_embed",
-          dict(targets=["q", "v"], r=8, alpha=8, dropout=0.0, prefix_length=8, infix_length=4)),
-         ("lora+pl r=8, l_p=8, l_i=4", "lora_pre_layer",
-          dict(targets=["q", "v"], r=8, alpha=8, dropout=0.0, prefix_length=8, infix_length=4)))
+         ("lora+pe r=8, l_p=8, l_i=4", "lora_pre_embed", dict(LORA, prefix_length=8, infix_length=4)),
+         *((f"{cell}, init={init}", method, dict(args, init=init))
+           for init in ("real_tokens", "random")
+           for cell, method, args in (
+               ("pre_layer l_p=8, l_i=8", "pre_layer", dict(prefix_length=8, infix_length=8)),
+               ("pre_layer l_p=64, l_i=0", "pre_layer", dict(prefix_length=64, infix_length=0)),
+               ("lora+pl r=8, l_p=8, l_i=4", "lora_pre_layer",
+                dict(LORA, prefix_length=8, infix_length=4)))))
 
 
 def measure(items: int, seed: int = 0) -> dict:

@@ -203,6 +203,9 @@ def _joined(values: set) -> str:
     return "/".join(str(v) for v in sorted(values, key=str))
 
 
+PRELAYER_METHODS = ("pre_layer", "lora_pre_layer")
+
+
 def budget_lines(rows: list[Row], view: View = TABLE4) -> list[str]:
     """The training budget, read from the records' resolved configs: one line per task, one for
     what every run shares, how many converged, the lr per row."""
@@ -213,6 +216,7 @@ def budget_lines(rows: list[Row], view: View = TABLE4) -> list[str]:
     per_task: dict = {}
     common: dict = {"seed": set(), "patience": set(), "autocast": set(), "beams": set()}
     lrs: dict = {}
+    inits: dict = {}
     trained: dict = {}
     for row in rows:
         for r in row.records:
@@ -236,6 +240,9 @@ def budget_lines(rows: list[Row], view: View = TABLE4) -> list[str]:
             common["autocast"].add(train.get("autocast"))
             common["beams"].add(decode.get("num_beams"))
             lrs.setdefault(row.label, set()).add(train.get("lr"))
+            method = cfg.get("method") or {}
+            if method.get("name") in PRELAYER_METHODS:  # records before the init field: random
+                inits.setdefault(row.label, set()).add(method.get("init", "random"))
             trained.setdefault(row.label, []).append(epochs_trained(r))
     labels = {c.task: c.label.split(" ")[0] for c in view.columns}
     lines = [f"{labels[task]}: {_joined(t['train'])} training examples of its "
@@ -258,6 +265,10 @@ def budget_lines(rows: list[Row], view: View = TABLE4) -> list[str]:
                                              for k, v in by_row.items()) + ".")
     lines += trained_lines(trained)
     lines.append(f"Learning rate per row: {per_label(lrs)}.")
+    if inits:
+        lines.append(f"PreLayer's starting activations per row: {per_label(inits)} (real_tokens: "
+                     "the block inputs of real tokens; random: Li & Liang's random MLP output, "
+                     "whose step-0 loss is above a uniform guess; results/bench/prefix_init.md).")
     return lines
 
 
