@@ -61,9 +61,8 @@ def test_every_committed_record_of_a_swept_family_trained_at_its_files_lr():
     moves it out of results/ (git keeps it) so the grid runs the recipe the file states."""
     from experiments.stale import stale_records
 
-    stale = [f"{p.relative_to(REPO_ROOT)}: lr {run_lr}, file {lr}"
-             for p, run_lr, lr in stale_records(COMMITTED)]
-    assert not stale, f"records trained at an lr their experiment file no longer states: {stale}"
+    stale = [f"{p.relative_to(REPO_ROOT)}: {diff}" for p, diff in stale_records(COMMITTED)]
+    assert not stale, f"records trained at settings their experiment file no longer states: {stale}"
 
 
 def test_migration_adds_only_what_older_records_lacked():
@@ -157,18 +156,19 @@ def test_the_writer_refuses_a_record_of_the_wrong_shape(tmp_path):
 def test_stale_records_are_listed_and_moved_out_never_over_an_earlier_move(tmp_path, capsys):
     from experiments.stale import main as stale_main
 
-    def make(experiment, lr, seed):
+    def make(experiment, lr, seed, method=None):
         folder = tmp_path / "results" / "runs" / experiment / f"seed{seed}"
         folder.mkdir(parents=True)
+        method = method or compose_config(experiment)["method"]
         (folder / "record.json").write_text(json.dumps(
-            {"experiment": experiment, "config": {"train": {"lr": lr}}}))
+            {"experiment": experiment, "config": {"train": {"lr": lr}, "method": method}}))
         return folder
 
-    current = compose_lr("glue_minilm/ft_cola")
+    current = compose_config("glue_minilm/ft_cola")["train"]["lr"]
     old = make("glue_minilm/ft_cola", current * 4, 1)
     kept = make("glue_minilm/ft_cola", current, 2)
     assert stale_main(["--results", str(tmp_path / "results")]) == 0
-    assert "glue_minilm/ft_cola/seed1: trained at lr" in capsys.readouterr().out and old.exists()
+    assert "glue_minilm/ft_cola/seed1: trained with train.lr" in capsys.readouterr().out and old.exists()
     assert stale_main(["--results", str(tmp_path / "results"), "--check"]) == 1  # converge.sh
     assert stale_main(["--results", str(tmp_path / "results"), "--move-to",
                        str(tmp_path / "moved")]) == 0
@@ -180,6 +180,24 @@ def test_stale_records_are_listed_and_moved_out_never_over_an_earlier_move(tmp_p
     assert "exists" in capsys.readouterr().err
 
 
-def compose_lr(experiment: str) -> float:
+def test_a_record_made_with_method_settings_its_file_no_longer_states_is_stale(tmp_path):
+    """PreLayer's `init` came with a new default: a record without it ran the old init."""
+    from experiments.stale import stale_records
+
+    experiment = "gpt3_smollm2/sst2_gen/pre_layer"
+    config = compose_config(experiment)
+    old = {k: v for k, v in config["method"].items() if k != "init"}
+    paths = []
+    for seed, method in ((1, old), (2, config["method"])):
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        paths.append(folder / "record.json")
+        paths[-1].write_text(json.dumps({"experiment": experiment, "config": {
+            "train": {"lr": config["train"]["lr"]}, "method": method}}))
+    assert stale_records(paths) == [(paths[0], {"method.init": (None, "real_tokens")})]
+
+
+def compose_config(experiment: str) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"experiment={experiment}"]).train.lr
+        return OmegaConf.to_container(
+            compose(config_name="config", overrides=[f"experiment={experiment}"]), resolve=True)
