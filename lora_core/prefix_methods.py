@@ -50,8 +50,8 @@ class PrefixLayer(PrefixTuning):
     the same outputs. Trainable with the MLP: l·d + d·h + h + h·L·d + L·d.
 
     Init (`init`): "real_tokens" starts P at the block inputs the model computes for random
-    vocabulary tokens (`init_activations`; Li & Liang's §7 initialises with real words' activations
-    too); "random" keeps Li & Liang's default, P' ~ N(0, 1) through a fresh MLP (N(0, init_std)
+    vocabulary tokens (`init_activations`; Li & Liang also start from real words'
+    activations); "random" keeps Li & Liang's default, P' ~ N(0, 1) through a fresh MLP (N(0, init_std)
     without it), whose small vectors replace the large activations a decoder keeps at its first
     position and wreck a modern one (results/bench/prefix_init.md).
 

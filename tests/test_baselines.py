@@ -246,7 +246,6 @@ def test_prelayer_starts_as_a_prefix_of_real_tokens(family, reparam):
     with torch.no_grad():
         ref = base(input_ids=torch.cat([tokens, x], dim=1)).logits[:, L_P:]
         out = model(input_ids=x).logits
-        torch.manual_seed(0)
         random = apply_method(tiny(family), "pre_layer", prefix_length=L_P, reparam=reparam,
                               reparam_hidden=16, init="random")(input_ids=x).logits
     assert tokens.shape == (1, L_P)
@@ -255,10 +254,24 @@ def test_prelayer_starts_as_a_prefix_of_real_tokens(family, reparam):
 
 
 def test_prelayer_init_beyond_the_mlp_width_is_a_least_squares_fit():
-    """More slots than MLP features: no exact solution, the closest one, still finite."""
+    """More slots than MLP features: no exact solution, the closest one (its residual is
+    orthogonal to every feature the output layer reads: the normal equations hold)."""
+    from lora_core.families import find_blocks
+    from lora_core.prefix_methods import block_inputs
+
     model = apply_method(tiny("llama"), "pre_layer", prefix_length=12, reparam_hidden=4)
-    start = model.prefix_tuning.layer_activations()
-    assert start.shape == (L, 12, D) and torch.isfinite(start).all()
+    prefix = model.prefix_tuning
+    with torch.no_grad():
+        start = prefix.layer_activations()
+        base = tiny("llama")
+        target = block_inputs(base, find_blocks(base, FAMILIES["llama"])[1],
+                              torch.tensor(prefix.init_tokens))
+        hidden = torch.tanh(prefix.reparam[0](prefix.reparam_input))
+    features = torch.cat([hidden, torch.ones(12, 1)], dim=1).double()  # (l, h + 1)
+    residual = (start - target).transpose(0, 1).reshape(12, -1).double()  # (l, L·d)
+    assert start.shape == (L, 12, D) and residual.abs().max() > 1e-3  # not exact: 12 > 4 + 1
+    torch.testing.assert_close(features.T @ residual, torch.zeros(5, L * D, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="choose one of"):
         apply_method(tiny("llama"), "pre_layer", prefix_length=2, init="zeros")
 
