@@ -337,3 +337,28 @@ def test_a_plateau_naming_no_experiment_file_is_refused_with_the_fix():
         claim("greater", plateau={"a": "glue_minilm/lora_sst2", "b": "glue_minilm/nothing"})
     with pytest.raises(LedgerError, match=r"plateau: give \{a: EXPERIMENT, b: EXPERIMENT\}"):
         claim("greater", plateau="glue_minilm/lora_sst2")
+
+
+def test_the_summary_says_what_the_trained_comparisons_show(tmp_path):
+    """An under-trained comparison makes the claim inconclusive; the short reason also says what
+    the others show, so a reader knows whether more training alone would settle it."""
+    other_lora, other_ft = "table2_minilm/lora_mrpc", "table2_minilm/ft_mrpc"
+    for s, (a, b) in enumerate([(0.90, 0.85), (0.91, 0.86), (0.92, 0.84)], start=1):
+        write_record(tmp_path, LORA, s, [a])          # one evaluation: no plateau shown
+        write_record(tmp_path, FT, s, plateau(b))
+    seeds(tmp_path, other_lora, [0.80, 0.90, 0.85], task="mrpc")   # equal means, wide interval
+    seeds(tmp_path, other_ft, [0.84, 0.86, 0.85], task="mrpc")
+
+    def comparison(label, a, b):
+        return {"label": label, "relation": "greater", "a": {"experiment": a, "table": 2,
+                "column": label}, "b": {"experiment": b, "table": 2, "column": label}}
+    two = parse_claim({"id": "two", "statement": "s", "where": "w", "comparisons": [
+        comparison("SST-2", LORA, FT), comparison("MRPC", other_lora, other_ft)]},
+                      Path("two.yaml"))
+    result = judge(tmp_path, two)
+    assert result.verdict == INCONCLUSIVE
+    assert result.why == "under-trained (1 of 2); the other 1: 1 too wide"
+    assert result.reason.endswith("; the other 1: 1 too wide")
+    wide_only = parse_claim({"id": "w", "statement": "s", "where": "w", "comparisons": [
+        comparison("MRPC", other_lora, other_ft)]}, Path("w.yaml"))
+    assert judge(tmp_path, wide_only).why == "intervals too wide"

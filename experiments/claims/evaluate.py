@@ -56,6 +56,24 @@ class ClaimResult:
     verdict: str
     reason: str
     comparisons: list[ComparisonResult]
+    why: str = ""      # the reason in a few words, for the ledger's summary table
+
+
+_KINDS = (REPRODUCED, REFUTED, "too wide", "undecidable by their value")
+
+
+def _tally(done: list[ComparisonResult]) -> dict[str, int]:
+    """How many comparisons say what, in _KINDS' order (an inconclusive one: why)."""
+    def kind(r):
+        if r.verdict != INCONCLUSIVE:
+            return r.verdict
+        return _KINDS[3] if r.reason.startswith(CAVEAT) else _KINDS[2]
+    kinds = [kind(r) for r in done]
+    return {k: kinds.count(k) for k in _KINDS if k in kinds}
+
+
+def _words(tally: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in tally.items())
 
 
 def choose_interval(a: Evidence, b: Evidence, rules: Rules,
@@ -181,17 +199,23 @@ def evaluate_claim(claim: Claim, records: list[RunRecord], results: Path,
                            for r in done for m in r.missing})
         # comparisons share steps ("make runs && make analysis", "make analysis"): each once
         steps = dict.fromkeys(step for c in commands for step in c.split(" && "))
-        return ClaimResult(claim, NOT_RUN, "records missing; run: " + " && ".join(steps), done)
+        return ClaimResult(claim, NOT_RUN, "records missing; run: " + " && ".join(steps), done,
+                           "records missing")
     under = [r for r in done if r.gates]
     if under:
+        # what the trained comparisons say: more training alone may not settle the claim
+        rest = [r for r in done if not r.gates]
+        others = f"; the other {len(rest)}: {_words(_tally(rest))}" if rest else ""
         return ClaimResult(claim, INCONCLUSIVE, f"under-trained: {len(under)} of "
                            f"{len(done)} comparisons rest on runs that did not converge or "
                            f"did not clear the trained level (e.g. {under[0].comparison.label}"
-                           f": {under[0].reason.removeprefix('under-trained: ')})", done)
+                           f": {under[0].reason.removeprefix('under-trained: ')}){others}", done,
+                           f"under-trained ({len(under)} of {len(done)}){others}")
     if REFUTED in verdicts:
         return ClaimResult(claim, REFUTED, reasons(REFUTED), done)
     if INCONCLUSIVE in verdicts:
         wide = [r for r in done if r.verdict == INCONCLUSIVE and not r.reason.startswith(CAVEAT)]
-        return ClaimResult(claim, INCONCLUSIVE, ("intervals too wide: " if wide else f"{CAVEAT}: ")
-                           + reasons(INCONCLUSIVE), done)
+        head, tally = ("intervals too wide" if wide else CAVEAT), _tally(done)
+        return ClaimResult(claim, INCONCLUSIVE, f"{head}: {reasons(INCONCLUSIVE)}", done,
+                           f"{head} ({_words(tally)})" if len(tally) > 1 else head)
     return ClaimResult(claim, REPRODUCED, reasons(REPRODUCED), done)

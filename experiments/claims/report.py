@@ -113,7 +113,7 @@ def to_json(results_list: list[ClaimResult], rules: Rules, results: Path) -> dic
                                    for sec, c in by_section.items()},
             "claims": [{"id": r.claim.id, "statement": r.claim.statement,
                         "where": r.claim.where, "stand_in": r.claim.stand_in,
-                        "verdict": r.verdict, "reason": r.reason,
+                        "verdict": r.verdict, "reason": r.reason, "why": r.why,
                         "paper_scale": list(r.claim.paper_scale), "notes": list(r.claim.notes),
                         "source": r.claim.path.name if r.claim.path else None,
                         "section": LATER if r.claim.source else PAPER,
@@ -186,8 +186,7 @@ def to_markdown(doc: dict) -> str:
         lines += ["Summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()), "",
                   "| claim | where | ours | verdict | why |", "|---|---|---|---|---|"]
         for c in claims:
-            why = c["reason"].split(":")[0].split(";")[0] \
-                if c["verdict"] in (INCONCLUSIVE, NOT_RUN) else ""
+            why = c["why"] if c["verdict"] in (INCONCLUSIVE, NOT_RUN) else ""
             where = c["where"] if sec == PAPER else f"{c['later_work']['work']}; {c['where']}"
             lines.append(f"| [{_cell(c['statement'])}](#{c['id']}) | {_cell(where)} | "
                          f"{_cell(c['stand_in'] or 'the paper setting only')} | "
