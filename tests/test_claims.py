@@ -362,3 +362,33 @@ def test_the_summary_says_what_the_trained_comparisons_show(tmp_path):
     wide_only = parse_claim({"id": "w", "statement": "s", "where": "w", "comparisons": [
         comparison("MRPC", other_lora, other_ft)]}, Path("w.yaml"))
     assert judge(tmp_path, wide_only).why == "intervals too wide"
+
+
+def _with_stats(mean: float, sd: float, n: int) -> np.ndarray:
+    """n values with exactly this mean and sample standard deviation."""
+    z = np.linspace(-1.0, 1.0, n)
+    return mean + sd * (z - z.mean()) / z.std(ddof=1)
+
+
+def test_seeds_to_decide_projects_the_welch_interval(tmp_path):
+    """The fewest seeds a side at which Welch's interval, at the observed means and spreads,
+    would leave the boundary: checked against scipy's interval on samples with those stats."""
+    from experiments.claims.stats import seeds_to_decide
+    a, b = [90.5, 91.5, 89.75], [90.0, 89.75, 90.0]          # d = 0.67, too wide at 3 seeds
+    assert seed_mean_difference(a, b).low < 0
+    n = seeds_to_decide(a, b, "greater")
+    assert n is not None and 3 < n <= 50
+
+    def low_at(k):
+        ma, sa, mb, sb = np.mean(a), np.std(a, ddof=1), np.mean(b), np.std(b, ddof=1)
+        return sps.ttest_ind(_with_stats(ma, sa, k), _with_stats(mb, sb, k),
+                             equal_var=False).confidence_interval(0.95).low
+    assert low_at(n) > 0 > low_at(n - 1)
+    assert seeds_to_decide([0.80, 0.90, 0.85], [0.84, 0.86, 0.85], "greater") is None  # d = 0
+    assert seeds_to_decide([90.0, 90.0], [89.0, 89.0], "greater") is None   # no spread
+    # the ledger says it beside the verdict, and keeps the number in claims.json
+    seeds(tmp_path, LORA, [x / 100 for x in a])
+    seeds(tmp_path, FT, [x / 100 for x in b])
+    comp = judge(tmp_path, claim("greater")).comparisons[0]
+    assert comp.verdict == INCONCLUSIVE and comp.seeds_to_decide == n
+    assert comp.reason.endswith(f"{n} seeds a side would decide it")

@@ -28,12 +28,13 @@ from .per_example import CorpusOutputs
 from .spec import Claim, Comparison, Rules
 from .stats import (INCONCLUSIVE, NOT_RUN, REFUTED, REPRODUCED, Interval, one_sample_difference,
                     paired_bootstrap, paired_corpus_bootstrap, paired_trial_difference,
-                    seed_mean_difference, verdict_for)
+                    seed_mean_difference, seeds_to_decide, verdict_for)
 
 # An artifact may say its value cannot decide the relation: only a bound (an lr sweep whose
 # best lr sits at an end of its grid), or a probe the base model could not do (nothing to
 # forget). The comparison is then inconclusive, whatever the number gives.
 CAVEAT = "the value cannot decide it"
+MOST_SEEDS = 50     # seeds_to_decide looks no further: past it, more seeds are not the way
 
 
 @dataclass
@@ -48,6 +49,7 @@ class ComparisonResult:
     statistic_says: str | None = None      # the interval's verdict where a gate overrode it
     gates: list[str] = field(default_factory=list)   # every run or mean that failed a gate
     missing: list[MissingEvidence] = field(default_factory=list)
+    seeds_to_decide: int | None = None     # where a Welch interval is too wide (stats.seeds_to_decide)
 
 
 @dataclass
@@ -182,6 +184,13 @@ def evaluate_comparison(comp: Comparison, records: list[RunRecord], results: Pat
         result.statistic_says = says
         result.reason = f"{CAVEAT}: " + "; ".join(dict.fromkeys(caveats))
         return result
+    if says == INCONCLUSIVE and interval.method == "welch_t" and not interval.undefined:
+        # how far more seeds are from a verdict: a few, or more than a CPU budget holds
+        n = seeds_to_decide(a.values, b.values, comp.relation, margin, rules.level, MOST_SEEDS)
+        result.seeds_to_decide = n
+        why += ("; at the observed means and spreads, " +
+                (f"{n} seeds a side would decide it" if n else
+                 f"more than {MOST_SEEDS} seeds a side would be needed"))
     result.verdict, result.reason = says, why
     return result
 

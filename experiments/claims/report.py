@@ -89,7 +89,7 @@ def _comparison(r: ComparisonResult, results: Path) -> dict:
     c, iv = r.comparison, r.interval
     return {"label": c.label, "relation": c.relation, "margin": _round(r.margin),
             "verdict": r.verdict, "reason": r.reason, "statistic_says": r.statistic_says,
-            "gates": r.gates,
+            "gates": r.gates, "seeds_to_decide": r.seeds_to_decide,
             "paper": {"a": paper_value(c.paper_a, results), "b": paper_value(c.paper_b, results)},
             "a": _evidence(r.a), "b": _evidence(r.b),
             "difference": None if iv is None else {
@@ -172,7 +172,11 @@ def to_markdown(doc: dict) -> str:
              f"{doc['rules']['convergence']['min_evaluations']} evaluations and the last "
              f"{doc['rules']['convergence']['patience']} did not improve on the earlier best by "
              f"more than {doc['rules']['convergence']['tolerance']:g}; a claim resting on a run "
-             "that did not converge is inconclusive, never reproduced or refuted.", "",
+             "that did not converge is inconclusive, never reproduced or refuted. Where a "
+             "Welch interval is too wide, the ledger also says how many seeds a side would "
+             "decide it if the observed means and spreads held: a projection to plan runs by, "
+             "not a power analysis (new seeds move the means too). Seeds are extended once, "
+             "declared before the new ones run, never until a verdict appears.", "",
              "Summary: " + ", ".join(f"{n} {v}" for v, n in doc["summary"].items())]
     for sec in (PAPER, LATER):
         claims = [c for c in doc["claims"] if c.get("section", PAPER) == sec]

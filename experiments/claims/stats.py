@@ -1,7 +1,6 @@
 """The ledger's statistics: a 95% interval for a difference d = a − b, and the rule that turns an
 interval into a verdict. Owns `seed_mean_difference`, `paired_trial_difference`, `paired_bootstrap`,
-`paired_corpus_bootstrap`
-and `verdict_for`."""
+`paired_corpus_bootstrap`, `verdict_for` and `seeds_to_decide`."""
 from __future__ import annotations
 
 # Several seeds a side: Welch's t interval for mean(a) − mean(b) (seeds are independent runs,
@@ -168,3 +167,24 @@ def verdict_for(relation: str, interval: Interval, margin: float = 0.0) -> tuple
     if bad:
         return REFUTED, f"d = {interval.difference:.3g} {span}: {relation} fails"
     return INCONCLUSIVE, why
+
+
+def seeds_to_decide(a, b, relation: str, margin: float = 0.0, level: float = 0.95,
+                    most: int = 50) -> int | None:
+    """The fewest seeds a side (more than now) at which Welch's interval would decide
+    `a RELATION b` if the observed means and spreads held: with n a side,
+    d ± t(df) · sqrt((s_a² + s_b²) / n), df = (n − 1)(s_a² + s_b²)² / (s_a⁴ + s_b⁴).
+    A projection to plan runs by, not a power analysis (new seeds move the means too); None
+    when more than `most` would be needed or the values have no spread."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = float(a.mean() - b.mean())
+    va, vb = float(a.var(ddof=1)), float(b.var(ddof=1))
+    if _flat(a) and _flat(b):
+        return None
+    for n in range(max(a.size, b.size) + 1, most + 1):
+        df = (n - 1) * (va + vb) ** 2 / (va ** 2 + vb ** 2)
+        half = float(stats.t.ppf((1 + level) / 2, df)) * np.sqrt((va + vb) / n)
+        projected = Interval(d, d - half, d + half, "welch_t", n, n, level)
+        if verdict_for(relation, projected, margin)[0] != INCONCLUSIVE:
+            return n
+    return None
