@@ -61,7 +61,8 @@ class ClaimResult:
     why: str = ""      # the reason in a few words, for the ledger's summary table
 
 
-_KINDS = (REPRODUCED, REFUTED, "too wide", "undecidable by their value")
+TOO_WIDE, UNDECIDABLE = "too wide", "undecidable by their value"   # why one is inconclusive
+_KINDS = (REPRODUCED, REFUTED, TOO_WIDE, UNDECIDABLE)
 
 
 def _tally(done: list[ComparisonResult]) -> dict[str, int]:
@@ -69,7 +70,7 @@ def _tally(done: list[ComparisonResult]) -> dict[str, int]:
     def kind(r):
         if r.verdict != INCONCLUSIVE:
             return r.verdict
-        return _KINDS[3] if r.reason.startswith(CAVEAT) else _KINDS[2]
+        return UNDECIDABLE if r.reason.startswith(CAVEAT) else TOO_WIDE
     kinds = [kind(r) for r in done]
     return {k: kinds.count(k) for k in _KINDS if k in kinds}
 
